@@ -1,0 +1,43 @@
+"""``manage.py api create -p TENANT --identifier AUD --name NAME``."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apis.choices import SigningAlgorithm
+from apis.services import api_create
+from tenant.management.commands.tenant import get_tenant, validation_message
+
+
+class Command(BaseCommand):
+    help = "Create APIs (resource servers)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help="Create an API with its scopes.")
+        create.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        create.add_argument("--identifier", required=True, help="The audience.")
+        create.add_argument("--name", required=True)
+        create.add_argument("--scope", action="append", default=[], help="Repeat for each scope.")
+        create.add_argument(
+            "--signing-alg", choices=SigningAlgorithm.values, default=SigningAlgorithm.RS256
+        )
+        create.add_argument("--token-lifetime", type=int, default=86_400)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = get_tenant(options["tenant"])
+        try:
+            api, secret = api_create(
+                tenant=tenant,
+                name=options["name"],
+                identifier=options["identifier"],
+                scopes=options["scope"],
+                signing_alg=options["signing_alg"],
+                token_lifetime=options["token_lifetime"],
+            )
+        except ValidationError as error:
+            raise CommandError(validation_message(error)) from None
+        self.stdout.write(f"Created API {api.identifier} ({api.signing_alg})")
+        if secret:
+            self.stdout.write(f"Signing secret (shown once): {secret}")

@@ -1,0 +1,125 @@
+"""``POST {issuer}oauth/token``: the token endpoint (SPEC §3)."""
+
+import logging
+from typing import Any, cast
+
+from django.conf import settings
+from django.http import Http404, QueryDict
+from oauthlib.oauth2.rfc6749 import errors
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from clients.models import Client
+from clients.tokens import authenticate_client, granted_scopes, require_params, sign_access_token
+from tenant.resolution import tenant_for_request
+
+logger = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    """Token requests per authenticated client, shared through the cache."""
+
+    scope = "token"
+
+    def get_rate(self) -> str | None:
+        return settings.TESSERA_TOKEN_RATE_LIMIT or None
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        client: Client = view.client
+        return f"throttle:token:{client.pk}"
+
+
+def request_params(request: Request) -> dict[str, str]:
+    """The body's parameters as strings; each may appear once (RFC 6749 §3.2)."""
+    data = request.data
+    if isinstance(data, QueryDict):
+        repeated = [key for key in data if len(data.getlist(key)) > 1]
+        if repeated:
+            raise errors.InvalidRequestError(f"Parameter repeated: {repeated[0]}")
+        return cast(dict[str, str], data.dict())
+    if not isinstance(data, dict):
+        raise errors.InvalidRequestError("The request body must be an object.")
+    if any(not isinstance(value, str) for value in data.values()):
+        raise errors.InvalidRequestError("Every parameter must be a string.")
+    return cast(dict[str, str], data)
+
+
+def oauth_error_response(exc: errors.OAuth2Error, **headers: str) -> Response:
+    body = {"error": exc.error, "error_description": exc.description}
+    return Response(body, status=exc.status_code, headers={**NO_STORE, **headers})
+
+
+class TokenView(APIView):
+    """Client Credentials grant. Errors are always RFC 6749 §5.2 JSON."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    client: Client
+
+    def post(self, request: Request, tenant_slug: str | None = None) -> Response:
+        tenant = tenant_for_request(request, tenant_slug)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.TESSERA_TOKEN_MAX_BODY_BYTES:
+            raise errors.InvalidRequestError("Request body too large.", status_code=413)
+        params = request_params(request)
+        authorization = request.META.get("HTTP_AUTHORIZATION")
+        require_params(params, authorization)
+
+        self.client = authenticate_client(tenant=tenant, params=params, authorization=authorization)
+        throttle = ClientRateThrottle()
+        if not throttle.allow_request(request, self):
+            raise exceptions.Throttled(throttle.wait())
+
+        api, scope = granted_scopes(
+            tenant=tenant,
+            client=self.client,
+            audience=params["audience"],
+            requested=params.get("scope"),
+        )
+        token = sign_access_token(tenant=tenant, client=self.client, api=api, scope=scope)
+        body = {
+            "access_token": token.access_token,
+            "token_type": "Bearer",
+            "expires_in": token.expires_in,
+        }
+        if token.scope:
+            body["scope"] = " ".join(token.scope)
+        return Response(body, headers=NO_STORE)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, errors.InvalidClientError):
+            authorization = self.request.META.get("HTTP_AUTHORIZATION", "")
+            if authorization.startswith("Basic "):
+                return oauth_error_response(exc, **{"WWW-Authenticate": 'Basic realm="oauth"'})
+            return oauth_error_response(exc)
+        if isinstance(exc, errors.OAuth2Error):
+            return oauth_error_response(exc)
+        if isinstance(exc, exceptions.Throttled):
+            error = errors.OAuth2Error("Too many requests.", status_code=429)
+            error.error = "too_many_requests"
+            return oauth_error_response(
+                error, **{"Retry-After": str(int(getattr(exc, "wait", None) or 1))}
+            )
+        if isinstance(exc, exceptions.UnsupportedMediaType):
+            return oauth_error_response(
+                errors.InvalidRequestError(
+                    "Unsupported content type: use application/json or "
+                    "application/x-www-form-urlencoded."
+                )
+            )
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            error = errors.InvalidRequestError(
+                f"Method {self.request.method} not allowed.", status_code=405
+            )
+            return oauth_error_response(error, Allow="POST, OPTIONS")
+        if isinstance(exc, exceptions.ParseError):
+            return oauth_error_response(errors.InvalidRequestError("Malformed request body."))
+        if isinstance(exc, Http404):
+            raise exc  # IssuerJsonErrorsMiddleware renders the JSON 404
+        logger.exception("Token request failed")
+        return oauth_error_response(errors.ServerError("Internal server error.", status_code=500))

@@ -1,0 +1,73 @@
+"""``manage.py demo``: the tenant `make run` serves (idempotent).
+
+Secrets are stored hashed, so to print working credentials every run gives
+the demo admin a new password and the demo client a new secret.
+"""
+
+import os
+import secrets
+import shlex
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from apis.models import Api
+from apis.services import api_create
+from clients.models import Client
+from clients.services import client_create, client_grant_create, client_rotate_secret
+from tenant.models import Tenant
+from tenant.services import tenant_add_member, tenant_create
+
+SLUG = "demo"
+AUDIENCE = "https://api.demo.test/"
+CLIENT_NAME = "Demo service"
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo tenant and print how to use it."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = Tenant.objects.filter(slug=SLUG).first() or tenant_create(slug=SLUG, name="Demo")
+        api = Api.objects.filter(tenant=tenant, identifier=AUDIENCE).first()
+        if api is None:
+            api, _ = api_create(
+                tenant=tenant,
+                name="Demo API",
+                identifier=AUDIENCE,
+                scopes=[("read:data", "Read data"), ("write:data", "Write data")],
+            )
+        client = Client.objects.filter(tenant=tenant, name=CLIENT_NAME).first()
+        if client is None:
+            client, secret = client_create(tenant=tenant, name=CLIENT_NAME)
+            client_grant_create(client=client, api=api, scopes=["read:data"])
+        else:
+            secret = client_rotate_secret(client=client)
+
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+        tenant_add_member(tenant=tenant, user=user)
+
+        port = os.environ.get("PORT", "8000")
+        body = (
+            f'{{"client_id":"{client.client_id}","client_secret":"{secret}",'
+            f'"audience":"{AUDIENCE}","grant_type":"client_credentials"}}'
+        )
+        self.stdout.write(
+            f"\nTessera demo tenant '{tenant.slug}' (issuer {tenant.issuer})\n\n"
+            f"  Dashboard:     http://127.0.0.1:{port}/admin/\n"
+            f"  Admin login:   admin / {password}\n"
+            f"  client_id:     {client.client_id}\n"
+            f"  client_secret: {secret}\n"
+            f"  JWKS:          {tenant.issuer}.well-known/jwks.json\n\n"
+            f"Get a token:\n\n"
+            f"  curl --request POST --url '{tenant.issuer}oauth/token' \\\n"
+            f"    --header 'content-type: application/json' \\\n"
+            f"    --data {shlex.quote(body)}\n"
+        )

@@ -1,0 +1,129 @@
+"""Tenancy: tenants, who administers them, and their signing keys."""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+# Paths at the root of the site that a tenant slug would shadow.
+RESERVED_SLUGS = frozenset({"admin", "static", "api", "oauth", "well-known", "health"})
+
+validate_slug = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    "Use 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
+)
+validate_domain = RegexValidator(
+    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$",
+    "Enter a lowercase host name such as auth.example.com, without scheme or port.",
+)
+
+MAX_HOOK_TIMEOUT_MS = 20_000
+
+
+class Tenant(models.Model):
+    """An isolated space with its own issuer, keys, APIs, clients and hooks.
+
+    The issuer is ``{PUBLIC_URL}/{slug}/``, or ``https://{domain}/`` when the
+    tenant is served on a domain of its own (resolved from the Host header).
+    """
+
+    slug = models.SlugField(max_length=63, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=200)
+    domain = models.CharField(
+        max_length=253, unique=True, null=True, blank=True, validators=[validate_domain]
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="TenantMembership", related_name="tenants", blank=True
+    )
+    hook_timeout_ms = models.PositiveIntegerField(
+        default=5_000,
+        validators=[MinValueValidator(100), MaxValueValidator(MAX_HOOK_TIMEOUT_MS)],
+        help_text="Wall-clock limit for one hook run, in milliseconds (at most 20000).",
+    )
+    hook_memory_mb = models.PositiveIntegerField(
+        default=128,
+        validators=[MinValueValidator(16), MaxValueValidator(512)],
+        help_text="Heap limit for one hook, in MiB.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hook_timeout_ms__gte=100, hook_timeout_ms__lte=MAX_HOOK_TIMEOUT_MS),
+                name="%(app_label)s_%(class)s_hook_timeout_range",
+                violation_error_message="The hook timeout must be between 100 and 20000 ms.",
+            ),
+            models.CheckConstraint(
+                condition=Q(hook_memory_mb__gte=16, hook_memory_mb__lte=512),
+                name="%(app_label)s_%(class)s_hook_memory_range",
+                violation_error_message="The hook memory limit must be between 16 and 512 MiB.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(slug__in=sorted(RESERVED_SLUGS)),
+                name="%(app_label)s_%(class)s_slug_not_reserved",
+                violation_error_message="This slug is reserved.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` of this tenant's tokens, always with a trailing slash."""
+        if self.domain:
+            return f"{settings.TENANT_DOMAIN_SCHEME}://{self.domain}/"
+        return f"{settings.PUBLIC_URL}/{self.slug}/"
+
+
+class TenantMembership(models.Model):
+    """Makes a dashboard user an administrator of one tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user"],
+                name="%(app_label)s_%(class)s_unique_member",
+                violation_error_message="This user is already a member of the tenant.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant}"
+
+
+class SigningKey(models.Model):
+    """An RSA key pair that signs a tenant's RS256 tokens (RFC 7517 for the JWK).
+
+    Exactly one key per tenant is active (``retired_at`` is null); retired keys
+    stay published in the JWKS until every token they signed has expired.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
+    kid = models.CharField(max_length=64, unique=True)
+    private_key_encrypted = models.TextField(help_text="PKCS#8 PEM, encrypted with the KEK.")
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(retired_at__isnull=True),
+                name="%(app_label)s_%(class)s_one_active_per_tenant",
+                violation_error_message="A tenant has exactly one active signing key.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.kid

@@ -1,0 +1,56 @@
+"""Reads for tenants and their keys."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.db.models import Q
+from django.utils import timezone
+
+from apis.models import MAX_TOKEN_LIFETIME
+from tenant.crypto import decrypt
+from tenant.models import SigningKey, Tenant
+
+
+@dataclass(frozen=True)
+class LoadedSigningKey:
+    kid: str
+    private_key: RSAPrivateKey
+
+
+# Parsing a PEM costs ~50 ms; a kid never changes its key, so parse each once.
+_loaded_keys: dict[str, RSAPrivateKey] = {}
+
+
+def tenant_get(*, slug: str) -> Tenant:
+    """The tenant with ``slug``; raises ``Tenant.DoesNotExist``."""
+    return Tenant.objects.get(slug=slug)
+
+
+def tenant_for_domain(*, host: str) -> Tenant | None:
+    """The tenant served on ``host`` (no port), if any."""
+    return Tenant.objects.filter(domain=host.lower()).first()
+
+
+def signing_key_active(*, tenant: Tenant) -> LoadedSigningKey:
+    """The tenant's current RS256 signing key, parsed once per process."""
+    kid, encrypted = SigningKey.objects.filter(tenant=tenant, retired_at__isnull=True).values_list(
+        "kid", "private_key_encrypted"
+    )[0]
+    if kid not in _loaded_keys:
+        key = load_pem_private_key(decrypt(encrypted).encode(), password=None)
+        assert isinstance(key, RSAPrivateKey)
+        _loaded_keys[kid] = key
+    return LoadedSigningKey(kid=kid, private_key=_loaded_keys[kid])
+
+
+def tenant_jwks(*, tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
+    """The tenant's JWK Set: the active key and keys retired too recently for
+    every token they signed to have expired (tokens live at most 30 days)."""
+    cutoff = timezone.now() - timedelta(seconds=MAX_TOKEN_LIFETIME)
+    keys = SigningKey.objects.filter(tenant=tenant).filter(
+        Q(retired_at__isnull=True) | Q(retired_at__gt=cutoff)
+    )
+    return {"keys": [key.public_jwk for key in keys]}
