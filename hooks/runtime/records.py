@@ -1,0 +1,49 @@
+"""The values that cross the runtime's interface: limits in, results out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run limits. Callers derive them from tenant settings."""
+
+    timeout_ms: int = 5000  # wall clock, enforced by the parent; callers cap at 20000
+    memory_mb: int = 128  # V8 heap hard limit
+    max_script_bytes: int = 100_000
+    max_result_bytes: int = 100_000  # JSON of the value passed to cb
+    max_log_bytes: int = 16_384  # console output kept; the rest is cut and marked
+    max_storage_bytes: int = 500_000
+
+
+@dataclass(frozen=True)
+class StorageSnapshot:
+    """The hook's persistent storage as the caller loaded it."""
+
+    data: Any
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class StorageWrite:
+    """A ``storage.set`` the hook made; the caller persists it.
+
+    Unless ``force`` is set, the caller must refuse the write when the stored
+    etag no longer equals ``base_etag`` (someone else wrote in between).
+    """
+
+    data: Any
+    force: bool
+    base_etag: str | None
+
+
+@dataclass
+class RunResult:
+    """A successful run."""
+
+    value: Any  # JSON-decoded value given to cb (or returned by an async hook); None for none
+    console: str  # captured console output, bounded by Limits.max_log_bytes
+    duration_ms: float  # measured by the parent, request sent to reply read
+    storage_write: StorageWrite | None
