@@ -24,10 +24,6 @@ from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 
 GRANT_TYPE = "client_credentials"
-# Claims the server sets; nothing a hook returns may replace them.
-RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "exp", "iat", "nbf", "azp", "gty", "jti", "scope"}
-)
 
 
 @dataclass(frozen=True)
@@ -131,7 +127,8 @@ def sign_access_token(
     scope: list[str],
     extra_claims: Mapping[str, Any] | None = None,
 ) -> IssuedToken:
-    """Sign the access token: standard claims, then the hook's filtered claims."""
+    """Sign the access token: the hook's filtered claims, under the standard
+    claims (which always win)."""
     now = int(time.time())
     claims: dict[str, Any] = dict(extra_claims or {})
     claims.update(

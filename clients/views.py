@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from clients.models import Client
 from clients.tokens import authenticate_client, granted_scopes, require_params, sign_access_token
+from hooks.pipeline import credentials_exchange
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,22 @@ class TokenView(APIView):
             audience=params["audience"],
             requested=params.get("scope"),
         )
-        token = sign_access_token(tenant=tenant, client=self.client, api=api, scope=scope)
+        hooked = credentials_exchange(
+            tenant=tenant,
+            client=self.client,
+            api=api,
+            scope=scope,
+            params=params,
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        token = sign_access_token(
+            tenant=tenant,
+            client=self.client,
+            api=api,
+            scope=hooked.scope,
+            extra_claims=hooked.claims,
+        )
         body = {
             "access_token": token.access_token,
             "token_type": "Bearer",

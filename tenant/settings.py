@@ -161,6 +161,17 @@ TESSERA_TOKEN_RATE_LIMIT = os.environ.get("TESSERA_TOKEN_RATE_LIMIT", "100/s")
 # Token request bodies are a handful of short fields.
 TESSERA_TOKEN_MAX_BODY_BYTES = 16_384
 
+# Hooks (SPEC §4). Per-tenant time and memory limits live on the Tenant.
+TESSERA_HOOK_MAX_SCRIPT_BYTES = 100_000
+# Namespaced claims may not use these hosts (nor their subdomains); the
+# deployment's PUBLIC_URL host and each tenant's own domain are added.
+TESSERA_RESERVED_CLAIM_DOMAINS = env_list(
+    "TESSERA_RESERVED_CLAIM_DOMAINS", "auth0.com,webtask.io,webtask.run"
+)
+# Token requests log hook runs from a background thread; tests write at once.
+TESSERA_HOOK_RUN_LOG_ASYNC = env_bool("TESSERA_HOOK_RUN_LOG_ASYNC", True)
+TESSERA_HOOK_RUN_RETENTION_DAYS = int(os.environ.get("TESSERA_HOOK_RUN_RETENTION_DAYS", "7"))
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -13,6 +13,11 @@ def _fast_user_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
+def _synchronous_run_log(settings):
+    settings.TESSERA_HOOK_RUN_LOG_ASYNC = False
+
+
+@pytest.fixture(autouse=True)
 def _empty_cache():
     cache.clear()
     yield

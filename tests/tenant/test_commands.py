@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from apis.models import Api
 from clients.models import Client, ClientGrant
+from hooks.models import Hook
 from tenant.models import SigningKey, Tenant
 
 pytestmark = pytest.mark.django_db
@@ -214,3 +215,4 @@ def test_demo_is_idempotent_and_prints_working_curl():
     assert Client.objects.filter(tenant__slug="demo").count() == 1
     assert "curl --request POST --url 'http://127.0.0.1:8000/demo/oauth/token'" in second
     assert first != second  # a fresh secret each run, since only its hash is stored
+    assert Hook.objects.get(tenant__slug="demo").enabled

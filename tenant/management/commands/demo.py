@@ -17,12 +17,23 @@ from apis.models import Api
 from apis.services import api_create
 from clients.models import Client
 from clients.services import client_create, client_grant_create, client_rotate_secret
+from hooks.models import Hook
+from hooks.services import hook_create
 from tenant.models import Tenant
 from tenant.services import tenant_add_member, tenant_create
 
 SLUG = "demo"
 AUDIENCE = "https://api.demo.test/"
 CLIENT_NAME = "Demo service"
+# The hook of Auth0's "Rules with Client Credentials Grants" docs.
+SEED_HOOK = """module.exports = function(client, scope, audience, context, cb) {
+  var access_token = {};
+  access_token['https://foo.com/claim'] = 'bar';
+  access_token.scope = scope;
+  access_token.scope.push('extra');
+  cb(null, access_token);
+};
+"""
 
 
 class Command(BaseCommand):
@@ -46,6 +57,9 @@ class Command(BaseCommand):
         else:
             secret = client_rotate_secret(client=client)
 
+        if not Hook.objects.filter(tenant=tenant).exists():
+            hook_create(tenant=tenant, name="add-claim", script=SEED_HOOK, enabled=True)
+
         password = secrets.token_urlsafe(12)
         user, _ = get_user_model().objects.get_or_create(
             username="admin", defaults={"is_staff": True, "is_superuser": True}
@@ -65,7 +79,8 @@ class Command(BaseCommand):
             f"  Admin login:   admin / {password}\n"
             f"  client_id:     {client.client_id}\n"
             f"  client_secret: {secret}\n"
-            f"  JWKS:          {tenant.issuer}.well-known/jwks.json\n\n"
+            f"  JWKS:          {tenant.issuer}.well-known/jwks.json\n"
+            f"  Enabled hook:  add-claim (adds https://foo.com/claim and the scope extra)\n\n"
             f"Get a token:\n\n"
             f"  curl --request POST --url '{tenant.issuer}oauth/token' \\\n"
             f"    --header 'content-type: application/json' \\\n"

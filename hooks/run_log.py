@@ -1,0 +1,113 @@
+"""Recording hook runs without holding up the token response.
+
+Token requests hand their run record to a per-process writer thread that
+inserts in batches; the dashboard's test runs and the tests write at once
+(``TESSERA_HOOK_RUN_LOG_ASYNC = False``). Runs older than the retention are
+pruned by the writer now and then, and by ``manage.py hooks prune-runs``.
+"""
+
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from hooks.models import HookRun
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+PRUNE_EVERY_BATCHES = 500
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    tenant_id: int
+    hook_id: int | None
+    hook_version: int | None
+    source: str
+    started_at: datetime
+    duration_ms: float
+    outcome: str
+    console: str
+    error: str
+
+
+def _write(records: list[RunRecord]) -> None:
+    HookRun.objects.bulk_create([HookRun(**record.__dict__) for record in records])
+
+
+def prune_runs(*, now: datetime | None = None) -> int:
+    """Delete runs older than ``TESSERA_HOOK_RUN_RETENTION_DAYS``; returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TESSERA_HOOK_RUN_RETENTION_DAYS)
+    deleted, _ = HookRun.objects.filter(started_at__lt=cutoff).delete()
+    return deleted
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.queue: queue.Queue[RunRecord] = queue.Queue(maxsize=10_000)
+        self.pid = os.getpid()
+        self.batches = 0
+        self.thread = threading.Thread(target=self._loop, name="hook-run-log", daemon=True)
+        self.thread.start()
+
+    def put(self, record: RunRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:  # the database is far behind: shed logs, never tokens
+            logger.warning("Hook run log queue full; dropping a run record")
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < BATCH_SIZE:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                close_old_connections()
+                _write(batch)
+                self.batches += 1
+                if self.batches % PRUNE_EVERY_BATCHES == 0:
+                    prune_runs()
+            except Exception:
+                logger.exception("Could not record %d hook runs", len(batch))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    def flush(self) -> None:
+        self.queue.join()
+
+
+_writer: _Writer | None = None
+_writer_lock = threading.Lock()
+
+
+def _get_writer() -> _Writer:
+    global _writer
+    with _writer_lock:
+        if _writer is None or _writer.pid != os.getpid():  # new after a fork
+            _writer = _Writer()
+        return _writer
+
+
+def record_run(record: RunRecord, *, now: bool = False) -> None:
+    """Record a run: in the background unless ``now`` or async logging is off."""
+    if now or not settings.TESSERA_HOOK_RUN_LOG_ASYNC:
+        _write([record])
+    else:
+        _get_writer().put(record)
+
+
+def flush() -> None:
+    """Wait until every run handed to the writer is in the database."""
+    if _writer is not None and _writer.pid == os.getpid():
+        _writer.flush()

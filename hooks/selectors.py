@@ -1,0 +1,71 @@
+"""Reads for hooks."""
+
+import hashlib
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from hooks import runtime
+from hooks.models import Hook, HookRun, HookStorage
+from tenant.crypto import decrypt
+from tenant.models import Tenant
+
+
+@dataclass(frozen=True)
+class RunnableHook:
+    """What running a saved hook needs, detached from the ORM."""
+
+    id: int
+    name: str
+    version: int
+    script: str
+    script_key: str
+    secrets: dict[str, str]
+    storage: runtime.StorageSnapshot
+
+
+def script_key(script: str) -> str:
+    """The runtime's warm-context key: equal scripts share a compiled module."""
+    return hashlib.sha256(script.encode()).hexdigest()
+
+
+def hook_get(*, tenant: Tenant, name: str) -> Hook:
+    """The tenant's hook called ``name``; raises ``Hook.DoesNotExist``."""
+    return Hook.objects.get(tenant=tenant, name=name)
+
+
+def hook_list(*, tenant: Tenant) -> QuerySet[Hook]:
+    """The tenant's hooks, by extensibility point and name."""
+    return Hook.objects.filter(tenant=tenant).order_by("trigger_id", "name")
+
+
+def hook_secrets(*, hook: Hook) -> dict[str, str]:
+    return {s.name: decrypt(s.value_encrypted) for s in hook.secrets.all()}
+
+
+def hook_storage(*, hook: Hook) -> runtime.StorageSnapshot:
+    row = HookStorage.objects.filter(hook=hook).values_list("data", "etag").first()
+    data, etag = row if row else (None, 0)
+    return runtime.StorageSnapshot(data=data, etag=str(etag))
+
+
+def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
+    """The tenant's enabled hook for the point, ready to run, or None."""
+    hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
+    if hook is None:
+        return None
+    return RunnableHook(
+        id=hook.pk,
+        name=hook.name,
+        version=hook.version,
+        script=hook.script,
+        script_key=script_key(hook.script),
+        secrets=hook_secrets(hook=hook),
+        storage=hook_storage(hook=hook),
+    )
+
+
+def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:
+    """The tenant's runs, newest first, optionally of one hook."""
+    runs = HookRun.objects.filter(tenant=tenant).select_related("hook")
+    return runs.filter(hook=hook) if hook is not None else runs
