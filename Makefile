@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint bench venv
+.PHONY: run test lint bench venv browser
 
 venv: $(VENV)/.installed
 
@@ -20,7 +20,14 @@ run: venv
 	PORT=$(PORT) $(PY) manage.py demo
 	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
-test: venv
+# Browser tests drive Debian's Chromium (Playwright cannot download one here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

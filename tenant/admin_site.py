@@ -1,9 +1,80 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+
+from tenant.models import Tenant
+
+CURRENT_TENANT_SESSION_KEY = "tessera_tenant"
 
 
 class TesseraAdminSite(admin.AdminSite):
-    """The Tessera dashboard."""
+    """The Tessera dashboard: Django admin with a landing page per tenant and
+    a tenant switcher in the header."""
 
     site_header = "Tessera"
     site_title = "Tessera"
     index_title = "Dashboard"
+    index_template = "admin/tessera_index.html"
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        urls: list[URLResolver | URLPattern] = [
+            path("t/<slug:slug>/", self.admin_view(self.tenant_landing), name="tenant_landing"),
+        ]
+        return urls + super().get_urls()
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        from tenant.admin import user_tenants
+
+        context = super().each_context(request)
+        if request.user.is_authenticated and request.user.is_staff:
+            tenants = list(user_tenants(request)[:200])
+            current = request.session.get(CURRENT_TENANT_SESSION_KEY)
+            context["tessera_tenants"] = tenants
+            context["tessera_current_tenant"] = next(
+                (t for t in tenants if t.slug == current), None
+            )
+        return context
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        from tenant.admin import user_tenants
+
+        extra_context = {**(extra_context or {}), "tenants_overview": user_tenants(request)[:50]}
+        return super().index(request, extra_context)
+
+    def tenant_landing(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """One tenant at a glance: APIs, clients, hooks and recent runs."""
+        from apis.models import Api
+        from clients.models import Client
+        from hooks.choices import RunOutcome
+        from hooks.models import Hook
+        from hooks.selectors import hook_runs
+        from tenant.admin import user_tenants
+
+        tenant = user_tenants(request).filter(slug=slug).first()
+        if tenant is None:
+            raise Http404("No such tenant.")
+        request.session[CURRENT_TENANT_SESSION_KEY] = tenant.slug
+        runs = hook_runs(tenant=tenant)
+        context = {
+            **self.each_context(request),
+            "title": tenant.name,
+            "tenant": tenant,
+            "apis": Api.objects.filter(tenant=tenant).prefetch_related("scopes")[:50],
+            "clients": Client.objects.filter(tenant=tenant).prefetch_related("grants__api")[:50],
+            "hooks": Hook.objects.filter(tenant=tenant).order_by("trigger_id", "-enabled", "name"),
+            "recent_runs": runs[:10],
+            "recent_errors": runs.exclude(outcome=RunOutcome.OK)[:10],
+        }
+        context["tessera_current_tenant"] = tenant
+        return TemplateResponse(request, "admin/tenant_landing.html", context)
+
+
+def current_tenant(request: HttpRequest) -> Tenant | None:
+    """The tenant last opened in the switcher, if the user still administers it."""
+    from tenant.admin import user_tenants
+
+    slug = request.session.get(CURRENT_TENANT_SESSION_KEY)
+    return user_tenants(request).filter(slug=slug).first() if slug else None

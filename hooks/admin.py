@@ -1,0 +1,238 @@
+"""Hooks: a list grouped by extensibility point with enable/disable actions,
+and the hook page (editor, Run panel, secrets, versions, live run log)."""
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.utils.safestring import mark_safe
+
+from hooks import views
+from hooks.forms import HookAddForm, HookScriptForm, HookSecretForm, payload_editor
+from hooks.models import Hook
+from hooks.points import POINTS
+from hooks.services import (
+    HookConflict,
+    hook_create,
+    hook_delete,
+    hook_disable,
+    hook_enable,
+    hook_save_script,
+)
+from tenant.admin import TenantScopedAdmin, user_tenants
+from tenant.admin_site import current_tenant
+
+HookView = Callable[..., HttpResponse]
+
+
+@admin.register(Hook)
+class HookAdmin(TenantScopedAdmin):
+    list_display = ["trigger_id", "enabled_marker", "name", "version", "updated_at"]
+    list_display_links = ["name"]
+    list_filter = ["trigger_id", "enabled"]
+    search_fields = ["name"]
+    ordering = ["tenant__slug", "trigger_id", "-enabled", "name"]
+    actions = ["enable_hooks", "disable_hooks"]
+    change_form_template = "admin/hooks/hook/change_form.html"
+    change_list_template = "admin/hooks/hook/change_list.html"
+
+    class Media:
+        css = {"all": ["tessera/hooks.css"]}
+
+    # --- forms -------------------------------------------------------------
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kwargs["form"] = HookScriptForm if obj is not None else HookAddForm
+        kwargs["fields"] = None
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["tenant", "name", "trigger_id", "script"]
+        return ["script", "base_version"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return []
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        tenant = current_tenant(request)
+        if tenant is not None and "tenant" not in initial:
+            initial["tenant"] = str(tenant.pk)
+        return initial
+
+    def save_model(self, request: HttpRequest, obj: Hook, form: Any, change: bool) -> None:
+        if not change:
+            created = hook_create(
+                tenant=obj.tenant,
+                name=obj.name,
+                script=obj.script,
+                trigger_id=obj.trigger_id,
+                enabled=None,  # the first hook for a point starts enabled
+                user=views.acting_user(request),
+            )
+            obj.pk, obj.enabled, obj.version = created.pk, created.enabled, created.version
+            if created.enabled:
+                messages.info(request, f"{created.name} is the first hook for its point: enabled.")
+            return
+        if "script" not in form.changed_data:
+            return
+        try:
+            hook_save_script(
+                hook=obj,
+                script=form.cleaned_data["script"],
+                base_version=form.cleaned_data["base_version"],
+                user=views.acting_user(request),
+            )
+        except (HookConflict, ValidationError) as error:
+            # Lost a race after the form's own checks passed; nothing was saved.
+            messages.error(request, " ".join(error.messages))
+
+    def delete_model(self, request: HttpRequest, obj: Hook) -> None:
+        hook_delete(hook=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset:
+            hook_delete(hook=hook)
+
+    # --- list --------------------------------------------------------------
+
+    @admin.display(description="Status", ordering="enabled")
+    def enabled_marker(self, hook: Hook) -> str:
+        if hook.enabled:
+            return mark_safe('<span class="tessera-badge tessera-on">● enabled</span>')
+        return mark_safe('<span class="tessera-badge">disabled</span>')
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        groups: list[dict[str, Any]] = []
+        hooks = (
+            self.get_queryset(request)
+            .select_related("tenant")
+            .order_by("tenant__slug", "trigger_id", "-enabled", "name")
+        )
+        for hook in hooks[:500]:
+            key = (hook.tenant, hook.get_trigger_id_display())
+            if not groups or groups[-1]["key"] != key:
+                groups.append({"key": key, "tenant": hook.tenant, "point": key[1], "hooks": []})
+            groups[-1]["hooks"].append(hook)
+        context = {
+            **(extra_context or {}),
+            "hook_groups": groups,
+            "show_tenant": user_tenants(request)[:2].count() > 1,
+        }
+        return super().changelist_view(request, context)
+
+    @admin.action(description="Enable selected hook (disables the other for its point)")
+    def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        points = list(queryset.values_list("tenant_id", "trigger_id"))
+        if len(points) != len(set(points)):
+            self.message_user(
+                request,
+                "Only one hook per extensibility point can be enabled; select one.",
+                messages.ERROR,
+            )
+            return
+        for hook in queryset.select_related("tenant"):
+            previous = hook_enable(hook=hook)
+            self.log_change(request, hook, "Enabled.")
+            self.message_user(request, views.enable_message(hook, previous), messages.SUCCESS)
+
+    @admin.action(description="Disable selected hooks")
+    def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset.select_related("tenant"):
+            hook_disable(hook=hook)
+            self.log_change(request, hook, "Disabled.")
+            self.message_user(request, f"Disabled {hook.name}.", messages.SUCCESS)
+
+    # --- hook page -----------------------------------------------------------
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        hook = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if hook is not None:
+            point = POINTS[hook.trigger_id]
+            payload_widget = payload_editor()
+            context.update(
+                {
+                    "hook": hook,
+                    "can_run": request.user.has_perm(views.RUN_PERMISSION),
+                    "payload_editor": payload_widget.render(
+                        "payload",
+                        json.dumps(point.sample_payload, indent=2),
+                        {"id": "id_payload"},
+                    ),
+                    "secrets": hook.secrets.all(),
+                    "secret_form": HookSecretForm(),
+                    "versions": hook.versions.select_related("created_by")[:50],
+                }
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        def hook_view(view: HookView, *, write: bool, with_context: bool = False) -> HookView:
+            @wraps(view)
+            def wrapper(request: HttpRequest, object_id: int, **kwargs: Any) -> HttpResponse:
+                hook = self.get_object(request, str(object_id))
+                allowed = self.has_change_permission if write else self.has_view_permission
+                if hook is None or not allowed(request, hook):
+                    raise Http404("No such hook.")
+                if with_context:
+                    kwargs["context"] = {
+                        **self.admin_site.each_context(request),
+                        "opts": self.opts,
+                    }
+                return view(request, hook, **kwargs)
+
+            return self.admin_site.admin_view(wrapper)
+
+        prefix = "hooks_hook_"
+        extra = [
+            path(
+                "<int:object_id>/save/",
+                hook_view(views.save_script, write=True),
+                name=f"{prefix}save",
+            ),
+            path("<int:object_id>/run/", hook_view(views.run, write=False), name=f"{prefix}run"),
+            path("<int:object_id>/runs/", hook_view(views.runs, write=False), name=f"{prefix}runs"),
+            path(
+                "<int:object_id>/enable/",
+                hook_view(views.enable, write=True),
+                name=f"{prefix}enable",
+            ),
+            path(
+                "<int:object_id>/disable/",
+                hook_view(views.disable, write=True),
+                name=f"{prefix}disable",
+            ),
+            path(
+                "<int:object_id>/secrets/",
+                hook_view(views.secret_set, write=True),
+                name=f"{prefix}secret_set",
+            ),
+            path(
+                "<int:object_id>/secrets/<str:name>/delete/",
+                hook_view(views.secret_delete, write=True),
+                name=f"{prefix}secret_delete",
+            ),
+            path(
+                "<int:object_id>/versions/<int:number>/",
+                hook_view(views.version_diff, write=False, with_context=True),
+                name=f"{prefix}version_diff",
+            ),
+            path(
+                "<int:object_id>/versions/<int:number>/restore/",
+                hook_view(views.version_restore, write=True),
+                name=f"{prefix}version_restore",
+            ),
+        ]
+        return extra + super().get_urls()

@@ -1,0 +1,143 @@
+"""Dashboard forms for hooks: the script editor, secrets and the Run payload."""
+
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django_ace import AceWidget
+
+from hooks.execution import check_script
+from hooks.models import Hook, validate_secret_name
+from hooks.points import POINTS
+
+# Payloads are small JSON objects; anything larger is a mistake.
+MAX_PAYLOAD_BYTES = 65_536
+
+
+def script_editor() -> AceWidget:
+    return AceWidget(
+        mode="javascript",
+        theme="tomorrow",
+        showgutter=True,
+        showprintmargin=False,
+        tabsize=2,
+        fontsize="14px",
+        width="100%",
+        height="520px",
+        toolbar=False,
+        useworker=False,
+    )
+
+
+def payload_editor() -> AceWidget:
+    return AceWidget(
+        mode="json",
+        theme="tomorrow",
+        showgutter=True,
+        showprintmargin=False,
+        tabsize=2,
+        fontsize="13px",
+        width="100%",
+        height="320px",
+        toolbar=False,
+        useworker=False,
+    )
+
+
+class HookAddForm(forms.ModelForm):
+    """A new hook, prefilled with the point's starter script. The first hook
+    of a point is enabled (the dashboard's rule, applied by ``hook_create``)."""
+
+    class Meta:
+        model = Hook
+        fields = ["tenant", "name", "trigger_id", "script"]
+        widgets = {"script": script_editor()}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        point = next(iter(POINTS.values()))
+        self.fields["trigger_id"].initial = point.trigger_id
+        self.fields["script"].initial = point.starter_script
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        tenant, script = data.get("tenant"), data.get("script")
+        if tenant is not None and script is not None:
+            try:
+                check_script(tenant=tenant, script=script)
+            except ValidationError as error:
+                self.add_error("script", error)
+        return data
+
+
+class HookScriptForm(forms.ModelForm):
+    """The script of an existing hook, edited from ``base_version``."""
+
+    base_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    class Meta:
+        model = Hook
+        fields = ["script"]
+        widgets = {"script": script_editor()}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["base_version"].initial = self.instance.version
+
+    def clean(self) -> dict[str, Any]:
+        # Authoritative checks happen again in hook_save_script; these give
+        # the form its errors while the user's text is still in the editor.
+        data: dict[str, Any] = super().clean() or {}
+        script, base_version = data.get("script"), data.get("base_version")
+        if base_version is not None and base_version != self.instance.version:
+            raise ValidationError(
+                "This hook was changed by someone else since you opened it (now version "
+                f"{self.instance.version}). Your text is kept in the editor: copy it, reload "
+                "the page, and apply your change again.",
+                code="conflict",
+            )
+        if script is not None and "script" in self.changed_data:
+            try:
+                check_script(tenant=self.instance.tenant, script=script)
+            except ValidationError as error:
+                self.add_error("script", error)
+        return data
+
+
+class HookSecretForm(forms.Form):
+    """Add or replace one secret; the value is write-only."""
+
+    name = forms.CharField(max_length=255, validators=[validate_secret_name])
+    value = forms.CharField(
+        max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+
+
+class RunRequestForm(forms.Form):
+    """What the Run button posts: the unsaved script and the JSON payload."""
+
+    script = forms.CharField(strip=False)
+    payload = forms.CharField(strip=False, max_length=MAX_PAYLOAD_BYTES)
+
+    def clean_script(self) -> str:
+        script: str = self.cleaned_data["script"]
+        if len(script.encode()) > settings.TESSERA_HOOK_MAX_SCRIPT_BYTES:
+            raise ValidationError(
+                f"The script exceeds {settings.TESSERA_HOOK_MAX_SCRIPT_BYTES} bytes."
+            )
+        return script
+
+    def clean_payload(self) -> Any:
+        try:
+            payload = json.loads(self.cleaned_data["payload"])
+        except json.JSONDecodeError as error:
+            raise ValidationError(
+                f"The payload is not valid JSON: {error.msg} (line {error.lineno}, "
+                f"column {error.colno})."
+            ) from None
+        if not isinstance(payload, dict):
+            raise ValidationError("The payload must be a JSON object.")
+        return payload

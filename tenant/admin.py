@@ -1,0 +1,225 @@
+"""Per-tenant dashboard: the scoping every admin class builds on, and the
+tenant admin itself.
+
+Membership is the role: a staff user who is a member of a tenant may view,
+add, change and delete that tenant's APIs, clients, grants and hooks without
+Django model permissions (there is one kind of tenant administrator). Running
+code in the hook test runner is the exception: it also needs the
+``hooks.run_hook`` permission. Superusers see every tenant.
+
+Isolation rests on ``get_queryset``: list pages, search, filters, actions,
+history, autocomplete and change pages all start from it, so another tenant's
+object is the same 404 as a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.db.models import QuerySet
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.http import Http404, HttpRequest, HttpResponse
+
+from tenant.models import Tenant, TenantMembership
+from tenant.services import tenant_create
+
+
+def user_tenants(request: HttpRequest) -> QuerySet[Tenant]:
+    """The tenants the request's user administers (all of them for superusers)."""
+    user = request.user
+    if not user.is_active or not user.is_staff:
+        return Tenant.objects.none()
+    if user.is_superuser:
+        return Tenant.objects.all()
+    return Tenant.objects.filter(memberships__user=user)
+
+
+def _tenant_path(model: type[models.Model]) -> str | None:
+    """The lookup from ``model`` to its Tenant, or None if it has none."""
+    if model is Tenant:
+        return "pk"
+    paths = {
+        "Api": "tenant",
+        "ApiScope": "api__tenant",
+        "Client": "tenant",
+        "ClientGrant": "client__tenant",
+        "Hook": "tenant",
+        "HookVersion": "hook__tenant",
+        "HookSecret": "hook__tenant",
+        "HookRun": "tenant",
+    }
+    return paths.get(model.__name__)
+
+
+def scope_to_tenants(request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """``queryset`` limited to the request user's tenants."""
+    path = _tenant_path(queryset.model)
+    if path is None or request.user.is_superuser:
+        return queryset
+    return queryset.filter(**{f"{path}__in": user_tenants(request)})
+
+
+class TenantScopedMixin:
+    """Limits a ModelAdmin or inline to the user's tenants.
+
+    ``tenant_path`` is the lookup from the model to its Tenant (``"tenant"``,
+    ``"client__tenant"``). Inlines check membership through their parent.
+    """
+
+    tenant_path: str = "tenant"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        if request.user.is_superuser:
+            return queryset
+        # A subquery, not a join: no duplicate rows, and delete() stays allowed.
+        return queryset.filter(**{f"{self.tenant_path}__in": user_tenants(request)})
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        related = db_field.remote_field.model
+        if "queryset" not in kwargs and _tenant_path(related) is not None:
+            kwargs["queryset"] = scope_to_tenants(request, related._default_manager.all())
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if related is Tenant and field is not None and not request.user.is_superuser:
+            tenants = list(field.queryset[:2])
+            if len(tenants) == 1:  # nothing to choose
+                field.initial = tenants[0].pk
+        return field
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField | None:
+        related = db_field.remote_field.model
+        if "queryset" not in kwargs and _tenant_path(related) is not None:
+            kwargs["queryset"] = scope_to_tenants(request, related._default_manager.all())
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        # Django redirects to the index with "doesn't exist. Perhaps it was
+        # deleted?"; a guessed URL of another tenant's object is a plain 404.
+        raise Http404(f"No {opts.verbose_name} matches the given query.")
+
+    def _is_member(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return False
+        if user.is_superuser:
+            return True
+        tenants = user_tenants(request)
+        if obj is None:
+            return tenants.exists()
+        # For inlines ``obj`` is the parent; walk from whatever model we got.
+        path = _tenant_path(type(obj))
+        if path is None:
+            return False
+        return type(obj)._default_manager.filter(pk=obj.pk, **{f"{path}__in": tenants}).exists()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_member(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_member(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_member(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_member(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_member(request, obj)
+
+
+class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
+    """A ModelAdmin for a model with a ``tenant`` (or a path to one)."""
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        if self.tenant_path == "tenant" and user_tenants(request)[:2].count() > 1:
+            filters.insert(0, "tenant")
+        return filters
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        display = list(super().get_list_display(request))
+        if self.tenant_path == "tenant" and user_tenants(request)[:2].count() > 1:
+            display.append("tenant")
+        return display
+
+
+class MembershipInline(admin.TabularInline):
+    model = TenantMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    """Members may see and tune their tenants; only superusers add, delete or
+    change who is a member."""
+
+    list_display = ["slug", "name", "domain", "landing_link"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["issuer", "created_at"]
+    fields = ["slug", "name", "domain", "issuer", "hook_timeout_ms", "hook_memory_mb"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return (
+            user_tenants(request)
+            if not request.user.is_superuser
+            else super().get_queryset(request)
+        )
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        raise Http404("No tenant matches the given query.")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(self.readonly_fields)
+        if obj is not None:
+            readonly.append("slug")  # the slug is in every issued token's iss
+        return readonly
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return [MembershipInline] if request.user.is_superuser else []
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return user_tenants(request).exists() or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        tenants = user_tenants(request)
+        return tenants.filter(pk=obj.pk).exists() if obj is not None else tenants.exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    @admin.display(description="Dashboard")
+    def landing_link(self, obj: Tenant) -> str:
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        url = reverse(f"{self.admin_site.name}:tenant_landing", args=[obj.slug])
+        return format_html('<a href="{}">Open</a>', url)
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        if change:
+            obj.save()
+            return
+        created = tenant_create(slug=obj.slug, name=obj.name, domain=obj.domain)
+        obj.pk, obj.created_at = created.pk, created.created_at
+        obj.save(update_fields=["hook_timeout_ms", "hook_memory_mb"])

@@ -1,0 +1,223 @@
+"""The dashboard in headless Chromium: from login to an edited, tested and
+enabled hook, and tenant isolation of guessed URLs."""
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from django.conf import settings as django_settings
+
+from hooks.models import Hook
+from hooks.services import hook_create
+from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld, make_world
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the
+# tests make alongside it are ordinary synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import playwright.sync_api as playwright_sync
+
+CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    # Skipped only on a developer machine without Chromium; CI requires it.
+    pytest.mark.skipif(
+        not shutil.which(CHROMIUM) and not os.environ.get("TESSERA_REQUIRE_BROWSER"),
+        reason=f"{CHROMIUM} is not installed (make test installs it as root)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def world(live_server, settings) -> TenantWorld:
+    settings.PUBLIC_URL = live_server.url
+    return make_world("alpha")
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def log_in(page, live_server, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-" + username)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+
+def hook_url(live_server, hook: Hook) -> str:  # type: ignore[no-untyped-def]
+    return f"{live_server.url}/admin/hooks/hook/{hook.pk}/change/"
+
+
+def wait_for_editor(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function("() => window.tesseraHookEditor !== undefined")
+
+
+def test_create_hook_then_type_and_save_with_ctrl_s(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(f"{live_server.url}/admin/hooks/hook/add/")
+    page.fill("#id_name", "typed-hook")
+    page.click("input[name=_continue]")
+    wait_for_editor(page)
+    hook = Hook.objects.get(tenant=world.tenant, name="typed-hook")
+    assert hook.enabled is False  # the seed hook was the point's first
+
+    page.click(".django-ace-widget .ace_content >> nth=0")
+    page.keyboard.press("Control+End")
+    page.keyboard.type("\n// typed in the browser")
+    page.keyboard.press("Control+s")
+    page.wait_for_selector("#hook-save-status.ok")
+    assert "Saved version 2" in page.inner_text("#hook-save-status")
+    assert page.url.endswith(f"/admin/hooks/hook/{hook.pk}/change/")  # never left the page
+    hook.refresh_from_db()
+    assert hook.version == 2
+    assert "// typed in the browser" in hook.script
+
+
+def test_syntax_error_blocks_save_with_line_and_column(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(hook_url(live_server, world.hook))
+    wait_for_editor(page)
+    page.evaluate("window.tesseraHookEditor.setValue('module.exports = function( {\\n', 1)")
+    page.keyboard.press("Control+s")
+    page.wait_for_selector("#hook-save-status.error")
+    assert "line" in page.inner_text("#hook-save-status")
+    world.hook.refresh_from_db()
+    assert world.hook.script == SEED_SCRIPT
+
+
+def test_run_shows_claims_and_console_of_the_seed_hook(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(hook_url(live_server, world.hook))
+    wait_for_editor(page)
+    page.click("#run-button")
+    page.wait_for_selector("#run-result:not([hidden])")
+    assert "https://example.com/tier" in page.inner_text("#run-claims")
+    assert "gold" in page.inner_text("#run-claims")
+    assert "exchanging for test_client" in page.inner_text("#run-console")
+    assert page.inner_text("#run-outcome") == "ok"
+    page.wait_for_selector("#runs-body td.tessera-outcome-ok")  # the live log caught up
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "hook-run.png"), full_page=True)
+
+
+def test_run_uses_the_unsaved_text_and_reports_dropped_claims(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(hook_url(live_server, world.hook))
+    wait_for_editor(page)
+    page.evaluate(
+        """window.tesseraHookEditor.setValue(
+        "module.exports = function(client, scope, audience, context, cb) {\\n" +
+        "  cb(null, {scope: scope, plain: 1, 'https://x.example.org/unsaved': true});" +
+        "\\n};\\n", 1)"""
+    )
+    page.click("#run-button")
+    page.wait_for_selector("#run-result:not([hidden])")
+    assert "https://x.example.org/unsaved" in page.inner_text("#run-claims")
+    assert "plain" in page.inner_text("#run-dropped")
+    world.hook.refresh_from_db()
+    assert world.hook.script == SEED_SCRIPT  # running saved nothing
+
+
+def test_throwing_hook_shows_its_error_and_line(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(hook_url(live_server, world.hook))
+    wait_for_editor(page)
+    page.evaluate(
+        """window.tesseraHookEditor.setValue(
+        "module.exports = function(client, scope, audience, context, cb) {\\n" +
+        "  throw new Error('boom');\\n};\\n", 1)"""
+    )
+    page.click("#run-button")
+    page.wait_for_selector("#run-error-box:not([hidden])")
+    error = page.inner_text("#run-error")
+    assert "boom" in error
+    assert "line 2" in error
+
+
+def test_enabling_a_second_hook_disables_the_first(page, live_server, world):
+    second = hook_create(tenant=world.tenant, name="second", script=SEED_SCRIPT, enabled=None)
+    log_in(page, live_server, world.admin.username)
+    page.goto(hook_url(live_server, second))
+    page.click("#hook-enable")
+    page.wait_for_selector(".messagelist")
+    assert "Enabled second; disabled alpha-hook." in page.inner_text(".messagelist")
+    world.hook.refresh_from_db()
+    second.refresh_from_db()
+    assert (world.hook.enabled, second.enabled) == (False, True)
+
+
+def test_enabled_hooks_claims_appear_in_a_fresh_token(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(f"{live_server.url}/admin/hooks/hook/")
+    assert "● enabled" in page.inner_text(".tessera-points")
+    _, secret = world.client, None
+    from clients.services import client_rotate_secret
+
+    secret = client_rotate_secret(client=world.client)
+    body = json.dumps(
+        {
+            "grant_type": "client_credentials",
+            "client_id": world.client.client_id,
+            "client_secret": secret,
+            "audience": world.api.identifier,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        token = json.load(response)["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["https://example.com/tier"] == "gold"
+
+
+def test_landing_page_shows_the_tenant_at_a_glance(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(f"{live_server.url}/admin/t/alpha/")
+    text = page.inner_text("#content")
+    assert "alpha API" in text
+    assert "alpha service" in text
+    assert "alpha-hook" in text
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "landing.png"), full_page=True)
+
+
+def test_other_tenants_hook_url_is_404(page, live_server, world):
+    other = make_world("bravo")
+    log_in(page, live_server, other.admin.username)
+    response = page.goto(hook_url(live_server, world.hook))
+    assert response is not None
+    assert response.status == 404
+    assert "alpha-hook" not in page.content()

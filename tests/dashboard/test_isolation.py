@@ -1,0 +1,286 @@
+"""A tenant administrator sees and changes only their tenants' objects:
+lists, search, filters, foreign-key choices, autocomplete, pop-ups, history,
+actions and guessed URLs (another tenant's object is a plain 404)."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from hooks.models import Hook
+from tests.dashboard.conftest import TenantWorld
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [
+    ("apis", "api", "api"),
+    ("clients", "client", "client"),
+    ("clients", "clientgrant", "grant"),
+    ("hooks", "hook", "hook"),
+    ("tenant", "tenant", "tenant"),
+]
+
+
+def login(user: User) -> HttpClient:
+    http = HttpClient()
+    http.force_login(user)
+    return http
+
+
+@pytest.mark.parametrize(("app", "model", "attr"), MODELS)
+def test_list_shows_only_own_tenant(world_a: TenantWorld, world_b: TenantWorld, app, model, attr):
+    response = login(world_a.admin).get(reverse(f"admin:{app}_{model}_changelist"))
+    assert response.status_code == 200
+    pks = {obj.pk for obj in response.context["cl"].result_list}
+    assert getattr(world_a, attr).pk in pks
+    assert getattr(world_b, attr).pk not in pks
+
+
+@pytest.mark.parametrize(("app", "model", "attr"), MODELS)
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+def test_other_tenants_object_is_404(
+    world_a: TenantWorld, world_b: TenantWorld, app, model, attr, view
+):
+    url = reverse(f"admin:{app}_{model}_{view}", args=[getattr(world_b, attr).pk])
+    response = login(world_a.admin).get(url)
+    # Only superusers delete tenants: that view is forbidden for every tenant.
+    assert response.status_code == (403 if (model, view) == ("tenant", "delete") else 404)
+    assert world_b.tenant.name not in response.content.decode()
+
+
+@pytest.mark.parametrize(("app", "model", "attr"), MODELS)
+def test_own_object_opens(world_a: TenantWorld, world_b: TenantWorld, app, model, attr):
+    url = reverse(f"admin:{app}_{model}_change", args=[getattr(world_a, attr).pk])
+    assert login(world_a.admin).get(url).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("app", "model", "query"),
+    [("apis", "api", "bravo"), ("clients", "client", "bravo"), ("hooks", "hook", "bravo")],
+)
+def test_search_does_not_find_other_tenant(world_a, world_b, app, model, query):
+    response = login(world_a.admin).get(reverse(f"admin:{app}_{model}_changelist"), {"q": query})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_filter_by_other_tenant_shows_nothing(world_a, world_b):
+    response = login(world_a.admin).get(
+        reverse("admin:hooks_hook_changelist"), {"tenant__id__exact": world_b.tenant.pk}
+    )
+    if response.status_code == 200:
+        assert world_b.hook not in response.context["cl"].result_list
+    assert "bravo-hook" not in response.content.decode()
+
+
+def test_foreign_key_choices_are_own_tenant(world_a, world_b):
+    response = login(world_a.admin).get(reverse("admin:clients_clientgrant_add"))
+    form = response.context["adminform"].form
+    assert set(form.fields["api"].queryset) == {world_a.api}
+    assert set(form.fields["client"].queryset) == {world_a.client}
+    assert {s.api_id for s in form.fields["scopes"].queryset} == {world_a.api.pk}
+
+
+def test_tenant_choice_on_add_is_own_tenant(world_a, world_b):
+    response = login(world_a.admin).get(reverse("admin:hooks_hook_add"))
+    assert set(response.context["adminform"].form.fields["tenant"].queryset) == {world_a.tenant}
+
+
+def test_cannot_add_object_to_other_tenant(world_a, world_b):
+    response = login(world_a.admin).post(
+        reverse("admin:apis_api_add"),
+        {
+            "tenant": world_b.tenant.pk,
+            "name": "Sneaky",
+            "identifier": "https://sneaky.test/",
+            "signing_alg": "RS256",
+            "token_lifetime": 60,
+            "scopes-TOTAL_FORMS": 0,
+            "scopes-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200  # the form is shown again with an error
+    assert not world_b.tenant.apis.filter(name="Sneaky").exists()
+
+
+def test_autocomplete_lists_only_own_clients(world_a, world_b):
+    response = login(world_a.admin).get(
+        reverse("admin:autocomplete"),
+        {"app_label": "clients", "model_name": "clientgrant", "field_name": "client", "term": ""},
+    )
+    assert response.status_code == 200
+    ids = {int(item["id"]) for item in response.json()["results"]}
+    assert ids == {world_a.client.pk}
+
+
+def test_popup_of_other_tenants_object_is_404(world_a, world_b):
+    url = reverse("admin:apis_api_change", args=[world_b.api.pk]) + "?_popup=1"
+    response = login(world_a.admin).get(url)
+    assert response.status_code == 404
+    assert "bravo" not in response.content.decode()
+
+
+def test_enable_action_ignores_other_tenants_hook(world_a, world_b):
+    Hook.objects.filter(pk=world_b.hook.pk).update(enabled=False)
+    login(world_a.admin).post(
+        reverse("admin:hooks_hook_changelist"),
+        {"action": "enable_hooks", "_selected_action": [world_b.hook.pk]},
+    )
+    world_b.hook.refresh_from_db()
+    assert world_b.hook.enabled is False
+
+
+def test_rotate_secret_action_ignores_other_tenants_client(world_a, world_b):
+    before = world_b.client.client_secret
+    login(world_a.admin).post(
+        reverse("admin:clients_client_changelist"),
+        {"action": "rotate_secret", "_selected_action": [world_b.client.pk]},
+    )
+    world_b.client.refresh_from_db()
+    assert world_b.client.client_secret == before
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("run", "post"),
+        ("runs", "get"),
+        ("save", "post"),
+        ("enable", "post"),
+        ("disable", "post"),
+        ("secret_set", "post"),
+    ],
+)
+def test_hook_endpoints_of_other_tenant_are_404(world_a, world_b, name, method):
+    url = reverse(f"admin:hooks_hook_{name}", args=[world_b.hook.pk])
+    response = getattr(login(world_a.admin), method)(url, {})
+    assert response.status_code == 404
+
+
+def test_version_diff_and_restore_of_other_tenant_are_404(world_a, world_b):
+    http = login(world_a.admin)
+    assert (
+        http.get(reverse("admin:hooks_hook_version_diff", args=[world_b.hook.pk, 1])).status_code
+        == 404
+    )
+    assert (
+        http.post(
+            reverse("admin:hooks_hook_version_restore", args=[world_b.hook.pk, 1])
+        ).status_code
+        == 404
+    )
+
+
+def test_landing_page_of_other_tenant_is_404(world_a, world_b):
+    http = login(world_a.admin)
+    assert http.get(reverse("admin:tenant_landing", args=["bravo"])).status_code == 404
+    page = http.get(reverse("admin:tenant_landing", args=["alpha"]))
+    assert page.status_code == 200
+    assert "alpha-hook" in page.content.decode()
+
+
+def test_superuser_sees_every_tenant(world_a, world_b):
+    root = User.objects.create_superuser("root", password="pw")
+    response = login(root).get(reverse("admin:hooks_hook_changelist"))
+    assert {world_a.hook, world_b.hook} <= set(response.context["cl"].result_list)
+
+
+def test_non_member_staff_sees_no_models(world_a):
+    outsider = User.objects.create_user("outsider", password="pw", is_staff=True)
+    response = login(outsider).get(reverse("admin:hooks_hook_changelist"))
+    assert response.status_code == 403
+
+
+def test_run_needs_the_run_permission(world_a):
+    world_a.admin.user_permissions.clear()
+    response = login(world_a.admin).post(
+        reverse("admin:hooks_hook_run", args=[world_a.hook.pk]),
+        {"script": world_a.hook.script, "payload": "{}"},
+    )
+    assert response.status_code == 403
+
+
+def test_run_rejects_invalid_json_payload(world_a):
+    response = login(world_a.admin).post(
+        reverse("admin:hooks_hook_run", args=[world_a.hook.pk]),
+        {"script": world_a.hook.script, "payload": "{not json"},
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]
+
+
+def test_save_refuses_a_stale_base_version(world_a):
+    http = login(world_a.admin)
+    url = reverse("admin:hooks_hook_save", args=[world_a.hook.pk])
+    first = http.post(url, {"script": world_a.hook.script + "\n", "base_version": 1})
+    assert first.status_code == 200
+    stale = http.post(url, {"script": "// mine", "base_version": 1})
+    assert stale.status_code == 409
+    world_a.hook.refresh_from_db()
+    assert world_a.hook.script != "// mine"
+
+
+def test_save_reports_syntax_error_position(world_a):
+    response = login(world_a.admin).post(
+        reverse("admin:hooks_hook_save", args=[world_a.hook.pk]),
+        {"script": "module.exports = function( {\n", "base_version": 1},
+    )
+    assert response.status_code == 400
+    assert response.json()["line"] is not None
+
+
+def test_secret_values_are_never_shown(world_a):
+    http = login(world_a.admin)
+    http.post(
+        reverse("admin:hooks_hook_secret_set", args=[world_a.hook.pk]),
+        {"name": "API_KEY", "value": "s3cr3t-value"},
+    )
+    page = http.get(reverse("admin:hooks_hook_change", args=[world_a.hook.pk])).content.decode()
+    assert "API_KEY" in page
+    assert "_VALUE_NOT_SHOWN_" in page
+    assert "s3cr3t-value" not in page
+
+
+def test_client_secret_shown_once_on_create(world_a):
+    http = login(world_a.admin)
+    response = http.post(
+        reverse("admin:clients_client_add"),
+        {
+            "tenant": world_a.tenant.pk,
+            "name": "fresh",
+            "token_endpoint_auth_method": "client_secret_post",
+            "metadata": "{}",
+            "grants-TOTAL_FORMS": 0,
+            "grants-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200
+    secret = response.context["secret"]
+    assert len(secret) >= 43
+    client = response.context["client"]
+    page = http.get(reverse("admin:clients_client_change", args=[client.pk])).content.decode()
+    assert secret not in page
+
+
+def test_enabling_a_hook_reports_which_one_it_disabled(world_a):
+    from hooks.services import hook_create
+
+    second = hook_create(
+        tenant=world_a.tenant, name="second", script=world_a.hook.script, enabled=None
+    )
+    assert second.enabled is False
+    response = login(world_a.admin).post(
+        reverse("admin:hooks_hook_enable", args=[second.pk]), follow=True
+    )
+    texts = [str(m) for m in response.context["messages"]]
+    assert "Enabled second; disabled alpha-hook." in texts
+    world_a.hook.refresh_from_db()
+    assert world_a.hook.enabled is False
+
+
+def test_runs_endpoint_returns_json(world_a):
+    response = login(world_a.admin).get(reverse("admin:hooks_hook_runs", args=[world_a.hook.pk]))
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"runs": []}
