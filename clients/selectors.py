@@ -2,6 +2,7 @@
 
 from apis.models import Api, ApiScope
 from clients.models import Client, ClientGrant
+from tenant.config_cache import memoized
 from tenant.models import Tenant
 
 
@@ -13,9 +14,21 @@ def client_get(*, tenant: Tenant, client_id: str) -> Client:
 def client_granted_scopes(*, client: Client, api: Api) -> list[str] | None:
     """Scopes ``client`` may receive for ``api`` in the API's order, or None
     when there is no grant at all."""
-    grant = ClientGrant.objects.filter(client=client, api=api).values_list("pk", flat=True).first()
-    if grant is None:
-        return None
-    return list(
-        ApiScope.objects.filter(client_grants=grant).order_by("id").values_list("value", flat=True)
+
+    def load() -> list[str] | None:
+        grant = ClientGrant.objects.filter(client=client, api=api).values_list("pk", flat=True)
+        if not grant:
+            return None
+        scopes = ApiScope.objects.filter(client_grants=grant[0]).order_by("id")
+        return list(scopes.values_list("value", flat=True))
+
+    scopes = memoized(("grant", client.pk, api.pk), load)
+    return None if scopes is None else list(scopes)
+
+
+def client_for_token(*, tenant: Tenant, client_id: str) -> Client | None:
+    """The tenant's client with ``client_id``, memoised for token requests."""
+    return memoized(
+        ("client", tenant.pk, client_id),
+        lambda: Client.objects.filter(tenant=tenant, client_id=client_id).first(),
     )

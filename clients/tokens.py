@@ -18,7 +18,7 @@ from apis.models import Api
 from apis.selectors import api_get
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client
-from clients.selectors import client_granted_scopes
+from clients.selectors import client_for_token, client_granted_scopes
 from tenant.crypto import decrypt
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
@@ -43,7 +43,7 @@ class TenantClientValidator(OAuth2Validator):
         self.tenant = tenant
 
     def _load_application(self, client_id: str, request: OAuthlibRequest) -> Client | None:
-        client = Client.objects.filter(tenant=self.tenant, client_id=client_id).first()
+        client = client_for_token(tenant=self.tenant, client_id=client_id)
         request.client = client
         return client
 

@@ -6,6 +6,7 @@ inserts in batches; the dashboard's test runs and the tests write at once
 pruned by the writer now and then, and by ``manage.py hooks prune-runs``.
 """
 
+import atexit
 import logging
 import os
 import queue
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from hooks.models import HookRun
@@ -51,7 +52,8 @@ def prune_runs(*, now: datetime | None = None) -> int:
 
 class _Writer:
     def __init__(self) -> None:
-        self.queue: queue.Queue[RunRecord] = queue.Queue(maxsize=10_000)
+        # None is the sentinel that stops the thread.
+        self.queue: queue.Queue[RunRecord | None] = queue.Queue(maxsize=10_000)
         self.pid = os.getpid()
         self.batches = 0
         self.thread = threading.Thread(target=self._loop, name="hook-run-log", daemon=True)
@@ -66,25 +68,32 @@ class _Writer:
     def _loop(self) -> None:
         while True:
             batch = [self.queue.get()]
-            while len(batch) < BATCH_SIZE:
+            while len(batch) < BATCH_SIZE and batch[-1] is not None:
                 try:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            stopping = batch[-1] is None
+            records = [record for record in batch if record is not None]
             try:
                 close_old_connections()
-                _write(batch)
+                if records:
+                    _write(records)
                 self.batches += 1
                 if self.batches % PRUNE_EVERY_BATCHES == 0:
                     prune_runs()
             except Exception:
-                logger.exception("Could not record %d hook runs", len(batch))
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
+                logger.exception("Could not record %d hook runs", len(records))
+            if stopping:
+                connections.close_all()
+                return
 
-    def flush(self) -> None:
-        self.queue.join()
+    def stop(self, timeout: float) -> None:
+        try:
+            self.queue.put(None, timeout=timeout)
+        except queue.Full:
+            return  # the writer is stuck; it is a daemon and dies with the process
+        self.thread.join(timeout)
 
 
 _writer: _Writer | None = None
@@ -107,7 +116,11 @@ def record_run(record: RunRecord, *, now: bool = False) -> None:
         _get_writer().put(record)
 
 
-def flush() -> None:
-    """Wait until every run handed to the writer is in the database."""
-    if _writer is not None and _writer.pid == os.getpid():
-        _writer.flush()
+@atexit.register
+def shutdown(timeout: float = 5.0) -> None:
+    """Write what is queued, then stop the writer and close its connection."""
+    global _writer
+    with _writer_lock:
+        writer, _writer = _writer, None
+    if writer is not None and writer.pid == os.getpid():
+        writer.stop(timeout)

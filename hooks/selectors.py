@@ -1,5 +1,6 @@
 """Reads for hooks."""
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -7,6 +8,7 @@ from django.db.models import QuerySet
 
 from hooks import runtime
 from hooks.models import Hook, HookRun, HookStorage
+from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
 
@@ -43,26 +45,34 @@ def hook_secrets(*, hook: Hook) -> dict[str, str]:
     return {s.name: decrypt(s.value_encrypted) for s in hook.secrets.all()}
 
 
-def hook_storage(*, hook: Hook) -> runtime.StorageSnapshot:
-    row = HookStorage.objects.filter(hook=hook).values_list("data", "etag").first()
+def hook_storage(*, hook_id: int) -> runtime.StorageSnapshot:
+    row = HookStorage.objects.filter(hook_id=hook_id).values_list("data", "etag").first()
     data, etag = row if row else (None, 0)
     return runtime.StorageSnapshot(data=data, etag=str(etag))
 
 
 def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
-    """The tenant's enabled hook for the point, ready to run, or None."""
-    hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
-    if hook is None:
+    """The tenant's enabled hook for the point, ready to run, or None. All but
+    its storage (data, not configuration) is memoised for token requests."""
+
+    def load() -> RunnableHook | None:
+        hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
+        if hook is None:
+            return None
+        return RunnableHook(
+            id=hook.pk,
+            name=hook.name,
+            version=hook.version,
+            script=hook.script,
+            script_key=script_key(hook.script),
+            secrets=hook_secrets(hook=hook),
+            storage=runtime.StorageSnapshot(data=None, etag=None),
+        )
+
+    runnable = memoized(("enabled-hook", tenant.pk, trigger_id), load)
+    if runnable is None:
         return None
-    return RunnableHook(
-        id=hook.pk,
-        name=hook.name,
-        version=hook.version,
-        script=hook.script,
-        script_key=script_key(hook.script),
-        secrets=hook_secrets(hook=hook),
-        storage=hook_storage(hook=hook),
-    )
+    return dataclasses.replace(runnable, storage=hook_storage(hook_id=runnable.id))
 
 
 def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from hooks.choices import TriggerId
 from hooks.execution import check_script
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookVersion
+from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import Tenant
 
@@ -76,6 +77,7 @@ def hook_save_script(
             "in the editor: copy it, reload the page, and apply your change again.",
             code="conflict",
         )
+    invalidate()
     hook.refresh_from_db()
     HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
     return hook
@@ -103,6 +105,7 @@ def hook_enable(*, hook: Hook) -> Hook | None:
         Hook.objects.filter(pk=previous.pk).update(enabled=False, updated_at=timezone.now())
     Hook.objects.filter(pk=hook.pk).update(enabled=True, updated_at=timezone.now())
     hook.enabled = True
+    invalidate()
     return previous
 
 
@@ -112,6 +115,7 @@ def hook_disable(*, hook: Hook) -> None:
     _lock_tenant(hook.tenant)
     Hook.objects.filter(pk=hook.pk).update(enabled=False, updated_at=timezone.now())
     hook.enabled = False
+    invalidate()
 
 
 @transaction.atomic

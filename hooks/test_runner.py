@@ -75,7 +75,7 @@ def hook_test_run(
             version=script_key(script),
             payload=payload,
             secrets=hook_secrets(hook=hook) if hook else {},
-            storage=hook_storage(hook=hook) if hook else None,
+            storage=hook_storage(hook_id=hook.pk) if hook else None,
         )
         report = TestRunReport(
             outcome=RunOutcome.OK,

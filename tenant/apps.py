@@ -7,6 +7,11 @@ class TenantConfig(AppConfig):
     name = "tenant"
     verbose_name = "Tenants"
 
+    def ready(self) -> None:
+        from tenant.config_cache import connect_invalidation
+
+        connect_invalidation()
+
 
 class AdminConfig(admin_apps.AdminConfig):
     """The dashboard: Django admin, served by Tessera's own admin site."""

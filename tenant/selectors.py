@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apis.models import MAX_TOKEN_LIFETIME
+from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import SigningKey, Tenant
 
@@ -26,16 +27,19 @@ _loaded_keys: dict[str, RSAPrivateKey] = {}
 
 def tenant_get(*, slug: str) -> Tenant:
     """The tenant with ``slug``; raises ``Tenant.DoesNotExist``."""
-    return Tenant.objects.get(slug=slug)
+    tenant = memoized(("tenant", slug), lambda: Tenant.objects.filter(slug=slug).first())
+    if tenant is None:
+        raise Tenant.DoesNotExist(slug)
+    return tenant
 
 
 def tenant_for_domain(*, host: str) -> Tenant | None:
     """The tenant served on ``host`` (no port), if any."""
-    return Tenant.objects.filter(domain=host.lower()).first()
+    host = host.lower()
+    return memoized(("tenant-domain", host), lambda: Tenant.objects.filter(domain=host).first())
 
 
-def signing_key_active(*, tenant: Tenant) -> LoadedSigningKey:
-    """The tenant's current RS256 signing key, parsed once per process."""
+def _load_active_key(tenant: Tenant) -> LoadedSigningKey:
     kid, encrypted = SigningKey.objects.filter(tenant=tenant, retired_at__isnull=True).values_list(
         "kid", "private_key_encrypted"
     )[0]
@@ -44,6 +48,11 @@ def signing_key_active(*, tenant: Tenant) -> LoadedSigningKey:
         assert isinstance(key, RSAPrivateKey)
         _loaded_keys[kid] = key
     return LoadedSigningKey(kid=kid, private_key=_loaded_keys[kid])
+
+
+def signing_key_active(*, tenant: Tenant) -> LoadedSigningKey:
+    """The tenant's current RS256 signing key, parsed once per process."""
+    return memoized(("signing-key", tenant.pk), lambda: _load_active_key(tenant))
 
 
 def tenant_jwks(*, tenant: Tenant) -> dict[str, list[dict[str, Any]]]:

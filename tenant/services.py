@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from jwt.algorithms import RSAAlgorithm
 
+from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import SigningKey, Tenant, TenantMembership
 
@@ -59,6 +60,7 @@ def tenant_rotate_key(*, tenant: Tenant) -> SigningKey:
     SigningKey.objects.filter(tenant=tenant, retired_at__isnull=True).update(
         retired_at=timezone.now()
     )
+    invalidate()
     return signing_key_create(tenant=tenant)
 
 

@@ -1,0 +1,107 @@
+"""The token request's database work, pinned (SPEC §8 "Fast"), and the
+invalidation that keeps memoised configuration correct."""
+
+import json
+
+import jwt
+import pytest
+from django.db import connection
+from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
+
+from clients.models import Client
+from clients.services import client_grant_set_scopes, client_rotate_secret
+from hooks.services import hook_create, hook_disable, hook_save_script
+from tenant.services import tenant_rotate_key
+from tests.factories import make_api, make_client, make_tenant
+
+pytestmark = pytest.mark.django_db
+
+AUD = "https://api.example.test/"
+SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, {scope: s.concat(['%s'])}); };"
+
+
+@pytest.fixture
+def setup():
+    tenant = make_tenant("acme")
+    api = make_api(tenant, AUD)
+    client, secret = make_client(tenant, {api: ["read:data"]})
+    return tenant, api, client, secret
+
+
+def token(tenant, client, secret):
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "audience": AUD,
+    }
+    return HttpClient().post(
+        f"/{tenant.slug}/oauth/token", json.dumps(body), content_type="application/json"
+    )
+
+
+def scope_of(response):
+    assert response.status_code == 200, response.content
+    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})["scope"]
+
+
+def test_warm_token_request_without_hook_makes_no_queries(setup):
+    tenant, _, client, secret = setup
+    token(tenant, client, secret)
+    with CaptureQueriesContext(connection) as queries:
+        assert token(tenant, client, secret).status_code == 200
+    assert len(queries) == 0
+
+
+def test_warm_token_request_with_hook_reads_its_storage_and_logs_the_run(setup):
+    tenant, _, client, secret = setup
+    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+    token(tenant, client, secret)
+    with CaptureQueriesContext(connection) as queries:
+        assert token(tenant, client, secret).status_code == 200
+    # Deployed, the INSERT runs on the run log's writer thread, off the request.
+    sqls = [q["sql"] for q in queries]
+    assert len(sqls) == 2
+    assert sqls[0].startswith("SELECT") and "hooks_hookstorage" in sqls[0]
+    assert sqls[1].startswith("INSERT") and "hooks_hookrun" in sqls[1]
+
+
+def test_saved_hook_takes_effect_on_next_request(setup):
+    tenant, _, client, secret = setup
+    hook = hook_create(tenant=tenant, name="h", script=SCRIPT % "one", enabled=True)
+    assert scope_of(token(tenant, client, secret)) == "read:data one"
+    hook_save_script(hook=hook, script=SCRIPT % "two", base_version=hook.version)
+    assert scope_of(token(tenant, client, secret)) == "read:data two"
+    hook_disable(hook=hook)
+    assert scope_of(token(tenant, client, secret)) == "read:data"
+
+
+def test_revoked_grant_takes_effect_on_next_request(setup):
+    tenant, _, client, secret = setup
+    assert token(tenant, client, secret).status_code == 200
+    client.grants.get().delete()
+    assert token(tenant, client, secret).status_code == 403
+
+
+def test_changed_grant_scopes_take_effect_on_next_request(setup):
+    tenant, _, client, secret = setup
+    assert scope_of(token(tenant, client, secret)) == "read:data"
+    client_grant_set_scopes(grant=client.grants.get(), scopes=["write:data"])
+    assert scope_of(token(tenant, client, secret)) == "write:data"
+
+
+def test_rotated_secret_takes_effect_on_next_request(setup):
+    tenant, _, client, secret = setup
+    assert token(tenant, client, secret).status_code == 200
+    new_secret = client_rotate_secret(client=Client.objects.get(pk=client.pk))
+    assert token(tenant, client, secret).status_code == 401
+    assert token(tenant, client, new_secret).status_code == 200
+
+
+def test_rotated_key_signs_the_next_token(setup):
+    tenant, _, client, secret = setup
+    before = jwt.get_unverified_header(token(tenant, client, secret).json()["access_token"])
+    tenant_rotate_key(tenant=tenant)
+    after = jwt.get_unverified_header(token(tenant, client, secret).json()["access_token"])
+    assert before["kid"] != after["kid"]

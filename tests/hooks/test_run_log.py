@@ -1,0 +1,56 @@
+"""The run log: written off the request by a background thread, and pruned."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client as HttpClient
+from django.utils import timezone
+
+from hooks import run_log
+from hooks.models import HookRun
+from hooks.services import hook_create
+from tests.factories import make_api, make_client, make_tenant
+
+SCRIPT = "module.exports = function(c, s, a, ctx, cb) { console.log('ran'); cb(null, {}); };"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_request_run_is_written_by_the_background_writer(settings):
+    settings.TESSERA_HOOK_RUN_LOG_ASYNC = True
+    tenant = make_tenant("acme")
+    api = make_api(tenant, "aud")
+    client, secret = make_client(tenant, {api: []})
+    hook = hook_create(tenant=tenant, name="h", script=SCRIPT, enabled=True)
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "audience": "aud",
+    }
+    response = HttpClient().post(
+        "/acme/oauth/token", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 200
+
+    run_log.shutdown()  # writes what is queued, and closes the writer's connection
+    run = HookRun.objects.get(hook=hook)
+    assert (run.outcome, run.source) == ("ok", "token")
+    assert "ran" in run.console
+
+
+@pytest.mark.django_db
+def test_prune_deletes_runs_older_than_retention(settings):
+    settings.TESSERA_HOOK_RUN_RETENTION_DAYS = 7
+    tenant = make_tenant()
+    now = timezone.now()
+    for age in (1, 6, 8, 30):
+        HookRun.objects.create(
+            tenant=tenant,
+            source="token",
+            outcome="ok",
+            duration_ms=1,
+            started_at=now - timedelta(days=age),
+        )
+    assert run_log.prune_runs(now=now) == 2
+    assert HookRun.objects.count() == 2
