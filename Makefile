@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Issuers follow the port make run serves on, unless set explicitly.
+PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test lint bench venv browser
 
@@ -17,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	PORT=$(PORT) $(PY) manage.py demo
-	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	PORT=$(PORT) PUBLIC_URL=$(PUBLIC_URL) $(PY) manage.py demo
+	PUBLIC_URL=$(PUBLIC_URL) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 # Browser tests drive Debian's Chromium (Playwright cannot download one here).
 browser:
