@@ -16,34 +16,27 @@ from hooks.points import POINTS
 MAX_PAYLOAD_BYTES = 65_536
 
 
-def script_editor() -> AceWidget:
+def ace_editor(*, mode: str, height: str, fontsize: str) -> AceWidget:
     return AceWidget(
-        mode="javascript",
+        mode=mode,
         theme="tomorrow",
         showgutter=True,
         showprintmargin=False,
         tabsize=2,
-        fontsize="14px",
+        fontsize=fontsize,
         width="100%",
-        height="520px",
+        height=height,
         toolbar=False,
         useworker=False,
     )
+
+
+def script_editor() -> AceWidget:
+    return ace_editor(mode="javascript", height="520px", fontsize="14px")
 
 
 def payload_editor() -> AceWidget:
-    return AceWidget(
-        mode="json",
-        theme="tomorrow",
-        showgutter=True,
-        showprintmargin=False,
-        tabsize=2,
-        fontsize="13px",
-        width="100%",
-        height="320px",
-        toolbar=False,
-        useworker=False,
-    )
+    return ace_editor(mode="json", height="320px", fontsize="13px")
 
 
 class HookAddForm(forms.ModelForm):
