@@ -5,6 +5,7 @@ the OAuth errors of SPEC §3, and record the run."""
 import time
 from collections.abc import Mapping
 
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -18,7 +19,7 @@ from hooks.execution import describe_error, outcome_of, reserved_domains_for, ru
 from hooks.models import HookStorage
 from hooks.points import FilteredClaims, HookResultInvalid, filter_token_claims
 from hooks.run_log import RunRecord, record_run
-from hooks.selectors import enabled_hook_for
+from hooks.selectors import STORAGE_CACHE_SECONDS, enabled_hook_for, storage_cache_key
 from tenant.models import Tenant
 
 FIXED_MESSAGES = {
@@ -73,12 +74,19 @@ def hook_payload(
 def save_storage(*, hook_id: int, write: runtime.StorageWrite) -> bool:
     """Persist a hook's storage write unless someone else wrote since it read
     (webtask semantics: ``force`` skips the check). Returns whether it saved."""
+    key = storage_cache_key(hook_id)
     with transaction.atomic():
         storage, _ = HookStorage.objects.get_or_create(hook_id=hook_id)
         rows = HookStorage.objects.filter(pk=storage.pk)
         if not write.force:
             rows = rows.filter(etag=int(write.base_etag or 0))
-        return bool(rows.update(data=write.data, etag=F("etag") + 1, updated_at=timezone.now()))
+        if not rows.update(data=write.data, etag=F("etag") + 1, updated_at=timezone.now()):
+            caches["shared"].delete(key)  # our copy was stale: the next run reads the database
+            return False
+        saved = HookStorage.objects.values_list("data", "etag").get(pk=storage.pk)
+        caches["shared"].delete(key)  # until the commit publishes the new copy
+        transaction.on_commit(lambda: caches["shared"].set(key, saved, STORAGE_CACHE_SECONDS))
+    return True
 
 
 def credentials_exchange(

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 
+from django.core.cache import caches
 from django.db.models import QuerySet
 
 from hooks import runtime
@@ -11,6 +12,8 @@ from hooks.models import Hook, HookRun, HookStorage
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
+
+STORAGE_CACHE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,19 @@ def hook_secrets(*, hook: Hook) -> dict[str, str]:
     return {s.name: decrypt(s.value_encrypted) for s in hook.secrets.all()}
 
 
+def storage_cache_key(hook_id: int) -> str:
+    return f"tessera:hook-storage:{hook_id}"
+
+
 def hook_storage(*, hook_id: int) -> runtime.StorageSnapshot:
-    row = HookStorage.objects.filter(hook_id=hook_id).values_list("data", "etag").first()
-    data, etag = row if row else (None, 0)
+    """The hook's storage, from the shared cache when it is there. A stale copy
+    costs no data: writes are checked against the database's etag."""
+    cached = caches["shared"].get(storage_cache_key(hook_id))
+    if cached is None:
+        row = HookStorage.objects.filter(hook_id=hook_id).values_list("data", "etag").first()
+        cached = row if row else (None, 0)
+        caches["shared"].set(storage_cache_key(hook_id), cached, STORAGE_CACHE_SECONDS)
+    data, etag = cached
     return runtime.StorageSnapshot(data=data, etag=str(etag))
 
 

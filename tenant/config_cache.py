@@ -4,7 +4,8 @@ Token requests outnumber configuration changes by orders of magnitude, so
 the lookups of a token request (tenant, client, API, grant, enabled hook,
 signing key) are memoised in each server process. Correctness across servers
 rests on one *generation* value in the shared cache (Redis in production):
-every configuration write replaces it, each request reads it once (one cache
+every configuration write replaces it (the "shared" cache: Redis, or
+a file cache when there is no Redis), each request reads it once (one cache
 GET), and an entry is served only to requests that saw the generation under
 which it was loaded. An entry loaded while a change was committing is thus
 never served after that change's generation is published.
@@ -17,7 +18,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from django.apps import apps
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -35,15 +36,16 @@ _lock = threading.Lock()
 
 def current_generation() -> str:
     """The shared generation, created on first use."""
-    generation = cache.get(GENERATION_KEY)
+    shared = caches["shared"]
+    generation = shared.get(GENERATION_KEY)
     if generation is None:
-        cache.add(GENERATION_KEY, secrets.token_hex(8), timeout=None)
-        generation = cache.get(GENERATION_KEY)
+        shared.add(GENERATION_KEY, secrets.token_hex(8), timeout=None)
+        generation = shared.get(GENERATION_KEY)
     return str(generation)
 
 
 def _publish() -> None:
-    cache.set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
+    caches["shared"].set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
 
 
 def invalidate() -> None:

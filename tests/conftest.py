@@ -1,5 +1,5 @@
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 
 
 @pytest.fixture(autouse=True)
@@ -18,7 +18,9 @@ def _synchronous_run_log(settings):
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
+def _empty_caches():
+    for alias in ("default", "shared"):
+        caches[alias].clear()
     yield
-    cache.clear()
+    for alias in ("default", "shared"):
+        caches[alias].clear()
