@@ -1,0 +1,249 @@
+"""The results table, the derived comparisons, and the RESULTS.md entry."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import sqlite3
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.loadgen import LoadResult
+from harness.node import BENCH_DIR, NODE_PACKAGES, installed_version
+
+RESULTS_FILE = BENCH_DIR / "RESULTS.md"
+RESULTS_HEADER = """# Token endpoint benchmark results
+
+Appended by `python bench/token_endpoint.py` (newest last). How to read them:
+bench/README.md. Numbers from different machines or load generators do not
+compare; the Tessera/peer ratio measured in the same run holds better.
+"""
+
+HOOK = "tessera+hook"
+NO_HOOK = "tessera"
+PEER = "peer"
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One load run, placed in its group (database, gunicorn config, concurrency)."""
+
+    database: str
+    gunicorn: str
+    workers: int
+    variant: str
+    concurrency: int
+    result: LoadResult
+
+
+def format_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], *, text_columns: int = 3
+) -> str:
+    """A Markdown table padded so that it also reads well on a terminal.
+
+    The first ``text_columns`` columns are left-aligned, the (numeric) rest right-aligned.
+    """
+    rows = [list(row) for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.rjust(width) if index >= text_columns else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    separator = "|" + "|".join(
+        "-" * (width + 1) + ":" if index >= text_columns else "-" * (width + 2)
+        for index, width in enumerate(widths)
+    ) + "|"  # fmt: skip
+    return "\n".join([line(header), separator, *(line(row) for row in rows)])
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadResult | None:
+    for measurement in measurements:
+        if (
+            measurement.variant == PEER
+            and measurement.concurrency == other.concurrency
+            and (measurement.database, measurement.gunicorn) == (other.database, other.gunicorn)
+        ):
+            return measurement.result
+    return None
+
+
+def results_table(measurements: Sequence[Measurement]) -> str:
+    """One row per run: throughput, latency, errors, peak RSS and the ratio to the peer."""
+    header = [
+        "db", "gunicorn", "server", "conc", "tokens/s", "p50 ms", "p99 ms",
+        "errors", "peak RSS MiB", "tokens/s vs peer",
+    ]  # fmt: skip
+    rows = []
+    for measurement in measurements:
+        result = measurement.result
+        peer = _peer_for(measurements, measurement)
+        if measurement.variant == PEER:
+            ratio = "1"
+        elif peer and peer.tokens_per_second > 0:
+            ratio = f"{result.tokens_per_second / peer.tokens_per_second:.2f}"
+        else:
+            ratio = "-"
+        errors = str(result.errors)
+        if result.truncated:
+            errors += f" (stopped at {result.responses}/{result.requested})"
+        rows.append(
+            [
+                measurement.database if measurement.variant != PEER else "-",
+                measurement.gunicorn if measurement.variant != PEER else "-",
+                measurement.variant,
+                str(measurement.concurrency),
+                f"{result.tokens_per_second:.0f}",
+                _ms(result.p50_ms),
+                _ms(result.p99_ms),
+                errors,
+                f"{result.peak_rss_bytes / MIB:.0f}",
+                ratio,
+            ]
+        )
+    return format_table(header, rows)
+
+
+def connection_note(measurements: Sequence[Measurement]) -> str | None:
+    """Say which servers closed connections (no keep-alive), since it changes latency."""
+    closing = sorted(
+        {
+            f"{m.variant} ({m.gunicorn})" if m.variant != PEER else m.variant
+            for m in measurements
+            if m.result.reconnects > m.result.responses // 2
+        }
+    )
+    if not closing:
+        return None
+    return (
+        "No keep-alive: " + ", ".join(closing) + " closed the connection after each response, "
+        "so each request opened a new TCP connection (included in its latency)."
+    )
+
+
+def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
+    """What the seed hook costs: the same setup and concurrency with and without it."""
+    by_key = {(m.database, m.gunicorn, m.concurrency, m.variant): m.result for m in measurements}
+    rows = []
+    for (database, gunicorn, concurrency, variant), with_hook in by_key.items():
+        without = by_key.get((database, gunicorn, concurrency, NO_HOOK))
+        if variant != HOOK or without is None or without.tokens_per_second <= 0:
+            continue
+        change = with_hook.tokens_per_second / without.tokens_per_second - 1
+        p50_delta = (
+            f"{with_hook.p50_ms - without.p50_ms:+.2f}"
+            if with_hook.p50_ms is not None and without.p50_ms is not None
+            else "-"
+        )
+        rows.append(
+            [
+                database, gunicorn, "hook vs none", str(concurrency),
+                f"{without.tokens_per_second:.0f}", f"{with_hook.tokens_per_second:.0f}",
+                f"{change:+.0%}", p50_delta,
+            ]
+        )  # fmt: skip
+    if not rows:
+        return None
+    header = ["db", "gunicorn", "compare", "conc", "tokens/s no hook", "tokens/s hook",
+              "change", "p50 Δ ms"]  # fmt: skip
+    return format_table(header, rows)
+
+
+def workers_table(measurements: Sequence[Measurement]) -> str | None:
+    """How throughput scales from 1 to 2 (or more) gunicorn workers."""
+    by_key = {(m.database, m.variant, m.concurrency, m.workers): m.result for m in measurements}
+    rows = []
+    for (database, variant, concurrency, workers), result in by_key.items():
+        if variant == PEER or workers == 1:
+            continue
+        single = by_key.get((database, variant, concurrency, 1))
+        if single is None or single.tokens_per_second <= 0:
+            continue
+        rows.append(
+            [
+                database, f"1 → {workers} workers", variant, str(concurrency),
+                f"{single.tokens_per_second:.0f}", f"{result.tokens_per_second:.0f}",
+                f"x{result.tokens_per_second / single.tokens_per_second:.2f}",
+            ]
+        )  # fmt: skip
+    if not rows:
+        return None
+    header = ["db", "compare", "server", "conc", "tokens/s 1 worker", "tokens/s N workers",
+              "scaling"]  # fmt: skip
+    return format_table(header, rows)
+
+
+def machine_description() -> str:
+    """nproc, CPU model and memory, from the OS."""
+    cpu_model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    memory_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kib = int(line.split()[1])
+    cores = len(os.sched_getaffinity(0))
+    memory_gib = memory_kib / 1024 / 1024
+    return f"nproc {cores}, {cpu_model}, {memory_gib:.0f} GiB RAM, {platform.platform()}"
+
+
+def _python_package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _command_output(command: Sequence[str], cwd: Path = BENCH_DIR) -> str:
+    try:
+        completed = subprocess.run(
+            list(command), cwd=cwd, capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip()
+
+
+def versions_description(*, with_postgres: bool) -> str:
+    """Versions of everything measured, one per item."""
+    python_packages = ", ".join(
+        f"{name} {_python_package_version(name)}"
+        for name in ("Django", "gunicorn", "PyJWT", "cryptography", "mini-racer", "psycopg")
+    )
+    node_packages = ", ".join(f"{name} {installed_version(name)}" for name in NODE_PACKAGES)
+    items = [
+        f"Python {platform.python_version()} ({python_packages})",
+        f"SQLite {sqlite3.sqlite_version}",
+        f"node {_command_output(['node', '--version'])} ({node_packages})",
+    ]
+    if with_postgres:
+        query = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-At", "-c", "SHOW server_version"]
+        items.append(f"PostgreSQL {_command_output(query)}")
+    commit = _command_output(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR.parent)
+    dirty = _command_output(["git", "status", "--porcelain"], cwd=BENCH_DIR.parent)
+    items.append(f"Tessera commit {commit or 'none'}{' (+ uncommitted changes)' if dirty else ''}")
+    return "\n".join(f"- {item}" for item in items)
+
+
+def append_results(*, title: str, sections: Sequence[str]) -> None:
+    """Append one dated entry to bench/RESULTS.md."""
+    timestamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    entry = f"\n## {timestamp} — {title}\n\n" + "\n\n".join(sections) + "\n"
+    if not RESULTS_FILE.exists():
+        RESULTS_FILE.write_text(RESULTS_HEADER)
+    with RESULTS_FILE.open("a") as results:
+        results.write(entry)

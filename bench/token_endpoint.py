@@ -1,0 +1,409 @@
+"""Benchmark Tessera's token endpoint against a peer (node oidc-provider).
+
+    python bench/token_endpoint.py [--quick] [--requests N] [--concurrency 1,10,50]
+        [--db postgres,sqlite] [--workers 1,2] [--worker-class sync|gthread]
+        [--soak N] [--peer-only] [--append/--no-append]
+
+Starts Tessera as deployed (gunicorn, production settings) on each database
+and the peer, drives them alternately with the same bounded load generator
+on 127.0.0.1, verifies sample tokens with PyJWT, prints one table and appends
+it to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from harness.loadgen import LoadResult, run_load
+from harness.node import ensure_node_modules
+from harness.peer import running_peer
+from harness.processes import ProcessError
+from harness.report import (
+    HOOK,
+    NO_HOOK,
+    PEER,
+    Measurement,
+    append_results,
+    connection_note,
+    hook_cost_table,
+    machine_description,
+    results_table,
+    versions_description,
+    workers_table,
+)
+from harness.soak import run_soak, soak_table, soak_verdict
+from harness.targets import Target
+from harness.tessera import (
+    GunicornConfig,
+    TesseraDeployment,
+    check_repository,
+    provisioned_tessera,
+    running_gunicorn,
+    switch_hook,
+)
+from harness.tokens import TokenCheckError, verify_sample
+
+SAMPLE_TOKENS = 8
+# V8 optimises the peer's hot paths only after some thousands of requests; its
+# first runs are otherwise slower than the rest, whatever their own warm-up.
+PEER_STARTUP_WARMUP = 5_000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults for options not given on the command line."""
+
+    requests: int
+    concurrency: str
+    warmup: int | None  # None: chosen per concurrency level
+
+
+FULL = Preset(requests=20_000, concurrency="1,10,50", warmup=None)
+QUICK = Preset(requests=300, concurrency="1,10", warmup=50)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure, resolved from the command line."""
+
+    requests: int
+    warmup: int | None
+    concurrency: list[int]
+    databases: list[str]
+    workers: list[int]
+    worker_class: str
+    threads: int
+    max_seconds: float
+    soak: int | None
+    soak_concurrency: int
+    peer_only: bool
+    with_hook: bool
+    quick: bool
+
+    def warmup_for(self, concurrency: int) -> int:
+        """Requests sent (and discarded) before a measured run."""
+        if self.warmup is not None:
+            return self.warmup
+        return min(2_000, max(10 * concurrency, self.requests // 10))
+
+
+def _int_list(text: str) -> list[int]:
+    values = [int(item) for item in text.split(",") if item.strip()]
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _databases(text: str) -> list[str]:
+    values = [item.strip() for item in text.split(",") if item.strip()]
+    if not values or any(value not in {"postgres", "sqlite"} for value in values):
+        raise argparse.ArgumentTypeError(f"expected postgres and/or sqlite, got {text!r}")
+    return values
+
+
+def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
+    """The plan and whether to append to RESULTS.md."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, help="requests per measured run (20000)")
+    parser.add_argument("--concurrency", help="connection counts, comma-separated (1,10,50)")
+    parser.add_argument("--db", type=_databases, default="postgres,sqlite",
+                        help="databases for Tessera: postgres,sqlite")  # fmt: skip
+    parser.add_argument("--workers", type=_int_list, default="1,2",
+                        help="gunicorn worker counts to compare (1,2)")  # fmt: skip
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
+                        help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
+    parser.add_argument("--warmup", type=int, help="warm-up requests before each run (auto)")
+    parser.add_argument("--max-seconds", type=float, default=300,
+                        help="stop any single run after this long (300)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 300 requests, concurrency 1,10, not appended")  # fmt: skip
+    parser.add_argument("--soak", type=int, metavar="N",
+                        help="instead: N requests to Tessera, RSS at start/middle/end")  # fmt: skip
+    parser.add_argument("--soak-concurrency", type=int, default=10)
+    parser.add_argument("--peer-only", action="store_true", help="measure only the peer")
+    parser.add_argument("--no-hook", action="store_true",
+                        help="no seed hook: measure Tessera without hooks only")  # fmt: skip
+    parser.add_argument("--append", action=argparse.BooleanOptionalAction,
+                        help="append to bench/RESULTS.md (default: unless --quick)")  # fmt: skip
+    args = parser.parse_args(argv)
+
+    preset = QUICK if args.quick else FULL
+    plan = Plan(
+        requests=args.requests or preset.requests,
+        warmup=args.warmup if args.warmup is not None else preset.warmup,
+        concurrency=_int_list(args.concurrency or preset.concurrency),
+        databases=args.db,  # argparse applies `type` to string defaults too
+        workers=args.workers,
+        worker_class=args.worker_class,
+        threads=args.threads,
+        max_seconds=args.max_seconds,
+        soak=args.soak,
+        soak_concurrency=args.soak_concurrency,
+        peer_only=args.peer_only,
+        with_hook=not args.no_hook,
+        quick=args.quick,
+    )
+    append = args.append if args.append is not None else not args.quick
+    return plan, append
+
+
+def measure(target: Target, *, variant: str, concurrency: int, plan: Plan) -> LoadResult:
+    """Verify a sample, warm up, run the measured load, verify a sample again."""
+    verify_sample(target.token_request, target.expectation, count=SAMPLE_TOKENS)
+    warmup = plan.warmup_for(concurrency)
+    if warmup:
+        run_load(target, connections=concurrency, requests=warmup, max_seconds=plan.max_seconds)
+    result = run_load(
+        target, connections=concurrency, requests=plan.requests, max_seconds=plan.max_seconds
+    )
+    verify_sample(target.token_request, target.expectation, count=SAMPLE_TOKENS)
+    p50 = f"{result.p50_ms:.2f}" if result.p50_ms is not None else "-"
+    print(
+        f"  {variant:<13} c={concurrency:<3} {result.tokens_per_second:7.0f} tokens/s  "
+        f"p50 {p50} ms  errors {result.errors}",
+        flush=True,
+    )
+    return result
+
+
+def measure_group(
+    *,
+    deployment: TesseraDeployment,
+    tessera: Target,
+    peer: Target,
+    config: GunicornConfig,
+    database: str,
+    plan: Plan,
+) -> list[Measurement]:
+    """All concurrency levels for one (database, gunicorn config), alternating servers.
+
+    Each level runs Tessera with the hook, the peer and Tessera without the
+    hook; the order flips every level so that each hook state needs one
+    toggle and neither server always runs first.
+    """
+    measurements = []
+    hook_enabled = tessera.expectation.with_hook
+    for concurrency in plan.concurrency:
+        if not deployment.with_hook:
+            order = [NO_HOOK, PEER]
+        elif hook_enabled:
+            order = [HOOK, PEER, NO_HOOK]
+        else:
+            order = [NO_HOOK, PEER, HOOK]
+        for variant in order:
+            if variant == PEER:
+                target = peer
+            else:
+                wanted = variant == HOOK
+                if wanted != hook_enabled:
+                    tessera = switch_hook(deployment, tessera, enabled=wanted)
+                    hook_enabled = wanted
+                target = tessera
+            result = measure(target, variant=variant, concurrency=concurrency, plan=plan)
+            measurements.append(
+                Measurement(
+                    database=database,
+                    gunicorn=config.describe(),
+                    workers=config.workers,
+                    variant=variant,
+                    concurrency=concurrency,
+                    result=result,
+                )
+            )
+    # Leave the hook enabled, as provisioned, for the next gunicorn config.
+    if deployment.with_hook and not hook_enabled:
+        switch_hook(deployment, tessera, enabled=True)
+    return measurements
+
+
+def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -> None:
+    """The main benchmark: each database, worker count and concurrency, plus the peer.
+
+    Appends to ``measurements`` as it goes, so a failure still leaves what was measured.
+    """
+    with running_peer(workdir) as peer:
+        print(f"peer: oidc-provider on {peer.expectation.issuer}", flush=True)
+        run_load(peer, connections=10, requests=PEER_STARTUP_WARMUP, max_seconds=plan.max_seconds)
+        if plan.peer_only:
+            for concurrency in plan.concurrency:
+                result = measure(peer, variant=PEER, concurrency=concurrency, plan=plan)
+                measurements.append(
+                    Measurement(
+                        database="-",
+                        gunicorn="-",
+                        workers=0,
+                        variant=PEER,
+                        concurrency=concurrency,
+                        result=result,
+                    )
+                )
+            return
+        for database in plan.databases:
+            print(f"tessera: provisioning on {database} ...", flush=True)
+            with provisioned_tessera(
+                database, with_hook=plan.with_hook, workdir=workdir
+            ) as deployment:
+                for workers in plan.workers:
+                    config = GunicornConfig(workers, plan.worker_class, plan.threads)
+                    print(f"tessera: gunicorn {config.describe()} on {database}", flush=True)
+                    with running_gunicorn(deployment, config, workdir) as tessera:
+                        measurements += measure_group(
+                            deployment=deployment,
+                            tessera=tessera,
+                            peer=peer,
+                            config=config,
+                            database=database,
+                            plan=plan,
+                        )
+
+
+def load_description(plan: Plan) -> str:
+    """How the servers were driven and configured."""
+    gunicorn = "" if plan.peer_only else f"Tessera: {gunicorn_description(plan)}. "
+    return (
+        f"Load: autocannon, {plan.requests} requests per run after a warm-up, keep-alive, "
+        f"127.0.0.1. {gunicorn}Peer: one node process (NODE_ENV=production). "
+        "Errors = responses without a bearer token + connection errors + timeouts."
+    )
+
+
+def gunicorn_description(plan: Plan) -> str:
+    """The gunicorn command-line settings the bench uses (see harness/tessera.py)."""
+    threads = f" --threads {plan.threads}" if plan.worker_class == "gthread" else ""
+    return (
+        f"gunicorn --workers {','.join(map(str, plan.workers))} "
+        f"--worker-class {plan.worker_class}{threads} --timeout 30, no access log, "
+        "production settings (DEBUG off)"
+    )
+
+
+def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str]:
+    """The report: settings, main table, hook cost and worker scaling."""
+    sections = [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres="postgres" in plan.databases and not plan.peer_only),
+        load_description(plan),
+        results_table(measurements),
+    ]
+    if note := connection_note(measurements):
+        sections.append(note)
+    for table, title in (
+        (hook_cost_table(measurements), "Cost of the seed hook"),
+        (workers_table(measurements), "gunicorn workers"),
+    ):
+        if table:
+            sections.append(f"{title}:\n\n{table}")
+    return sections
+
+
+def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--soak: N requests against Tessera (hook on), RSS per process at start/middle/end."""
+    assert plan.soak is not None
+    database, workers = plan.databases[0], max(plan.workers)
+    config = GunicornConfig(workers, plan.worker_class, plan.threads)
+    print(f"soak: {plan.soak} requests, {database}, gunicorn {config.describe()}", flush=True)
+    with (
+        provisioned_tessera(database, with_hook=plan.with_hook, workdir=workdir) as deployment,
+        running_gunicorn(deployment, config, workdir) as tessera,
+    ):
+        verify_sample(tessera.token_request, tessera.expectation, count=SAMPLE_TOKENS)
+        warmup = plan.warmup if plan.warmup is not None else min(2_000, max(500, plan.soak // 20))
+        run_load(
+            tessera,
+            connections=plan.soak_concurrency,
+            requests=warmup,
+            max_seconds=plan.max_seconds,
+        )
+        report = run_soak(
+            tessera,
+            requests=plan.soak,
+            concurrency=plan.soak_concurrency,
+            max_seconds=plan.max_seconds,
+        )
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        (
+            f"Soak: Tessera{' with the seed hook' if plan.with_hook else ''} on {database}, "
+            f"gunicorn {config.describe()}, "
+            f"concurrency {plan.soak_concurrency}, RSS after a {warmup}-request warm-up (start), "
+            "half-way (middle) and at the end."
+        ),
+        soak_table(report),
+        soak_verdict(report),
+    ]
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so that every ``finally`` stops its servers."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous: Callable[[int, FrameType | None], object] | int | None = signal.signal(
+        signal.SIGTERM, handler
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the benchmark; return the process exit status."""
+    plan, append = parse_plan(argv)
+    started = time.monotonic()
+    measurements: list[Measurement] = []
+    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="tessera-bench-") as directory:
+        workdir = Path(directory)
+        try:
+            ensure_node_modules()
+            if not plan.peer_only:
+                check_repository()
+            if plan.soak:
+                title = f"soak, {plan.soak} requests"
+                sections = run_soak_mode(plan, workdir)
+            else:
+                title = "token endpoint" + (" (peer only)" if plan.peer_only else "")
+                title += " (quick smoke run)" if plan.quick else ""
+                run_comparison(plan, workdir, measurements)
+                sections = comparison_sections(plan, measurements)
+        except KeyboardInterrupt:
+            print("\nbench interrupted; everything it started is stopped", file=sys.stderr)
+            return 130
+        except (ProcessError, TokenCheckError) as error:
+            if measurements:
+                print("\nmeasured before the failure:\n" + results_table(measurements))
+            print(f"\nbench failed: {error}", file=sys.stderr)
+            _print_logs(workdir)
+            return 1
+    print("\n" + "\n\n".join(sections))
+    command = "python bench/token_endpoint.py " + " ".join(argv)
+    if append:
+        append_results(title=f"{title}: `{command.strip()}`", sections=sections)
+        print("\nappended to bench/RESULTS.md")
+    print(f"\ndone in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _print_logs(workdir: Path) -> None:
+    """The tail of each server log, to explain a failure."""
+    for log in sorted(workdir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-30:]
+        print(f"--- {log.name} (last {len(lines)} lines) ---", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
