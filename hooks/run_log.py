@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from hooks.models import HookRun
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
+BATCH_LINGER_SECONDS = 0.2
 PRUNE_EVERY_BATCHES = 500
 
 
@@ -68,9 +70,12 @@ class _Writer:
     def _loop(self) -> None:
         while True:
             batch = [self.queue.get()]
+            # Gather for a moment: one INSERT per record would cost each token
+            # request a full ORM round trip on this thread.
+            deadline = time.monotonic() + BATCH_LINGER_SECONDS
             while len(batch) < BATCH_SIZE and batch[-1] is not None:
                 try:
-                    batch.append(self.queue.get_nowait())
+                    batch.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             stopping = batch[-1] is None
