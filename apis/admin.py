@@ -4,11 +4,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
 from apis.models import Api, ApiScope
 from apis.services import api_create, api_set_signing_alg
-from tenant.admin import TenantScopedAdmin, TenantScopedMixin
+from tenant.admin import TenantScopedAdmin, TenantScopedMixin, secret_once_response
 
 
 class ApiScopeInline(TenantScopedMixin, admin.TabularInline):
@@ -55,16 +54,14 @@ class ApiAdmin(TenantScopedAdmin):
         secret = getattr(request, "_tessera_signing_secret", None)
         if secret is None:
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "HS256 signing secret",
-            "api": obj,
-            "secret": secret,
-            "opts": self.opts,
-        }
-        response = TemplateResponse(request, "admin/apis/api/secret.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_once_response(
+            self,
+            request,
+            "admin/apis/api/secret.html",
+            title="HS256 signing secret",
+            api=obj,
+            secret=secret,
+        )
 
     def response_add(self, request: HttpRequest, obj: Api, post_url_continue: Any = None) -> Any:
         return self._secret_page(request, obj) or super().response_add(

@@ -25,7 +25,12 @@ from clients.services import (
     client_grant_set_scopes,
     client_rotate_secret,
 )
-from tenant.admin import TenantScopedAdmin, TenantScopedMixin, scope_to_tenants
+from tenant.admin import (
+    TenantScopedAdmin,
+    TenantScopedMixin,
+    scope_to_tenants,
+    secret_once_response,
+)
 
 # django-oauth-toolkit registers its own, unscoped admin for the application
 # and token models; the dashboard shows clients through ClientAdmin only, and
@@ -113,19 +118,15 @@ class ClientAdmin(TenantScopedAdmin):
     def _show_secret(
         self, request: HttpRequest, client: Client, secret: str, created: bool
     ) -> HttpResponse:
-        # Rendered, not redirected: the plain secret never enters a cookie,
-        # session or message store.
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Client secret",
-            "client": client,
-            "secret": secret,
-            "created": created,
-            "opts": self.opts,
-        }
-        response = TemplateResponse(request, "admin/clients/client/secret.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return secret_once_response(
+            self,
+            request,
+            "admin/clients/client/secret.html",
+            title="Client secret",
+            client=client,
+            secret=secret,
+            created=created,
+        )
 
     def response_add(self, request: HttpRequest, obj: Client, post_url_continue: Any = None) -> Any:
         secret = getattr(request, "_tessera_new_secret", None)

@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from tenant.models import Tenant, TenantMembership
 from tenant.services import tenant_create
@@ -59,6 +60,21 @@ def scope_to_tenants(request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[
     if path is None or request.user.is_superuser:
         return queryset
     return queryset.filter(**{f"{path}__in": user_tenants(request)})
+
+
+def secret_once_response(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, template: str, **context: Any
+) -> HttpResponse:
+    """A page that shows a new secret once: rendered, never redirected, so the
+    plain secret never enters a cookie, session or message store, and never
+    cached."""
+    response = TemplateResponse(
+        request,
+        template,
+        {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, **context},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 class TenantScopedMixin:
