@@ -2,6 +2,7 @@
 
 from apis.models import Api
 from tenant.config_cache import memoized
+from tenant.crypto import decrypt
 from tenant.models import Tenant
 
 
@@ -14,3 +15,8 @@ def api_get(*, tenant: Tenant, identifier: str) -> Api:
     if api is None:
         raise Api.DoesNotExist(identifier)
     return api
+
+
+def api_signing_secret(*, api: Api) -> str:
+    """An HS256 API's signing secret, decrypted once per configuration generation."""
+    return memoized(("api-signing-secret", api.pk), lambda: decrypt(api.signing_secret_encrypted))

@@ -15,11 +15,10 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from apis.choices import SigningAlgorithm
 from apis.models import Api
-from apis.selectors import api_get
+from apis.selectors import api_get, api_signing_secret
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client
 from clients.selectors import client_for_token, client_granted_scopes
-from tenant.crypto import decrypt
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 
@@ -146,7 +145,7 @@ def sign_access_token(
     if scope:
         claims["scope"] = " ".join(scope)
     if api.signing_alg == SigningAlgorithm.HS256:
-        token = jwt.encode(claims, decrypt(api.signing_secret_encrypted), algorithm="HS256")
+        token = jwt.encode(claims, api_signing_secret(api=api), algorithm="HS256")
     else:
         key = signing_key_active(tenant=tenant)
         token = jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})

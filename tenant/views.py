@@ -1,6 +1,8 @@
 """Public, unauthenticated tenant documents: JWKS and OpenID discovery."""
 
-from django.http import HttpRequest, JsonResponse
+from typing import NoReturn
+
+from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from tenant.resolution import tenant_for_request
@@ -38,8 +40,6 @@ def openid_configuration(request: HttpRequest, tenant_slug: str | None = None) -
     return response
 
 
-def not_found(request: HttpRequest, tenant_slug: str | None = None) -> JsonResponse:
-    """Anything else under an issuer: JSON, never Django's HTML 404."""
-    response = JsonResponse({"error": "not_found", "error_description": "Not found."}, status=404)
-    response["Cache-Control"] = "no-store"
-    return response
+def not_found(request: HttpRequest, tenant_slug: str | None = None) -> NoReturn:
+    """Anything else under an issuer; IssuerJsonErrorsMiddleware renders the JSON 404."""
+    raise Http404("Not found")

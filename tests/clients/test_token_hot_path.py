@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
 
+from apis.services import api_create, api_rotate_signing_secret
 from clients.models import Client
 from clients.services import client_grant_set_scopes, client_rotate_secret
 from hooks.services import hook_create, hook_disable, hook_save_script
@@ -103,3 +104,28 @@ def test_rotated_key_signs_the_next_token(setup):
     tenant_rotate_key(tenant=tenant)
     after = jwt.get_unverified_header(token(tenant, client, secret).json()["access_token"])
     assert before["kid"] != after["kid"]
+
+
+def test_rotated_hs256_secret_signs_the_next_token(setup):
+    tenant, _, _, _ = setup
+    api, old_secret = api_create(
+        tenant=tenant, name="Legacy", identifier="legacy", signing_alg="HS256"
+    )
+    assert old_secret is not None
+    client, secret = make_client(tenant, {api: []}, name="legacy-client")
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "audience": "legacy",
+    }
+
+    def legacy_token():
+        response = HttpClient().post(
+            f"/{tenant.slug}/oauth/token", json.dumps(body), content_type="application/json"
+        )
+        return response.json()["access_token"]
+
+    jwt.decode(legacy_token(), old_secret, algorithms=["HS256"], audience="legacy")
+    new_secret = api_rotate_signing_secret(api=api)
+    jwt.decode(legacy_token(), new_secret, algorithms=["HS256"], audience="legacy")
