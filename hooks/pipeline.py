@@ -20,6 +20,7 @@ from hooks.models import HookStorage
 from hooks.points import FilteredClaims, HookResultInvalid, filter_token_claims
 from hooks.run_log import RunRecord, record_run
 from hooks.selectors import STORAGE_CACHE_SECONDS, enabled_hook_for, storage_cache_key
+from tenant import config_cache
 from tenant.models import Tenant
 
 FIXED_MESSAGES = {
@@ -76,7 +77,11 @@ def save_storage(*, hook_id: int, write: runtime.StorageWrite) -> bool:
     (webtask semantics: ``force`` skips the check). Returns whether it saved."""
     key = storage_cache_key(hook_id)
     with transaction.atomic():
-        storage, _ = HookStorage.objects.get_or_create(hook_id=hook_id)
+        storage, created = HookStorage.objects.get_or_create(hook_id=hook_id)
+        if created:
+            # Token requests skip the storage read of a hook without a row
+            # (hooks.selectors.enabled_hook_for): from now on, they must read.
+            config_cache.invalidate()
         rows = HookStorage.objects.filter(pk=storage.pk)
         if not write.force:
             rows = rows.filter(etag=int(write.base_etag or 0))

@@ -14,6 +14,8 @@ from tenant.crypto import decrypt
 from tenant.models import Tenant
 
 STORAGE_CACHE_SECONDS = 3600
+# What a hook that never wrote its storage reads: no row, etag 0.
+EMPTY_STORAGE = runtime.StorageSnapshot(data=None, etag="0")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class RunnableHook:
     script: str
     script_key: str
     secrets: dict[str, str]
+    # Whether the hook has a storage row; it gets one on its first write,
+    # which publishes a new configuration generation (hooks.pipeline).
+    has_storage: bool
     storage: runtime.StorageSnapshot
 
 
@@ -66,7 +71,8 @@ def hook_storage(*, hook_id: int) -> runtime.StorageSnapshot:
 
 def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
     """The tenant's enabled hook for the point, ready to run, or None. All but
-    its storage (data, not configuration) is memoised for token requests."""
+    its storage (data, not configuration) is memoised for token requests; a
+    hook that has never written its storage costs no storage read at all."""
 
     def load() -> RunnableHook | None:
         hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
@@ -79,12 +85,13 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             script=hook.script,
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),
-            storage=runtime.StorageSnapshot(data=None, etag=None),
+            has_storage=HookStorage.objects.filter(hook=hook).exists(),
+            storage=EMPTY_STORAGE,
         )
 
     runnable = memoized(("enabled-hook", tenant.pk, trigger_id), load)
-    if runnable is None:
-        return None
+    if runnable is None or not runnable.has_storage:
+        return runnable
     return dataclasses.replace(runnable, storage=hook_storage(hook_id=runnable.id))
 
 

@@ -5,6 +5,7 @@ import json
 
 import jwt
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +14,7 @@ from apis.services import api_create, api_rotate_signing_secret
 from clients.models import Client
 from clients.services import client_grant_set_scopes, client_rotate_secret
 from hooks.services import hook_create, hook_disable, hook_save_script
+from tenant.config_cache import GENERATION_KEY
 from tenant.services import tenant_rotate_key
 from tests.factories import make_api, make_client, make_tenant
 
@@ -64,6 +66,19 @@ def test_warm_token_request_with_hook_only_logs_the_run(setup):
     # Deployed, this INSERT runs on the run log's writer thread, off the request.
     assert len(queries) == 1
     assert queries[0]["sql"].startswith("INSERT") and "hooks_hookrun" in queries[0]["sql"]
+
+
+def test_warm_token_request_with_hook_reads_only_the_generation(setup, monkeypatch):
+    """A hook that has never written its storage costs no storage read: one
+    shared-cache (Redis) round trip per request, for the generation."""
+    tenant, _, client, secret = setup
+    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+    token(tenant, client, secret)
+    shared, reads = caches["shared"], []
+    real_get = shared.get
+    monkeypatch.setattr(shared, "get", lambda key, *args: reads.append(key) or real_get(key, *args))
+    assert scope_of(token(tenant, client, secret)) == "read:data extra"
+    assert reads == [GENERATION_KEY]
 
 
 def test_saved_hook_takes_effect_on_next_request(setup):
