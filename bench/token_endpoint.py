@@ -1,10 +1,11 @@
 """Benchmark Tessera's token endpoint against a peer (node oidc-provider).
 
     python bench/token_endpoint.py [--quick] [--requests N] [--concurrency 1,10,50]
-        [--db postgres,sqlite] [--workers 1,2] [--worker-class sync|gthread]
+        [--db postgres,sqlite] [--workers 1,2] [--server granian|gunicorn]
+        [--worker-class sync|gthread]
         [--soak N] [--peer-only] [--append/--no-append]
 
-Starts Tessera as deployed (gunicorn, production settings) on each database
+Starts Tessera as deployed (granian, production settings) on each database
 and the peer, drives them alternately with the same bounded load generator
 on 127.0.0.1, verifies sample tokens with PyJWT, prints one table and appends
 it to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
@@ -43,11 +44,11 @@ from harness.report import (
 from harness.soak import run_soak, soak_table, soak_verdict
 from harness.targets import Target
 from harness.tessera import (
-    GunicornConfig,
+    ServerConfig,
     TesseraDeployment,
     check_repository,
     provisioned_tessera,
-    running_gunicorn,
+    running_tessera,
     switch_hook,
 )
 from harness.tokens import TokenCheckError, verify_sample
@@ -80,6 +81,7 @@ class Plan:
     concurrency: list[int]
     databases: list[str]
     workers: list[int]
+    server: str
     worker_class: str
     threads: int
     max_seconds: float
@@ -118,7 +120,9 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--db", type=_databases, default="postgres,sqlite",
                         help="databases for Tessera: postgres,sqlite")  # fmt: skip
     parser.add_argument("--workers", type=_int_list, default="1,2",
-                        help="gunicorn worker counts to compare (1,2)")  # fmt: skip
+                        help="server worker counts to compare (1,2)")  # fmt: skip
+    parser.add_argument("--server", choices=["granian", "gunicorn"], default="granian",
+                        help="server for Tessera (granian, as deployed)")  # fmt: skip
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
@@ -144,6 +148,7 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         concurrency=_int_list(args.concurrency or preset.concurrency),
         databases=args.db,  # argparse applies `type` to string defaults too
         workers=args.workers,
+        server=args.server,
         worker_class=args.worker_class,
         threads=args.threads,
         max_seconds=args.max_seconds,
@@ -181,11 +186,11 @@ def measure_group(
     deployment: TesseraDeployment,
     tessera: Target,
     peer: Target,
-    config: GunicornConfig,
+    config: ServerConfig,
     database: str,
     plan: Plan,
 ) -> list[Measurement]:
-    """All concurrency levels for one (database, gunicorn config), alternating servers.
+    """All concurrency levels for one (database, server config), alternating servers.
 
     Each level runs Tessera with the hook, the peer and Tessera without the
     hook; the order flips every level so that each hook state needs one
@@ -213,14 +218,14 @@ def measure_group(
             measurements.append(
                 Measurement(
                     database=database,
-                    gunicorn=config.describe(),
+                    setup=config.describe(),
                     workers=config.workers,
                     variant=variant,
                     concurrency=concurrency,
                     result=result,
                 )
             )
-    # Leave the hook enabled, as provisioned, for the next gunicorn config.
+    # Leave the hook enabled, as provisioned, for the next server config.
     if deployment.with_hook and not hook_enabled:
         switch_hook(deployment, tessera, enabled=True)
     return measurements
@@ -240,7 +245,7 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
                 measurements.append(
                     Measurement(
                         database="-",
-                        gunicorn="-",
+                        setup="-",
                         workers=0,
                         variant=PEER,
                         concurrency=concurrency,
@@ -254,9 +259,9 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
                 database, with_hook=plan.with_hook, workdir=workdir
             ) as deployment:
                 for workers in plan.workers:
-                    config = GunicornConfig(workers, plan.worker_class, plan.threads)
-                    print(f"tessera: gunicorn {config.describe()} on {database}", flush=True)
-                    with running_gunicorn(deployment, config, workdir) as tessera:
+                    config = server_config(plan, workers)
+                    print(f"tessera: {config.describe()} on {database}", flush=True)
+                    with running_tessera(deployment, config, workdir) as tessera:
                         measurements += measure_group(
                             deployment=deployment,
                             tessera=tessera,
@@ -269,22 +274,31 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
 
 def load_description(plan: Plan) -> str:
     """How the servers were driven and configured."""
-    gunicorn = "" if plan.peer_only else f"Tessera: {gunicorn_description(plan)}. "
+    server = "" if plan.peer_only else f"Tessera: {server_description(plan)}. "
     return (
         f"Load: autocannon, {plan.requests} requests per run after a warm-up, keep-alive, "
-        f"127.0.0.1. {gunicorn}Peer: one node process (NODE_ENV=production). "
+        f"127.0.0.1. {server}Peer: one node process (NODE_ENV=production). "
         "Errors = responses without a bearer token + connection errors + timeouts."
     )
 
 
-def gunicorn_description(plan: Plan) -> str:
-    """The gunicorn command-line settings the bench uses (see harness/tessera.py)."""
-    threads = f" --threads {plan.threads}" if plan.worker_class == "gthread" else ""
-    return (
-        f"gunicorn --workers {','.join(map(str, plan.workers))} "
-        f"--worker-class {plan.worker_class}{threads} --timeout 30, no access log, "
-        "production settings (DEBUG off)"
-    )
+def server_config(plan: Plan, workers: int) -> ServerConfig:
+    return ServerConfig(plan.server, workers, plan.worker_class, plan.threads)
+
+
+def server_description(plan: Plan) -> str:
+    """The server command-line settings the bench uses (see harness/tessera.py)."""
+    workers = ",".join(map(str, plan.workers))
+    if plan.server == "granian":
+        settings = (
+            f"granian --interface wsgi --workers {workers} --blocking-threads 1 --runtime-mode st"
+        )
+    else:
+        threads = f" --threads {plan.threads}" if plan.worker_class == "gthread" else ""
+        settings = (
+            f"gunicorn --workers {workers} --worker-class {plan.worker_class}{threads} --timeout 30"
+        )
+    return f"{settings}, no access log, production settings (DEBUG off)"
 
 
 def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str]:
@@ -299,7 +313,7 @@ def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str
         sections.append(note)
     for table, title in (
         (hook_cost_table(measurements), "Cost of the seed hook"),
-        (workers_table(measurements), "gunicorn workers"),
+        (workers_table(measurements), "Server workers"),
     ):
         if table:
             sections.append(f"{title}:\n\n{table}")
@@ -310,11 +324,11 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
     """--soak: N requests against Tessera (hook on), RSS per process at start/middle/end."""
     assert plan.soak is not None
     database, workers = plan.databases[0], max(plan.workers)
-    config = GunicornConfig(workers, plan.worker_class, plan.threads)
-    print(f"soak: {plan.soak} requests, {database}, gunicorn {config.describe()}", flush=True)
+    config = server_config(plan, workers)
+    print(f"soak: {plan.soak} requests, {database}, {config.describe()}", flush=True)
     with (
         provisioned_tessera(database, with_hook=plan.with_hook, workdir=workdir) as deployment,
-        running_gunicorn(deployment, config, workdir) as tessera,
+        running_tessera(deployment, config, workdir) as tessera,
     ):
         verify_sample(tessera.token_request, tessera.expectation, count=SAMPLE_TOKENS)
         warmup = plan.warmup if plan.warmup is not None else min(2_000, max(500, plan.soak // 20))
@@ -335,7 +349,7 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
         versions_description(with_postgres=database == "postgres"),
         (
             f"Soak: Tessera{' with the seed hook' if plan.with_hook else ''} on {database}, "
-            f"gunicorn {config.describe()}, "
+            f"{config.describe()}, "
             f"concurrency {plan.soak_concurrency}, RSS after a {warmup}-request warm-up (start), "
             "half-way (middle) and at the end."
         ),

@@ -1,7 +1,7 @@
 """Start, watch and stop the benchmark's child processes.
 
 Every server runs in its own session (and so its own process group), so that
-stopping it reaches gunicorn's workers and their hook worker children, or
+stopping it reaches the server's workers and their hook worker children, or
 node, however deep the tree. Whatever survives the group signal is killed by
 pid, checked against its start time so that a recycled pid is never hit.
 """

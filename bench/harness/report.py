@@ -31,10 +31,10 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Measurement:
-    """One load run, placed in its group (database, gunicorn config, concurrency)."""
+    """One load run, placed in its group (database, server config, concurrency)."""
 
     database: str
-    gunicorn: str
+    setup: str
     workers: int
     variant: str
     concurrency: int
@@ -74,7 +74,7 @@ def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadRe
         if (
             measurement.variant == PEER
             and measurement.concurrency == other.concurrency
-            and (measurement.database, measurement.gunicorn) == (other.database, other.gunicorn)
+            and (measurement.database, measurement.setup) == (other.database, other.setup)
         ):
             return measurement.result
     return None
@@ -83,7 +83,7 @@ def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadRe
 def results_table(measurements: Sequence[Measurement]) -> str:
     """One row per run: throughput, latency, errors, peak RSS and the ratio to the peer."""
     header = [
-        "db", "gunicorn", "server", "conc", "tokens/s", "p50 ms", "p99 ms",
+        "db", "setup", "server", "conc", "tokens/s", "p50 ms", "p99 ms",
         "errors", "peak RSS MiB", "tokens/s vs peer",
     ]  # fmt: skip
     rows = []
@@ -102,7 +102,7 @@ def results_table(measurements: Sequence[Measurement]) -> str:
         rows.append(
             [
                 measurement.database if measurement.variant != PEER else "-",
-                measurement.gunicorn if measurement.variant != PEER else "-",
+                measurement.setup if measurement.variant != PEER else "-",
                 measurement.variant,
                 str(measurement.concurrency),
                 f"{result.tokens_per_second:.0f}",
@@ -120,7 +120,7 @@ def connection_note(measurements: Sequence[Measurement]) -> str | None:
     """Say which servers closed connections (no keep-alive), since it changes latency."""
     closing = sorted(
         {
-            f"{m.variant} ({m.gunicorn})" if m.variant != PEER else m.variant
+            f"{m.variant} ({m.setup})" if m.variant != PEER else m.variant
             for m in measurements
             if m.result.reconnects > m.result.responses // 2
         }
@@ -135,10 +135,10 @@ def connection_note(measurements: Sequence[Measurement]) -> str | None:
 
 def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
     """What the seed hook costs: the same setup and concurrency with and without it."""
-    by_key = {(m.database, m.gunicorn, m.concurrency, m.variant): m.result for m in measurements}
+    by_key = {(m.database, m.setup, m.concurrency, m.variant): m.result for m in measurements}
     rows = []
-    for (database, gunicorn, concurrency, variant), with_hook in by_key.items():
-        without = by_key.get((database, gunicorn, concurrency, NO_HOOK))
+    for (database, setup, concurrency, variant), with_hook in by_key.items():
+        without = by_key.get((database, setup, concurrency, NO_HOOK))
         if variant != HOOK or without is None or without.tokens_per_second <= 0:
             continue
         change = with_hook.tokens_per_second / without.tokens_per_second - 1
@@ -149,20 +149,20 @@ def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
         )
         rows.append(
             [
-                database, gunicorn, "hook vs none", str(concurrency),
+                database, setup, "hook vs none", str(concurrency),
                 f"{without.tokens_per_second:.0f}", f"{with_hook.tokens_per_second:.0f}",
                 f"{change:+.0%}", p50_delta,
             ]
         )  # fmt: skip
     if not rows:
         return None
-    header = ["db", "gunicorn", "compare", "conc", "tokens/s no hook", "tokens/s hook",
+    header = ["db", "setup", "compare", "conc", "tokens/s no hook", "tokens/s hook",
               "change", "p50 Δ ms"]  # fmt: skip
     return format_table(header, rows)
 
 
 def workers_table(measurements: Sequence[Measurement]) -> str | None:
-    """How throughput scales from 1 to 2 (or more) gunicorn workers."""
+    """How throughput scales from 1 to 2 (or more) server workers."""
     by_key = {(m.database, m.variant, m.concurrency, m.workers): m.result for m in measurements}
     rows = []
     for (database, variant, concurrency, workers), result in by_key.items():
@@ -183,6 +183,11 @@ def workers_table(measurements: Sequence[Measurement]) -> str | None:
     header = ["db", "compare", "server", "conc", "tokens/s 1 worker", "tokens/s N workers",
               "scaling"]  # fmt: skip
     return format_table(header, rows)
+
+
+PYTHON_PACKAGES = (
+    "Django", "granian", "gunicorn", "PyJWT", "cryptography", "mini-racer", "psycopg",
+)  # fmt: skip
 
 
 def machine_description() -> str:
@@ -221,8 +226,7 @@ def _command_output(command: Sequence[str], cwd: Path = BENCH_DIR) -> str:
 def versions_description(*, with_postgres: bool) -> str:
     """Versions of everything measured, one per item."""
     python_packages = ", ".join(
-        f"{name} {_python_package_version(name)}"
-        for name in ("Django", "gunicorn", "PyJWT", "cryptography", "mini-racer", "psycopg")
+        f"{name} {_python_package_version(name)}" for name in PYTHON_PACKAGES
     )
     node_packages = ", ".join(f"{name} {installed_version(name)}" for name in NODE_PACKAGES)
     items = [

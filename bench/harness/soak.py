@@ -28,9 +28,9 @@ class SoakReport:
 
 
 def _roles(server: Server, tree: list[ProcessInfo]) -> dict[int, str]:
-    """Name each process by its depth: gunicorn master, worker, hook worker (child of a worker)."""
+    """Name each process by its depth: server main process, web worker, hook worker."""
     parents = {info.pid: info.ppid for info in tree}
-    names = {0: "gunicorn master", 1: "gunicorn worker", 2: "hook worker"}
+    names = {0: "server main", 1: "web worker", 2: "hook worker"}
     roles = {}
     for info in tree:
         depth, pid = 0, info.pid

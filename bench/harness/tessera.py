@@ -1,5 +1,6 @@
-"""Set up and run Tessera as deployed: gunicorn, production settings, a real database,
-and Redis as the shared cache (``REDIS_URL``), as the README's production setup has it.
+"""Set up and run Tessera as deployed: granian (or gunicorn), production settings, a
+real database, and Redis as the shared cache (``REDIS_URL``), as the README's production
+setup has it.
 
 Only the project's documented CLI is used (manage.py ``migrate``, ``tenant``,
 ``api``, ``client``, ``wt`` and ``hooks`` commands), so the bench exercises
@@ -51,21 +52,24 @@ class ClientCredentials:
 
 
 @dataclass(frozen=True)
-class GunicornConfig:
-    """How gunicorn is started; recorded with the results."""
+class ServerConfig:
+    """Which server runs Tessera, and how; recorded with the results."""
 
+    server: str  # "granian" or "gunicorn"
     workers: int
-    worker_class: str
-    threads: int
+    worker_class: str  # gunicorn only
+    threads: int  # gunicorn gthread only
 
     def describe(self) -> str:
         plural = "s" if self.workers > 1 else ""
+        if self.server == "granian":
+            return f"granian, {self.workers} worker{plural}"
         threads = f" ({self.threads} threads)" if self.worker_class == "gthread" else ""
-        return f"{self.workers} {self.worker_class} worker{plural}{threads}"
+        return f"gunicorn, {self.workers} {self.worker_class} worker{plural}{threads}"
 
 
 class TesseraEnvironment:
-    """Environment variables shared by manage.py commands and gunicorn for one database."""
+    """Environment variables shared by manage.py commands and the server for one database."""
 
     def __init__(self, *, database_url: str, redis_url: str, port: int) -> None:
         self.port = port
@@ -106,14 +110,14 @@ def check_repository() -> None:
         raise ProcessError(f"{REPO_DIR / 'manage.py'} does not exist (yet): Tessera cannot run")
     try:
         run_command(
-            [sys.executable, "-c", "import django, gunicorn, jwt"],
+            [sys.executable, "-c", "import django, granian, gunicorn, jwt"],
             env=os.environ,
             cwd=REPO_DIR,
             timeout=60,
         )
     except ProcessError as error:
         raise ProcessError(
-            f"{sys.executable} lacks Django/gunicorn/PyJWT: run the bench with the "
+            f"{sys.executable} lacks Django/granian/gunicorn/PyJWT: run the bench with the "
             f"project venv's python (.venv/bin/python)\n{error}"
         ) from None
 
@@ -252,19 +256,46 @@ def tessera_expectation(env: TesseraEnvironment, *, with_hook: bool) -> TokenExp
     )
 
 
-def gunicorn_command(env: TesseraEnvironment, config: GunicornConfig) -> list[str]:
-    """gunicorn as deployed; access log off so the bench measures the app, not log writes.
+def server_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]:
+    """The server as deployed (README "Production"); no access log, so the bench
+    measures the app, not log writes."""
+    if config.server == "granian":
+        return granian_command(env, config.workers)
+    return gunicorn_command(env, config)
 
-    Sync workers by default (gunicorn's default too): the endpoint is
-    CPU-bound (RS256 signing, a database lookup, the hook call), so one
-    request at a time per process is what 2 cores can do anyway, and each
-    free worker accepts the next connection from the shared socket, which
-    keeps the workers evenly loaded. They close the connection after every
-    response, so Tessera pays a loopback handshake per token that the peer
-    (keep-alive) does not; loadgen.mjs measures that correctly. ``gthread``
-    keeps connections alive, but each stays with the worker that accepted
-    it: with 2 workers it gave fewer tokens/s than sync at 10 and 50
-    connections. ``--worker-class gthread --threads N`` measures it anyway.
+
+def granian_command(env: TesseraEnvironment, workers: int) -> list[str]:
+    """granian, as the README deploys it.
+
+    Rust HTTP/1.1 with keep-alive: no TCP handshake per token and no HTTP
+    parsing in Python. One blocking thread per worker runs the WSGI app: the
+    endpoint is CPU-bound, and more Python threads only contend for the GIL
+    (with granian's default pool, p99 at 50 connections was several times
+    worse). ``--runtime-mode st``: one Rust I/O thread per worker, on 2 cores.
+    """
+    return [
+        sys.executable, "-m", "granian", "tenant.wsgi:application",
+        "--interface", "wsgi",
+        "--host", "127.0.0.1",
+        "--port", str(env.port),
+        "--workers", str(workers),
+        "--blocking-threads", "1",
+        "--runtime-mode", "st",
+        "--no-ws",
+        "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def gunicorn_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]:
+    """gunicorn, for comparison (``--server gunicorn``).
+
+    Sync workers by default (gunicorn's default too): each free worker accepts
+    the next connection from the shared socket, which keeps the workers evenly
+    loaded, but they close the connection after every response, so each token
+    pays a loopback handshake that the peer (keep-alive) does not;
+    loadgen.mjs measures that correctly. ``gthread`` keeps connections alive,
+    but each stays with the worker that accepted it: with 2 workers it gave
+    fewer tokens/s than sync at 10 and 50 connections.
     """
     command = [
         sys.executable, "-m", "gunicorn", "tenant.wsgi:application",
@@ -294,7 +325,7 @@ class TesseraDeployment:
         self.env.manage("hooks", "enable" if enabled else "disable", HOOK_NAME, "-p", TENANT)
 
     def target(self, label: str, server: Server, *, with_hook: bool) -> Target:
-        """A Target for the running gunicorn, expecting the hook on or off."""
+        """A Target for the running server, expecting the hook on or off."""
         return Target(
             label=label,
             server=server,
@@ -316,17 +347,17 @@ def provisioned_tessera(
 
 
 @contextlib.contextmanager
-def running_gunicorn(
-    deployment: TesseraDeployment, config: GunicornConfig, workdir: Path
+def running_tessera(
+    deployment: TesseraDeployment, config: ServerConfig, workdir: Path
 ) -> Iterator[Target]:
-    """Serve ``deployment`` with gunicorn; yields a Target expecting its hook (if any)."""
+    """Serve ``deployment``; yields a Target expecting its hook (if any)."""
     env = deployment.env
     with running_server(
-        f"tessera (gunicorn {config.describe()})",
-        gunicorn_command(env, config),
+        f"tessera ({config.describe()})",
+        server_command(env, config),
         env=env.variables,
         cwd=REPO_DIR,
-        log_path=workdir / f"gunicorn-{config.workers}w-{env.port}.log",
+        log_path=workdir / f"{config.server}-{config.workers}w-{env.port}.log",
     ) as server:
         wait_until_ready(server, f"{env.issuer}.well-known/jwks.json", timeout=60)
         yield deployment.target("tessera", server, with_hook=deployment.with_hook)
