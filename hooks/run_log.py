@@ -67,17 +67,25 @@ class _Writer:
         except queue.Full:  # the database is far behind: shed logs, never tokens
             logger.warning("Hook run log queue full; dropping a run record")
 
+    def _drain(self, batch: list[RunRecord | None]) -> None:
+        """Take what is queued, up to a full batch or the stop sentinel."""
+        while len(batch) < BATCH_SIZE and batch[-1] is not None:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                return
+
     def _loop(self) -> None:
         while True:
             batch = [self.queue.get()]
-            # Gather for a moment: one INSERT per record would cost each token
-            # request a full ORM round trip on this thread.
-            deadline = time.monotonic() + BATCH_LINGER_SECONDS
-            while len(batch) < BATCH_SIZE and batch[-1] is not None:
-                try:
-                    batch.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
+            self._drain(batch)
+            if len(batch) < BATCH_SIZE and batch[-1] is not None:
+                # Gather for a moment: one INSERT per record would cost each
+                # token request an ORM round trip on this thread. Sleeping
+                # rather than waiting on the queue, so that a put() wakes
+                # nobody: a wake-up per record is a GIL hand-off per token.
+                time.sleep(BATCH_LINGER_SECONDS)
+                self._drain(batch)
             stopping = batch[-1] is None
             records = [record for record in batch if record is not None]
             try:

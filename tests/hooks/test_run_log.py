@@ -39,6 +39,29 @@ def test_token_request_run_is_written_by_the_background_writer(settings):
     assert "ran" in run.console
 
 
+@pytest.mark.django_db(transaction=True)
+def test_background_writer_records_every_run_of_a_burst_larger_than_a_batch(settings):
+    settings.TESSERA_HOOK_RUN_LOG_ASYNC = True
+    tenant = make_tenant("acme")
+    burst = 2 * run_log.BATCH_SIZE + 5
+    for n in range(burst):
+        run_log.record_run(
+            run_log.RunRecord(
+                tenant_id=tenant.pk,
+                hook_id=None,
+                hook_version=None,
+                source="token",
+                started_at=timezone.now(),
+                duration_ms=1.0,
+                outcome="ok",
+                console=f"run {n}",
+                error="",
+            )
+        )
+    run_log.shutdown()
+    assert HookRun.objects.filter(tenant=tenant).count() == burst
+
+
 @pytest.mark.django_db
 def test_prune_deletes_runs_older_than_retention(settings):
     settings.TESSERA_HOOK_RUN_RETENTION_DAYS = 7
