@@ -89,6 +89,9 @@ class TesseraEnvironment:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PUBLIC_URL": self.public_url,
                 "TESSERA_TOKEN_RATE_LIMIT": "",  # rate limit off
+                # One request at a time per server worker (one blocking thread):
+                # one hook worker is all it uses, as README's production setup.
+                "TESSERA_HOOK_WORKERS": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
