@@ -76,7 +76,12 @@ def test_warm_token_request_with_hook_reads_only_the_generation(setup, monkeypat
     token(tenant, client, secret)
     shared, reads = caches["shared"], []
     real_get = shared.get
-    monkeypatch.setattr(shared, "get", lambda key, *args: reads.append(key) or real_get(key, *args))
+
+    def counting_get(key, *args):
+        reads.append(key)
+        return real_get(key, *args)
+
+    monkeypatch.setattr(shared, "get", counting_get)
     assert scope_of(token(tenant, client, secret)) == "read:data extra"
     assert reads == [GENERATION_KEY]
 
