@@ -141,6 +141,12 @@ class WarmContext:
         """Create a context with the sandbox prelude installed (no user code yet)."""
         racer: MiniRacer = _racer().MiniRacer()
         racer.set_hard_memory_limit(memory_mb << 20)
+        # mini-racer checks the hard limit after every GC, against a heap size
+        # that still counts uncollected garbage (e.g. V8's compilation cache
+        # keeps each run's source: every payload differs). Above half the
+        # limit, V8 is told to collect under memory pressure, so that only
+        # live data can fail a hook for memory.
+        racer.set_soft_memory_limit(memory_mb << 19)
         context = cls(racer, log_chars)
         try:
             racer.eval(prelude)

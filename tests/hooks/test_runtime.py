@@ -222,6 +222,21 @@ def test_hook_error_keeps_the_warm_context(pool: HookPool) -> None:
     assert run(pool, script).value == {"calls": 2}
 
 
+def test_a_warm_hook_serves_many_distinct_requests_within_its_memory_limit(
+    pool: HookPool,
+) -> None:
+    # Each request's arguments differ (client, IP, body...), and V8 caches
+    # each run's source: that garbage once reached the heap limit before V8
+    # collected it, and a trivial hook failed for memory after enough requests.
+    limits = Limits(timeout_ms=5000, memory_mb=32)
+    for n in range(1500):
+        args = payload(context={"ip": "203.0.113.1", "body": {"n": f"{n:05d}" * 3000}})
+        assert run(pool, SEED_HOOK, limits=limits, args=args).value["scope"] == [
+            "read:data",
+            "extra",
+        ]
+
+
 # ---- syntax -----------------------------------------------------------------------
 
 
