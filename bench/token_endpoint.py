@@ -49,6 +49,7 @@ from harness.tessera import (
     check_repository,
     provisioned_tessera,
     running_tessera,
+    server_arguments,
     switch_hook,
 )
 from harness.tokens import TokenCheckError, verify_sample
@@ -287,18 +288,13 @@ def server_config(plan: Plan, workers: int) -> ServerConfig:
 
 
 def server_description(plan: Plan) -> str:
-    """The server command-line settings the bench uses (see harness/tessera.py)."""
+    """The server command line the bench runs (see harness/tessera.py)."""
+    arguments = " ".join(server_arguments(server_config(plan, workers=1)))
     workers = ",".join(map(str, plan.workers))
-    if plan.server == "granian":
-        settings = (
-            f"granian --interface wsgi --workers {workers} --blocking-threads 1 --runtime-mode st"
-        )
-    else:
-        threads = f" --threads {plan.threads}" if plan.worker_class == "gthread" else ""
-        settings = (
-            f"gunicorn --workers {workers} --worker-class {plan.worker_class}{threads} --timeout 30"
-        )
-    return f"{settings}, no access log, production settings (DEBUG off)"
+    return (
+        f"{plan.server} --workers {workers} {arguments}, no access log, "
+        "production settings (DEBUG off)"
+    )
 
 
 def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str]:

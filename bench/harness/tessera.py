@@ -263,47 +263,44 @@ def server_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]:
     """The server as deployed (README "Production"); no access log, so the bench
     measures the app, not log writes."""
     if config.server == "granian":
-        return granian_command(env, config.workers)
-    return gunicorn_command(env, config)
-
-
-def granian_command(env: TesseraEnvironment, workers: int) -> list[str]:
-    """granian, as the README deploys it.
-
-    Rust HTTP/1.1 with keep-alive: no TCP handshake per token and no HTTP
-    parsing in Python. One blocking thread per worker runs the WSGI app: the
-    endpoint is CPU-bound, and more Python threads only contend for the GIL
-    (with granian's default pool, p99 at 50 connections was several times
-    worse). ``--runtime-mode st``: one Rust I/O thread per worker, on 2 cores.
-    """
+        bind = ["--host", "127.0.0.1", "--port", str(env.port)]
+    else:
+        bind = ["--bind", f"127.0.0.1:{env.port}"]
     return [
-        sys.executable, "-m", "granian", "tenant.wsgi:application",
-        "--interface", "wsgi",
-        "--host", "127.0.0.1",
-        "--port", str(env.port),
-        "--workers", str(workers),
-        "--blocking-threads", "1",
-        "--runtime-mode", "st",
-        "--no-ws",
-        "--log-level", "warning",
+        sys.executable, "-m", config.server, "tenant.wsgi:application",
+        *bind, "--workers", str(config.workers), *server_arguments(config),
     ]  # fmt: skip
 
 
-def gunicorn_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]:
-    """gunicorn, for comparison (``--server gunicorn``).
+def server_arguments(config: ServerConfig) -> list[str]:
+    """The server's settings other than its address and worker count; the
+    results print them as they are, so they say exactly what was measured.
 
-    Sync workers by default (gunicorn's default too): each free worker accepts
-    the next connection from the shared socket, which keeps the workers evenly
-    loaded, but they close the connection after every response, so each token
-    pays a loopback handshake that the peer (keep-alive) does not;
-    loadgen.mjs measures that correctly. ``gthread`` keeps connections alive,
-    but each stays with the worker that accepted it: with 2 workers it gave
-    fewer tokens/s than sync at 10 and 50 connections.
+    granian, as the README deploys it: Rust HTTP/1.1 with keep-alive, so no
+    TCP handshake per token and no HTTP parsing in Python. One blocking thread
+    per worker runs the WSGI app: the endpoint is CPU-bound, and more Python
+    threads only contend for the GIL (with granian's default pool, p99 at 50
+    connections was several times worse). ``--runtime-mode st``: one Rust I/O
+    thread per worker, on 2 cores.
+
+    gunicorn, for comparison (``--server gunicorn``): sync workers by default
+    (gunicorn's default too). Each free worker accepts the next connection from
+    the shared socket, which keeps the workers evenly loaded, but they close
+    the connection after every response, so each token pays a loopback
+    handshake that the peer (keep-alive) does not; loadgen.mjs measures that
+    correctly. ``gthread`` keeps connections alive, but each stays with the
+    worker that accepted it: with 2 workers it gave fewer tokens/s than sync
+    at 10 and 50 connections.
     """
-    command = [
-        sys.executable, "-m", "gunicorn", "tenant.wsgi:application",
-        "--bind", f"127.0.0.1:{env.port}",
-        "--workers", str(config.workers),
+    if config.server == "granian":
+        return [
+            "--interface", "wsgi",
+            "--blocking-threads", "1",
+            "--runtime-mode", "st",
+            "--no-ws",
+            "--log-level", "warning",
+        ]  # fmt: skip
+    arguments = [
         "--worker-class", config.worker_class,
         "--timeout", "30",
         "--graceful-timeout", "5",
@@ -311,8 +308,8 @@ def gunicorn_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]
         "--backlog", "2048",
     ]  # fmt: skip
     if config.worker_class == "gthread":
-        command += ["--threads", str(config.threads)]
-    return command
+        arguments += ["--threads", str(config.threads)]
+    return arguments
 
 
 @dataclass
