@@ -1,81 +1,182 @@
-"""The one door from Django to the sandboxed runtime: limits from tenant
-settings, syntax checks as validation errors, and runs on the process's pool.
-The token pipeline and the test runner both run hooks through here."""
+"""The one door from Django to the hook runtime.
 
-from collections.abc import Mapping
-from typing import Any
+``execute`` runs a hook, filters its result through the extensibility point
+and records the run; the token pipeline, the test runner and ``hooks run``
+all go through it. ``check_script`` is the validation every write path
+shares. Limits come from tenant settings; the runtime (in-process or worker
+processes, ``TESSERA_HOOK_ISOLATION``) and its governor are one per process.
+"""
+
+import atexit
+import functools
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from hooks import runtime
-from hooks.choices import RunOutcome
-from hooks.points import POINTS
+from hooks.choices import RunOutcome, RunSource
+from hooks.points import POINTS, FilteredClaims, HookResultInvalid, filter_token_claims
+from hooks.run_log import RunRecord, record_run
 from tenant.models import Tenant
+
+
+class HookRuntime(Protocol):
+    isolation: str
+
+    def run(
+        self,
+        *,
+        context_key: Any,
+        script: str,
+        arg_names: Any,
+        payload: Mapping[str, Any],
+        secrets: Mapping[str, str],
+        storage: runtime.StorageSnapshot | None,
+        limits: runtime.Limits,
+        cache: Mapping[str, Any] | None = None,
+    ) -> runtime.RunResult: ...
+
+    def check(self, *, script: str, limits: runtime.Limits) -> str: ...
+
+    def close(self) -> None: ...
+
+
+_lock = threading.Lock()
+_process: tuple[int, HookRuntime, runtime.Governor] | None = None
+
+
+def hook_runtime() -> tuple[HookRuntime, runtime.Governor]:
+    """This process's runtime and governor, made on first use (and anew in a
+    forked child, whose parent's workers and counters are not its own)."""
+    global _process
+    current = _process
+    if current is None or current[0] != os.getpid():
+        with _lock:
+            current = _process
+            if current is None or current[0] != os.getpid():
+                current = (os.getpid(), *_make_runtime())
+                _process = current
+                atexit.register(close_hook_runtime)
+    return current[1], current[2]
+
+
+def close_hook_runtime() -> None:
+    """Stop this process's runtime (its workers, if any); the next run makes
+    a new one from the settings of that moment."""
+    global _process
+    with _lock:
+        current, _process = _process, None
+    if current is not None and current[0] == os.getpid():
+        current[1].close()
+
+
+def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
+    engine: HookRuntime
+    per_tenant = settings.TESSERA_HOOK_TENANT_CONCURRENCY
+    if settings.TESSERA_HOOK_ISOLATION == "process":
+        size = settings.TESSERA_HOOK_WORKERS
+        engine = runtime.HookPool(size=size)
+        # One tenant never holds every worker.
+        per_tenant = min(per_tenant, max(1, size - 1))
+    else:
+        engine = runtime.InProcessRuntime(max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD)
+    governor = runtime.Governor(
+        max_concurrent_per_tenant=per_tenant,
+        queue_s=settings.TESSERA_HOOK_TENANT_QUEUE_MS / 1000,
+        max_concurrent_tests=settings.TESSERA_HOOK_TEST_RUNS_PER_PROCESS,
+        breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
+        breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,
+    )
+    return engine, governor
 
 
 def limits_for(tenant: Tenant) -> runtime.Limits:
     return runtime.Limits(
         timeout_ms=tenant.hook_timeout_ms,
+        cpu_ms=min(tenant.hook_cpu_ms, tenant.hook_timeout_ms),
         memory_mb=tenant.hook_memory_mb,
         max_script_bytes=settings.TESSERA_HOOK_MAX_SCRIPT_BYTES,
     )
 
 
-def reserved_domains_for(tenant: Tenant) -> list[str]:
+def reserved_domains_for(tenant: Tenant) -> tuple[str, ...]:
     """Hosts a namespaced claim may not use: the deployment's own domains,
     the tenant's, and Auth0's (configurable)."""
-    domains = list(settings.TESSERA_RESERVED_CLAIM_DOMAINS)
-    public_host = urlsplit(settings.PUBLIC_URL).hostname
-    if public_host:
-        domains.append(public_host)
-    if tenant.domain:
-        domains.append(tenant.domain)
-    return domains
-
-
-def check_script(*, tenant: Tenant, script: str) -> None:
-    """Raise ``ValidationError`` unless ``script`` is within limits and compiles."""
-    limits = limits_for(tenant)
-    if len(script.encode()) > limits.max_script_bytes:
-        raise ValidationError(
-            f"The script exceeds {limits.max_script_bytes} bytes.", code="too_large"
-        )
-    try:
-        runtime.default_pool().check_syntax(script, limits)
-    except runtime.HookSyntaxError as error:
-        raise ValidationError(
-            f"Syntax error at line {error.line}, column {error.column}: {error.message}",
-            code="syntax_error",
-        ) from None
-    except runtime.HookError as error:
-        raise ValidationError(f"The script could not be checked: {error.message}") from None
-
-
-def run_hook(
-    *,
-    tenant: Tenant,
-    trigger_id: str,
-    script: str,
-    version: str,
-    payload: Mapping[str, Any],
-    secrets: Mapping[str, str],
-    storage: runtime.StorageSnapshot | None,
-) -> runtime.RunResult:
-    """Run ``script`` in the sandbox; raises ``runtime.HookError`` subclasses."""
-    return runtime.default_pool().run(
-        script=script,
-        version=version,
-        arg_names=POINTS[trigger_id].arg_names,
-        payload=payload,
-        secrets=secrets,
-        storage=storage,
-        limits=limits_for(tenant),
+    return _reserved_domains(
+        tuple(settings.TESSERA_RESERVED_CLAIM_DOMAINS), settings.PUBLIC_URL, tenant.domain or ""
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _reserved_domains(configured: tuple[str, ...], public_url: str, domain: str) -> tuple[str, ...]:
+    public_host = urlsplit(public_url).hostname
+    return (*configured, *([public_host] if public_host else []), *([domain] if domain else []))
+
+
+def script_key(script: str) -> str:
+    """Names a script's text: the runtime's warm contexts are per key."""
+    return hashlib.sha256(script.encode(errors="surrogatepass")).hexdigest()
+
+
+def check_script(*, tenant: Tenant, script: str) -> str:
+    """What ``script`` exports (``"hook"`` or ``"action"``), or ``ValidationError``.
+
+    The script must compile and its module body must run within the tenant's
+    limits and export what the point calls. A syntax error carries its
+    ``line`` and ``column`` in ``params``.
+    """
+    engine, _ = hook_runtime()
+    try:
+        return engine.check(script=script, limits=limits_for(tenant))
+    except runtime.HookSyntaxError as error:
+        raise ValidationError(
+            "Syntax error at line %(line)s, column %(column)s: %(message)s",
+            code="syntax_error",
+            params={"line": error.line, "column": error.column, "message": error.message},
+        ) from None
+    except runtime.HookError as error:
+        where = f" (line {error.line}, column {error.column})" if error.line is not None else ""
+        raise ValidationError(
+            "The script cannot be used: %(message)s",
+            code="invalid_script",
+            params={
+                "message": f"{error.name}: {error.message}{where}",
+                "line": error.line,
+                "column": error.column,
+            },
+        ) from None
+
+
+@dataclass
+class Execution:
+    """What running a hook came to: its result filtered into claims, or why not."""
+
+    outcome: str
+    duration_ms: float
+    console: str
+    kind: str = "hook"  # what ran: a Hook or an Auth0 Action
+    value: Any = None  # what the hook passed to cb (or its async function returned)
+    claims: FilteredClaims = field(default_factory=lambda: FilteredClaims(scope=[]))
+    error: runtime.HookError | None = None  # the run failed (or was refused)
+    invalid_result: str = ""  # the run finished, but its result is not a claims object
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == RunOutcome.OK
+
+
 def outcome_of(error: runtime.HookError) -> RunOutcome:
+    if isinstance(error, runtime.HookRefused):
+        return RunOutcome.REFUSED
     if isinstance(error, runtime.HookTimeout):
         return RunOutcome.TIMEOUT
     if isinstance(error, runtime.HookMemoryLimit):
@@ -91,3 +192,97 @@ def describe_error(name: str, message: str, line: int | None, column: int | None
     if line is not None:
         text += f" (line {line}, column {column})"
     return text
+
+
+def execute(
+    *,
+    tenant: Tenant,
+    trigger_id: str,
+    source: RunSource,
+    script: str,
+    payload: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    storage: runtime.StorageSnapshot | None,
+    hook_id: int | None = None,
+    hook_version: int | None = None,
+    key: str | None = None,
+    keep_storage: Callable[[runtime.StorageWrite], bool] | None = None,
+    cache: Mapping[str, Any] | None = None,
+    keep_cache: Callable[[dict[str, Any]], None] | None = None,
+) -> Execution:
+    """Run a hook, filter its result through the point, and record the run.
+
+    Test runs never share a warm context with token runs, and no two tenants
+    or hook versions ever do. ``keep_storage`` persists a storage write (and
+    says whether it won), ``keep_cache`` an Action's ``api.cache`` changes;
+    without them, writes are discarded (test runs).
+    """
+    engine, governor = hook_runtime()
+    limits = limits_for(tenant)
+    context_key = (tenant.pk, hook_id or 0, key or script_key(script), str(source))
+    started_at = timezone.now()
+    start = time.perf_counter()
+    try:
+        result = governor.run(
+            tenant=tenant.pk,
+            hook=context_key,
+            test=source == RunSource.TEST,
+            call=lambda: engine.run(
+                context_key=context_key,
+                script=script,
+                arg_names=POINTS[trigger_id].arg_names,
+                payload=payload,
+                secrets=secrets,
+                storage=storage,
+                limits=limits,
+                cache=cache,
+            ),
+        )
+    except runtime.HookError as error:
+        execution = Execution(
+            outcome=outcome_of(error),
+            duration_ms=error.duration_ms or (time.perf_counter() - start) * 1000,
+            console=error.console,
+            error=error,
+        )
+        error_text = describe_error(error.name, error.message, error.line, error.column)
+    else:
+        execution = Execution(
+            outcome=RunOutcome.OK,
+            duration_ms=result.duration_ms,
+            console=result.console,
+            kind=result.kind,
+            value=result.value,
+        )
+        error_text = ""
+        if result.cache_writes and keep_cache is not None:
+            keep_cache(result.cache_writes)
+        write = result.storage_write
+        if write is not None and keep_storage is not None and not keep_storage(write):
+            execution.console += (
+                "\n[tessera] storage.set lost a conflict: another run wrote first\n"
+            )
+        try:
+            execution.claims = filter_token_claims(
+                result.value, reserved_domains=reserved_domains_for(tenant), kind=result.kind
+            )
+        except HookResultInvalid as invalid:
+            execution.outcome = RunOutcome.ERROR
+            execution.invalid_result = error_text = str(invalid)
+    if hook_id is None:
+        return execution  # a script that is not a saved hook has no run log
+    record_run(
+        RunRecord(
+            tenant_id=tenant.pk,
+            hook_id=hook_id,
+            hook_version=hook_version,
+            source=source,
+            started_at=started_at,
+            duration_ms=execution.duration_ms,
+            outcome=execution.outcome,
+            console=execution.console,
+            error=error_text,
+        ),
+        now=source == RunSource.TEST,
+    )
+    return execution

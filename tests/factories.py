@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from itertools import count
+from pathlib import Path
 
 from apis.models import Api
 from apis.services import api_create
@@ -11,6 +12,8 @@ from tenant.models import Tenant
 from tenant.services import tenant_create
 
 _numbers = count(1)
+# The seed documents' hook (Auth0's "Using Hooks with Client Credentials Grant").
+SEED_HOOK = (Path(__file__).with_name("seed_hook.js")).read_text()
 
 
 def make_tenant(slug: str | None = None, **kwargs) -> Tenant:

@@ -11,19 +11,20 @@ should report it:
 - :class:`HookSyntaxError`: the script does not compile.
 - :class:`HookResultError`: the hook finished, but its result cannot be used:
   not JSON-serialisable (BigInt, cycles, a throwing ``toJSON``) or larger than
-  ``Limits.max_result_bytes``. A programming error in the hook, not a crash, so
-  it is not a :class:`HookCrashed`.
-- :class:`HookTimeout`: the wall-clock deadline passed, including a hook that
-  never calls back or keeps running after it did.
-- :class:`HookMemoryLimit`: the V8 heap limit, the worker's data limit, or an
-  allocation failure (``RangeError: Array buffer allocation failed``).
-- :class:`HookCrashed`: the worker process died or broke the protocol for a
-  reason that could not be attributed to memory.
+  ``Limits.max_result_bytes``.
+- :class:`HookTimeout`: the wall-clock deadline or (:class:`HookCpuLimit`)
+  the CPU budget ran out; :class:`HookStalled`, a kind of timeout that
+  needs no waiting: the hook
+  returned, nothing it started is left to run, and it never called back.
+- :class:`HookMemoryLimit`: the context's memory limit.
+- :class:`HookCrashed`: the engine or the worker process failed for a reason
+  that could not be attributed to the hook's time or memory.
+- :class:`HookRefused`: the hook was not run at all: its tenant already has
+  as many runs going as it may (:class:`HookBusy`), or it kept timing out and
+  its breaker is open for a cool-down (:class:`HookSuspended`).
 """
 
 from __future__ import annotations
-
-from .records import StorageWrite
 
 
 class HookError(Exception):
@@ -38,7 +39,6 @@ class HookError(Exception):
         column: int | None = None,
         console: str = "",
         duration_ms: float = 0.0,
-        storage_write: StorageWrite | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -47,12 +47,9 @@ class HookError(Exception):
         self.column = column
         self.console = console
         self.duration_ms = duration_ms
-        # A storage write made before the hook failed: webtask persists writes as
-        # they happen, so the caller may persist it too.
-        self.storage_write = storage_write
 
     def __str__(self) -> str:
-        where = f" (hook.js:{self.line}:{self.column})" if self.line is not None else ""
+        where = f" (line {self.line}, column {self.column})" if self.line is not None else ""
         return f"{self.name}: {self.message}{where}"
 
 
@@ -65,12 +62,36 @@ class HookResultError(HookError):
 
 
 class HookTimeout(HookError):
-    """The hook did not finish before its deadline."""
+    """The hook did not finish within its wall-clock deadline or CPU budget."""
+
+
+class HookCpuLimit(HookTimeout):
+    """The hook used up its CPU budget: a loop, or work no token needs."""
+
+
+class HookStalled(HookTimeout):
+    """The hook returned without calling back, and nothing is left that could."""
 
 
 class HookMemoryLimit(HookError):
-    """The hook ran out of memory (heap limit, data limit or allocation failure)."""
+    """The hook ran out of memory."""
 
 
 class HookCrashed(HookError):
-    """The worker running the hook died or stopped speaking the protocol."""
+    """The engine or the worker running the hook failed."""
+
+
+class HookRefused(HookError):
+    """The hook was not run; the caller may try again later."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message, name=type(self).__name__)
+        self.retry_after_s = retry_after_s
+
+
+class HookBusy(HookRefused):
+    """The tenant already has as many hook runs going as it may."""
+
+
+class HookSuspended(HookRefused):
+    """The hook's breaker is open after repeated timeouts or memory failures."""

@@ -1,16 +1,19 @@
-"""The parent side: a pool of hook worker processes.
+"""Hooks run in worker processes (``TESSERA_HOOK_ISOLATION=process``).
 
-The pool owns the deadline. It writes a request, polls the worker's stdout
-until ``timeout_ms`` plus a short grace (the worker normally reports a timeout
-itself, with the console output so far), and on overrun, death or a broken
-frame it SIGKILLs the worker, puts a warm spare in its place, starts a new
-spare, and raises. Nothing a hook does can take the calling process down.
+For operators who host tenants they do not trust: the workers run the same
+engine as the in-process runtime, but hold none of the server's secrets (their
+environment is ``PATH`` and ``LANG`` only) and a crash of the engine costs a
+worker, not the server. The pool owns the deadline: it writes a request,
+polls the worker's stdout until ``timeout_ms`` plus a short grace (the worker
+normally reports a timeout itself, with the console output so far), and on
+overrun, death or a broken frame it SIGKILLs the worker, puts a warm spare in
+its place, starts a new spare, and raises.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -20,37 +23,23 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import engine, replies
 from . import worker as protocol
-from .errors import (
-    HookCrashed,
-    HookError,
-    HookMemoryLimit,
-    HookResultError,
-    HookSyntaxError,
-    HookTimeout,
-)
-from .records import Limits, RunResult, StorageSnapshot, StorageWrite
+from .errors import HookCrashed, HookError, HookMemoryLimit, HookTimeout
+from .inprocess import check_script_size, request_json
+from .records import Limits, RunResult, StorageSnapshot
 
 WORKER_SCRIPT = Path(protocol.__file__)
 # After the deadline, how long the worker gets to report the timeout itself
-# (it must also shut the isolate down: at most protocol.CLOSE_BUDGET_S).
+# (it only has to read back the console output of the interrupted run).
 GRACE_S = 0.5
 STARTUP_TIMEOUT_S = 30.0
-MAX_CONTEXTS = 32
+MAX_CONTEXTS = 256
 STDERR_KEPT = 8192
-
-_FAILURES: dict[str, type[HookError]] = {
-    protocol.ERROR: HookError,
-    protocol.SYNTAX: HookSyntaxError,
-    protocol.RESULT: HookResultError,
-    protocol.TIMEOUT: HookTimeout,
-    protocol.MEMORY: HookMemoryLimit,
-    protocol.CRASH: HookCrashed,
-}
 
 
 class _WorkerLost(Exception):
@@ -266,78 +255,45 @@ class HookPool:
 
     # ---- public interface -------------------------------------------------
 
+    isolation = "process"
+
     def run(
         self,
         *,
+        context_key: Hashable,
         script: str,
-        version: str,
         arg_names: Sequence[str],
         payload: Mapping[str, Any],
         secrets: Mapping[str, str],
         storage: StorageSnapshot | None,
         limits: Limits,
+        cache: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Run ``module.exports(...args, cb)``; raise a ``HookError`` on failure.
-
-        ``version`` names the script (e.g. its sha256): a worker keeps one warm
-        context per version, so it must change whenever the script does.
-        """
-        self._check_script_size(script, limits)
-        request_payload = json.dumps(
-            {
-                "payload": dict(payload),
-                "names": list(arg_names),
-                "secrets": dict(secrets),
-                "storage": None if storage is None else {"data": storage.data},
-                "limits": {
-                    "result": limits.max_result_bytes,
-                    "storage": limits.max_storage_bytes,
-                },
-            },
-            separators=(",", ":"),
-            allow_nan=False,
-        ).encode()
-        key = (version, limits.memory_mb, limits.max_log_bytes)
-        meta = {
-            "op": "run",
-            "key": list(key),
-            "script": None,
-            "timeout_ms": limits.timeout_ms,
-            "memory_mb": limits.memory_mb,
-            "log_chars": limits.max_log_bytes,
-        }
-        reply, value, duration_ms = self._call(
-            meta, request_payload, limits, key=key, script=script
-        )
-        console = _console_of(reply, limits)
-        storage_write = _storage_write_of(reply, storage)
-        if reply.get("status") != protocol.OK:
-            raise _failure(reply, limits, console, duration_ms, storage_write)
-        try:
-            decoded = json.loads(value) if value else None
-        except ValueError:
-            raise HookCrashed(
-                "the hook worker returned a malformed result",
-                name="HookCrashed",
-                console=console,
-                duration_ms=duration_ms,
-            ) from None
-        return RunResult(
-            value=decoded, console=console, duration_ms=duration_ms, storage_write=storage_write
+        """As ``InProcessRuntime.run``, in a worker. ``context_key`` must be a
+        tuple of JSON scalars (it crosses the pipe)."""
+        check_script_size(script, limits)
+        request = request_json(arg_names, payload, secrets, storage, cache).encode()
+        key = tuple(context_key) if isinstance(context_key, tuple) else (context_key,)
+        warm_key = (*key, limits)
+        meta = {"op": "run", "key": list(key), "script": None, "limits": _limits_meta(limits)}
+        reply, value, duration_ms = self._call(meta, request, limits, key=warm_key, script=script)
+        return replies.decode(
+            reply, value.decode(), limits=limits, duration_ms=duration_ms, storage=storage
         )
 
-    def check_syntax(self, script: str, limits: Limits) -> None:
-        """Compile ``script`` without running it; raise ``HookSyntaxError`` if it fails."""
-        self._check_script_size(script, limits)
-        meta = {
-            "op": "check",
-            "script": script,
-            "timeout_ms": limits.timeout_ms,
-            "memory_mb": limits.memory_mb,
-        }
+    def check(self, *, script: str, limits: Limits) -> str:
+        """As ``InProcessRuntime.check``, in a worker."""
+        check_script_size(script, limits)
+        meta = {"op": "check", "script": script, "limits": _limits_meta(limits)}
         reply, _, duration_ms = self._call(meta, b"", limits, key=None, script=script)
-        if reply.get("status") != protocol.OK:
-            raise _failure(reply, limits, "", duration_ms, None)
+        if reply.get("status") != engine.OK:
+            raise replies.failure(
+                reply,
+                limits,
+                console=replies.console_of(reply, limits),
+                duration_ms=duration_ms,
+            )
+        return str(reply["kind"])
 
     def close(self) -> None:
         """Stop all workers. The pool starts new ones if it is used again."""
@@ -355,13 +311,6 @@ class HookPool:
             return [worker.pid for worker in self._workers]
 
     # ---- internals ------------------------------------------------------------
-
-    @staticmethod
-    def _check_script_size(script: str, limits: Limits) -> None:
-        if len(script.encode()) > limits.max_script_bytes:
-            raise HookError(
-                f"the script is larger than {limits.max_script_bytes} bytes", name="RangeError"
-            )
 
     def _call(
         self,
@@ -391,7 +340,6 @@ class HookPool:
             reply, value = worker.call(meta, blob, deadline, reply_limit)
             if reply.get("status") == protocol.MISSING:
                 meta["script"] = script
-                meta["timeout_ms"] = max(1, int((deadline - GRACE_S - time.monotonic()) * 1000))
                 reply, value = worker.call(meta, blob, deadline, reply_limit)
             duration_ms = (time.monotonic() - start) * 1000
             if key is not None:
@@ -399,7 +347,12 @@ class HookPool:
             healthy = not reply.get("exit")
             return reply, value, duration_ms
         except _WorkerLost as lost:
-            error = _with_limit_message(lost.error, limits)
+            error = lost.error
+            if isinstance(error, HookTimeout):
+                error.message = f"the hook did not finish within {limits.timeout_ms} ms"
+            elif isinstance(error, HookMemoryLimit):
+                error.message = f"the hook exceeded its memory limit ({limits.memory_mb} MB)"
+            error.args = (error.message,)
             error.duration_ms = (time.monotonic() - start) * 1000
             raise error from None
         finally:
@@ -481,88 +434,16 @@ def _remember(worker: _Worker, key: tuple[Any, ...], *, warm: bool) -> None:
         worker.warm.pop(key, None)
 
 
-def _console_of(reply: Mapping[str, Any], limits: Limits) -> str:
-    console = str(reply.get("console") or "")
-    truncated = bool(reply.get("truncated"))
-    encoded = console.encode()
-    if len(encoded) > limits.max_log_bytes:
-        console = encoded[: limits.max_log_bytes].decode(errors="ignore")
-        truncated = True
-    if truncated:
-        console += "\n[console output truncated]\n"
-    return console
-
-
-def _storage_write_of(
-    reply: Mapping[str, Any], storage: StorageSnapshot | None
-) -> StorageWrite | None:
-    write = reply.get("storage")
-    if not write:
-        return None
-    return StorageWrite(
-        data=json.loads(write["json"]),
-        force=bool(write.get("force")),
-        base_etag=None if storage is None else storage.etag,
-    )
-
-
-def _failure(
-    reply: Mapping[str, Any],
-    limits: Limits,
-    console: str,
-    duration_ms: float,
-    storage_write: StorageWrite | None,
-) -> HookError:
-    error = reply.get("error") or {}
-    cls = _FAILURES.get(str(reply.get("status")), HookCrashed)
-    line, column = error.get("line"), error.get("column")
-    failure = cls(
-        str(error.get("message") or "the hook failed"),
-        name=str(error.get("name") or "Error"),
-        line=line if isinstance(line, int) else None,
-        column=column if isinstance(column, int) else None,
-        console=console,
-        duration_ms=duration_ms,
-        storage_write=storage_write,
-    )
-    return _with_limit_message(failure, limits)
-
-
-def _with_limit_message(error: HookError, limits: Limits) -> HookError:
-    """Name the limit in the runtime's own timeout and memory messages."""
-    if error.name == "HookTimeout":
-        error.message = f"the hook did not finish within {limits.timeout_ms} ms"
-    elif error.name == "HookMemoryLimit":
-        error.message = f"the hook exceeded its memory limit ({limits.memory_mb} MB heap)"
-    error.args = (error.message,)
-    return error
+def _limits_meta(limits: Limits) -> dict[str, Any]:
+    return dataclasses.asdict(limits)
 
 
 _pools: weakref.WeakSet[HookPool] = weakref.WeakSet()
-_default_pool: HookPool | None = None
-_default_lock = threading.Lock()
 
 
 def _reset_after_fork() -> None:
-    global _default_lock
-    _default_lock = threading.Lock()
     for pool in list(_pools):
         pool._after_fork()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def default_pool() -> HookPool:
-    """The process-wide pool; size from ``TESSERA_HOOK_WORKERS`` (default 2)."""
-    global _default_pool
-    if _default_pool is None:
-        with _default_lock:
-            if _default_pool is None:
-                try:
-                    size = int(os.environ.get("TESSERA_HOOK_WORKERS", "2"))
-                except ValueError:
-                    size = 2
-                _default_pool = HookPool(size=size)
-                atexit.register(_default_pool.close)
-    return _default_pool

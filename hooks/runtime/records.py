@@ -10,8 +10,9 @@ from typing import Any
 class Limits:
     """Per-run limits. Callers derive them from tenant settings."""
 
-    timeout_ms: int = 5000  # wall clock, enforced by the parent; callers cap at 20000
-    memory_mb: int = 128  # V8 heap hard limit
+    timeout_ms: int = 5000  # wall clock; callers cap at 20000
+    cpu_ms: int = 500  # CPU time a run may use, module body included
+    memory_mb: int = 128  # the context's allocator limit
     max_script_bytes: int = 100_000
     max_result_bytes: int = 100_000  # JSON of the value passed to cb
     max_log_bytes: int = 16_384  # console output kept; the rest is cut and marked
@@ -45,5 +46,9 @@ class RunResult:
 
     value: Any  # JSON-decoded value given to cb (or returned by an async hook); None for none
     console: str  # captured console output, bounded by Limits.max_log_bytes
-    duration_ms: float  # measured by the parent, request sent to reply read
+    duration_ms: float  # measured by the caller, from the call to the reply
     storage_write: StorageWrite | None
+    kind: str = "hook"  # what ran: a Hook ("hook") or an Auth0 Action ("action")
+    # An Action's api.cache changes: key -> {"value", "expires_at"} (ms), or None
+    # for a delete. The caller applies them to the hook's shared cache.
+    cache_writes: dict[str, Any] | None = None

@@ -1,22 +1,26 @@
-// Tessera hook sandbox prelude.
+// Tessera hook sandbox prelude, for QuickJS.
 //
-// Evaluated once in every fresh V8 context (one context per hook version),
-// before the hook's own code. It installs what a hook may see (console,
-// timers, the OAuth error classes) and `__tessera_host`, the few entry points
-// the worker process calls by name:
+// Evaluated once in every fresh context (one context per tenant's hook
+// version), before the hook's own code. It installs what a hook may see
+// (console, timers, the OAuth error classes) and evaluates to the host's one
+// entry point, `host(op, text)`, which is never stored anywhere hook code can
+// reach: only the Python side holds it.
 //
-//   init(logChars)   allocate the console buffer: a SharedArrayBuffer that
-//                    Python reads directly, so console output survives even a
-//                    run that never gives the isolate back
-//   connect(fn)      the function to call when an asynchronous run finishes
-//   load(factory)    run the CommonJS module body; '' or an error envelope
-//   run(payload)     start one invocation of module.exports
-//   collect()        'p' while the run is pending, else its envelope:
-//                    <meta JSON> "\n" <value JSON>
+//   host('load', script)  compile and run the CommonJS module body: what it
+//                         exports ('hook' or 'action'), or an outcome
+//                         envelope describing the failure
+//   host('run', payload)  start one invocation; its envelope, or a pending
+//                         mark 'p<ms>' (ms until the next timer, -1 for none)
+//   host('poll', '')      the envelope or the pending mark again, after the
+//                         host ran the pending jobs
+//   host('fire', '')      run the timers that are due, then as 'poll'
+//   host('console', '')   the console output of the current run (after an
+//                         interrupted run, whose envelope never came)
 //
-// Everything the host relies on is captured here, before user code runs, so a
-// hook that rewrites built-ins can only spoil its own result.
-(function (global) {
+// An envelope is <meta JSON> "\n" <value JSON>. Everything the prelude relies
+// on is captured before user code runs, so a hook that rewrites built-ins can
+// only spoil its own result. Limits are fixed when the context is created.
+(function (global, limits) {
   'use strict';
 
   const uncurry = (fn) => Function.prototype.call.bind(fn);
@@ -27,9 +31,7 @@
   const TypeErrorCtor = TypeError;
   const RangeErrorCtor = RangeError;
   const PromiseCtor = Promise;
-  const SharedArrayBufferCtor = SharedArrayBuffer;
-  const Int32ArrayCtor = Int32Array;
-  const Uint16ArrayCtor = Uint16Array;
+  const MapCtor = Map;
   const objectCreate = Object.create;
   const objectFreeze = Object.freeze;
   const defineProperty = Object.defineProperty;
@@ -39,8 +41,9 @@
   const parseIntFn = parseInt;
   const parseFloatFn = parseFloat;
   const objectKeys = Object.keys;
-  const atomicsStore = Atomics.store;
-  const atomicsLoad = Atomics.load;
+  const dateNow = Date.now;
+  const captureStackTrace = Error.captureStackTrace;
+  const indirectEval = global.eval;
   const charCodeAt = uncurry(String.prototype.charCodeAt);
   const stringSlice = uncurry(String.prototype.slice);
   const stringReplace = uncurry(String.prototype.replace);
@@ -48,39 +51,46 @@
   const regexpExec = uncurry(RegExp.prototype.exec);
   const arrayPush = uncurry(Array.prototype.push);
   const arrayJoin = uncurry(Array.prototype.join);
+  const arraySort = uncurry(Array.prototype.sort);
   const promiseThen = uncurry(PromiseCtor.prototype.then);
   const resolved = PromiseCtor.resolve();
-  const setAdd = uncurry(Set.prototype.add);
-  const setHas = uncurry(Set.prototype.has);
-  const setDelete = uncurry(Set.prototype.delete);
-  const setClear = uncurry(Set.prototype.clear);
-  // mini-racer's own timers (Atomics.waitAsync based); they reject a 0 ms delay.
-  const rawSetTimeout = global.setTimeout;
+  const mapGet = uncurry(MapCtor.prototype.get);
+  const mapSet = uncurry(MapCtor.prototype.set);
+  const mapHas = uncurry(MapCtor.prototype.has);
+  const mapDelete = uncurry(MapCtor.prototype.delete);
+  const mapClear = uncurry(MapCtor.prototype.clear);
+  const mapForEach = uncurry(MapCtor.prototype.forEach);
 
-  const STACK_LOCATION = /hook\.js:(\d+):(\d+)/;
+  // The module wrapper shares line 1 with the script, so line numbers match
+  // the user's file; only columns on line 1 move, by MODULE_PREFIX.length.
+  const MODULE_PREFIX = '(function (exports, module) {';
+  const MODULE_SUFFIX = '\n})';
+  // QuickJS names every evaluated source <input>; frames of the prelude's own
+  // functions are cut from errors it creates (captureStackTrace).
+  const STACK_LOCATION = /<input>:(\d+):(\d+)/;
   const FORMAT_DIRECTIVE = /%[sdifjoOc%]/g;
+  const ACTION_HANDLER = 'onExecuteCredentialsExchange';
   const MAX_NAME = 200;
   const MAX_MESSAGE = 4000;
   const MAX_DELAY = 2147483647;
 
-  let notify = null;
-  let logHead = null;
-  let logChars = null;
-  let logCapacity = 0;
   let moduleRecord = { exports: {} };
-  let freshlyLoaded = false;
+  let scriptLines = 0;
+  let lastLineLength = 0;
 
   // One run at a time. `generation` invalidates callbacks, timers and storage
   // handles of earlier runs; `done` makes everything after the first outcome
   // a no-op.
   let generation = 0;
   let done = true;
-  let waiting = false;
   let outcome = null;
-  let limits = { result: 0, storage: 0 };
   let storageWrite = null;
-  const activeTimers = new Set();
+  let actionCacheWrites = null;
+  const timers = new MapCtor();
   let nextTimerId = 1;
+  let logParts = [];
+  let logLength = 0;
+  let logTruncated = false;
 
   function cap(text, max) {
     return text.length > max ? stringSlice(text, 0, max) + '…' : text;
@@ -111,6 +121,13 @@
     return bytes;
   }
 
+  // An error the prelude raises on a hook's behalf points at the hook's line.
+  function hostError(Ctor, message, caller) {
+    const error = new Ctor(message);
+    captureStackTrace(error, caller);
+    return error;
+  }
+
   // ---- console -----------------------------------------------------------
 
   function inspect(value) {
@@ -124,13 +141,16 @@
           return '[Function: ' + (value.name || '(anonymous)') + ']';
         case 'bigint':
           return StringCtor(value) + 'n';
+        case 'symbol':
+          return StringCtor(value);
         case 'object': {
           if (value === null) {
             return 'null';
           }
           if (value instanceof ErrorCtor) {
             const stack = value.stack;
-            return typeof stack === 'string' ? stack : StringCtor(value);
+            const head = StringCtor(value);
+            return typeof stack === 'string' ? head + '\n' + stack : head;
           }
           const json = stringify(value);
           return json === undefined ? StringCtor(value) : json;
@@ -181,26 +201,22 @@
   }
 
   function writeLog(text) {
-    if (logHead === null || atomicsLoad(logHead, 1) !== 0) {
+    if (logTruncated) {
       return;
     }
-    const used = atomicsLoad(logHead, 0);
-    const room = logCapacity - used;
-    const n = text.length <= room ? text.length : room;
-    for (let i = 0; i < n; i++) {
-      logChars[used + i] = charCodeAt(text, i);
+    const room = limits.log - logLength;
+    if (text.length > room) {
+      text = stringSlice(text, 0, room > 0 ? room : 0);
+      logTruncated = true;
     }
-    atomicsStore(logHead, 0, used + n);
-    if (n < text.length) {
-      atomicsStore(logHead, 1, 1);
-    }
+    arrayPush(logParts, text);
+    logLength += text.length;
   }
 
   function resetLog() {
-    if (logHead !== null) {
-      atomicsStore(logHead, 0, 0);
-      atomicsStore(logHead, 1, 0);
-    }
+    logParts = [];
+    logLength = 0;
+    logTruncated = false;
   }
 
   const log = function (...args) {
@@ -218,6 +234,28 @@
 
   // ---- outcome -------------------------------------------------------------
 
+  function locate(info, stack) {
+    if (typeof stack !== 'string') {
+      return;
+    }
+    const match = regexpExec(STACK_LOCATION, stack);
+    if (match === null) {
+      return;
+    }
+    let line = +match[1];
+    let column = +match[2];
+    if (line === 1) {
+      column -= MODULE_PREFIX.length;
+    }
+    if (line > scriptLines) {
+      // e.g. an unclosed brace, reported at the wrapper's end
+      line = scriptLines;
+      column = lastLineLength + 1;
+    }
+    info.line = line;
+    info.column = column > 1 ? column : 1;
+  }
+
   function describeError(error, located) {
     const info = objectCreate(null);
     info.name = 'Error';
@@ -232,16 +270,14 @@
           info.name = cap(name, MAX_NAME);
         }
         info.message = cap(message === undefined ? inspect(error) : StringCtor(message), MAX_MESSAGE);
-        const stack = located ? error.stack : undefined;
-        if (typeof stack === 'string') {
-          const match = regexpExec(STACK_LOCATION, stack);
-          if (match !== null) {
-            info.line = +match[1];
-            info.column = +match[2];
-          }
+        if (located) {
+          locate(info, error.stack);
         }
       } else {
         info.message = cap(StringCtor(error), MAX_MESSAGE);
+        // QuickJS throws a bare null when it cannot even allocate its
+        // out-of-memory error; `throw null` is taken for the same.
+        info.bare = error === null;
       }
     } catch (e) {
       info.message = info.message || 'the hook failed with an error that could not be read';
@@ -259,39 +295,70 @@
     return info;
   }
 
+  // Thrown by the replacer below; never seen by the hook.
+  const TOO_LARGE = objectCreate(null);
+
   function encodeValue(value, meta) {
-    // A long string is refused before JSON.stringify copies it.
-    if (typeof value === 'string' && value.length > limits.result) {
-      meta.error = resultError('RangeError', 'hook result is larger than ' + limits.result + ' bytes');
-      return null;
-    }
+    const tooLarge = 'hook result is larger than ' + limits.result + ' bytes';
+    // Strings are counted as JSON.stringify meets them, so a result with a
+    // 50 MB claim is refused before anything copies it.
+    let left = limits.result;
+    const bounded = function (key, item) {
+      left -= key.length;
+      if (typeof item === 'string') {
+        left -= item.length;
+      }
+      if (left < 0) {
+        throw TOO_LARGE;
+      }
+      return item;
+    };
     let json;
     try {
-      json = stringify(value);
+      json = stringify(value, bounded);
     } catch (e) {
+      if (e === TOO_LARGE) {
+        meta.error = resultError('RangeError', tooLarge);
+        return null;
+      }
       const reason = describeError(e, false).message;
-      meta.error = resultError('TypeError', 'hook result is not JSON-serialisable: ' + reason);
+      meta.error =
+        reason === 'out of memory'
+          ? resultError('RangeError', tooLarge)
+          : resultError('TypeError', 'hook result is not JSON-serialisable: ' + reason);
       return null;
     }
     if (json === undefined) {
       return 'null';
     }
     if (utf8Length(json, limits.result) > limits.result) {
-      meta.error = resultError('RangeError', 'hook result is larger than ' + limits.result + ' bytes');
+      meta.error = resultError('RangeError', tooLarge);
       return null;
     }
     return json;
   }
 
-  function finish(error, value, located) {
+  function consoleText() {
+    return arrayJoin(logParts, '');
+  }
+
+  // Joined, not concatenated: a long concatenation is a rope string, which
+  // the engine's wrapper cannot hand to Python.
+  function envelope(meta, json) {
+    meta.console = consoleText();
+    meta.truncated = logTruncated;
+    return arrayJoin([stringify(meta), json], '\n');
+  }
+
+  function finish(error, value, located, failing) {
     if (done) {
       return;
     }
     done = true;
-    setClear(activeTimers);
+    mapClear(timers);
     const meta = objectCreate(null);
     let json = 'null';
-    if (error) {
+    if (error || (error === null && failing)) {
       meta.error = describeError(error, located);
     } else {
       const encoded = encodeValue(value, meta);
@@ -303,15 +370,19 @@
     if (storageWrite !== null) {
       meta.storage = storageWrite;
     }
-    outcome = stringify(meta) + '\n' + json;
-    if (waiting) {
-      waiting = false;
-      notify();
+    if (actionCacheWrites !== null && objectKeys(actionCacheWrites).length) {
+      meta.cache = actionCacheWrites;
     }
+    outcome = envelope(meta, json);
   }
 
   function fail(error) {
-    finish(error || new ErrorCtor('the hook failed with ' + StringCtor(error)), undefined, true);
+    finish(
+      error || error === null ? error : new ErrorCtor('the hook failed with ' + StringCtor(error)),
+      undefined,
+      true,
+      true,
+    );
   }
 
   function callUser(fn, thisArg, args, runGeneration) {
@@ -325,11 +396,11 @@
     }
   }
 
-  // ---- timers ----------------------------------------------------------------
+  // ---- timers: the host sleeps until the next one is due, then fires it ------
 
-  function startTimer(fn, delay, args, repeat) {
+  function startTimer(fn, delay, args, repeat, caller) {
     if (typeof fn !== 'function') {
-      throw new TypeErrorCtor('The "callback" argument must be of type function');
+      throw hostError(TypeErrorCtor, 'The "callback" argument must be of type function', caller);
     }
     const id = nextTimerId++;
     if (done) {
@@ -340,25 +411,57 @@
     if (!(ms >= 1 && ms <= MAX_DELAY)) {
       ms = 1;
     }
-    const runGeneration = generation;
-    const fire = () => {
-      if (runGeneration !== generation || done || !setHas(activeTimers, id)) {
-        return;
-      }
-      if (repeat) {
-        rawSetTimeout(fire, ms);
-      } else {
-        setDelete(activeTimers, id);
-      }
-      callUser(fn, undefined, args, runGeneration);
-    };
-    setAdd(activeTimers, id);
-    rawSetTimeout(fire, ms);
+    const timer = objectCreate(null);
+    timer.fn = fn;
+    timer.args = args;
+    timer.ms = ms;
+    timer.repeat = repeat;
+    timer.due = dateNow() + ms;
+    timer.generation = generation;
+    mapSet(timers, id, timer);
     return id;
   }
 
   function stopTimer(id) {
-    setDelete(activeTimers, id);
+    mapDelete(timers, id);
+  }
+
+  function fireDue() {
+    const now = dateNow();
+    const due = [];
+    mapForEach(timers, (timer, id) => {
+      if (timer.due <= now) {
+        arrayPush(due, id);
+      }
+    });
+    arraySort(due, (a, b) => mapGet(timers, a).due - mapGet(timers, b).due || a - b);
+    for (let i = 0; i < due.length && !done; i++) {
+      const id = due[i];
+      if (!mapHas(timers, id)) {
+        continue; // cleared by an earlier timer
+      }
+      const timer = mapGet(timers, id);
+      if (timer.repeat) {
+        timer.due = now + timer.ms;
+      } else {
+        mapDelete(timers, id);
+      }
+      callUser(timer.fn, undefined, timer.args, timer.generation);
+    }
+  }
+
+  function pendingMark() {
+    let next = -1;
+    mapForEach(timers, (timer) => {
+      if (next < 0 || timer.due < next) {
+        next = timer.due;
+      }
+    });
+    if (next < 0) {
+      return 'p-1';
+    }
+    const wait = next - dateNow();
+    return 'p' + (wait > 0 ? wait : 0);
   }
 
   // ---- storage ---------------------------------------------------------------
@@ -368,7 +471,7 @@
     const later = (fn, args) => {
       promiseThen(resolved, () => callUser(fn, undefined, args, runGeneration));
     };
-    return objectFreeze({
+    const storage = {
       get(cb) {
         const data = current === undefined ? undefined : parse(current);
         if (typeof cb !== 'function') {
@@ -387,9 +490,13 @@
         try {
           text = stringify(data);
           if (text === undefined) {
-            error = new TypeErrorCtor('storage data must be JSON-serialisable');
+            error = hostError(TypeErrorCtor, 'storage data must be JSON-serialisable', storage.set);
           } else if (utf8Length(text, limits.storage) > limits.storage) {
-            error = new RangeErrorCtor('storage data is larger than ' + limits.storage + ' bytes');
+            error = hostError(
+              RangeErrorCtor,
+              'storage data is larger than ' + limits.storage + ' bytes',
+              storage.set,
+            );
           }
         } catch (e) {
           error = e;
@@ -407,38 +514,228 @@
         later(cb, [error]);
         return undefined;
       },
-    });
+    };
+    return objectFreeze(storage);
   }
 
   // ---- host entry points -------------------------------------------------
 
-  function currentHook() {
-    const fn = moduleRecord.exports;
-    if (typeof fn !== 'function') {
-      throw new TypeErrorCtor('module.exports must be a function, not ' + typeof fn);
+  // What the module exports: a function is a Hook, an object with
+  // onExecuteCredentialsExchange an Auth0 Action.
+  function moduleKind() {
+    const exported = moduleRecord.exports;
+    if (typeof exported === 'function') {
+      return 'hook';
     }
-    return fn;
+    if (exported !== null && typeof exported === 'object' && typeof exported[ACTION_HANDLER] === 'function') {
+      return 'action';
+    }
+    throw new TypeErrorCtor(
+      'module.exports must be a function (a Hook) or export ' +
+        ACTION_HANDLER +
+        ' (an Action), not ' +
+        (exported === null ? 'null' : typeof exported),
+    );
+  }
+
+  // ---- Auth0 Actions: the event and the api object ----------------------------
+
+  const CACHE_MAX_VALUE = 4096;
+  const CACHE_MAX_ENTRIES = 20;
+  const CACHE_MAX_TOTAL = 8192;
+  const CACHE_DEFAULT_TTL = 15 * 60 * 1000;
+  const CACHE_MAX_TTL = 24 * 60 * 60 * 1000;
+  const DENY_ERRORS = { invalid_scope: 'InvalidScopeError', invalid_request: 'InvalidRequestError', server_error: 'ServerError' };
+
+  function object(value) {
+    return value !== null && typeof value === 'object' && !isArray(value) ? value : {};
+  }
+
+  // A token request's Hook arguments, as Auth0's credentials-exchange event.
+  function actionEvent(payload) {
+    const values = object(payload.payload);
+    const client = object(values.client);
+    const context = object(values.context);
+    const body = object(context.body);
+    const request = object(payload.request);
+    const scope = isArray(values.scope) ? values.scope : [];
+    const requested = typeof body.scope === 'string' ? body.scope.split(' ').filter((s) => s !== '') : [];
+    return {
+      client: { client_id: client.id, name: client.name, metadata: object(client.metadata) },
+      resource_server: { identifier: values.audience },
+      tenant: { id: client.tenant },
+      request: {
+        body: body,
+        ip: context.ip,
+        hostname: request.hostname,
+        method: request.method || 'POST',
+        user_agent: context.userAgent,
+        language: request.language,
+        geoip: object(request.geoip),
+      },
+      secrets: payload.secrets,
+      transaction: { requested_scopes: requested },
+      accessToken: { scope: scope.slice(), customClaims: {} },
+    };
+  }
+
+  function utf8Bytes(text) {
+    return utf8Length(text, Infinity);
+  }
+
+  function makeCache(snapshot, writes, runGeneration) {
+    const entries = new MapCtor();
+    const keys = objectKeys(object(snapshot));
+    for (let i = 0; i < keys.length; i++) {
+      const entry = object(snapshot[keys[i]]);
+      if (typeof entry.value === 'string' && entry.expires_at > dateNow()) {
+        mapSet(entries, keys[i], { value: entry.value, expires_at: entry.expires_at });
+      }
+    }
+    const failure = (code) => ({ type: 'error', code: code });
+    const live = () => runGeneration === generation && !done;
+    return objectFreeze({
+      get(key) {
+        const entry = mapGet(entries, StringCtor(key));
+        return entry === undefined || entry.expires_at <= dateNow()
+          ? undefined
+          : { value: entry.value, expires_at: entry.expires_at };
+      },
+      set(key, value, options) {
+        key = StringCtor(key);
+        if (typeof value !== 'string') {
+          return failure('INVALID_VALUE');
+        }
+        if (utf8Bytes(value) > CACHE_MAX_VALUE) {
+          return failure('VALUE_TOO_LARGE');
+        }
+        options = object(options);
+        const now = dateNow();
+        let expires = now + CACHE_DEFAULT_TTL;
+        if (options.expires_at !== undefined) {
+          expires = +options.expires_at;
+        } else if (options.ttl !== undefined) {
+          expires = now + +options.ttl;
+        }
+        if (!(expires > now) || expires > now + CACHE_MAX_TTL) {
+          return failure('INVALID_EXPIRY');
+        }
+        let total = utf8Bytes(value);
+        let count = 1;
+        mapForEach(entries, (entry, other) => {
+          if (other !== key) {
+            count++;
+            total += utf8Bytes(entry.value);
+          }
+        });
+        if (count > CACHE_MAX_ENTRIES) {
+          return failure('TOO_MANY_ENTRIES');
+        }
+        if (total > CACHE_MAX_TOTAL) {
+          return failure('CACHE_FULL');
+        }
+        if (live()) {
+          mapSet(entries, key, { value: value, expires_at: expires });
+          writes[key] = { value: value, expires_at: expires };
+        }
+        return { type: 'success' };
+      },
+      delete(key) {
+        key = StringCtor(key);
+        if (live()) {
+          mapDelete(entries, key);
+          writes[key] = null;
+        }
+        return { type: 'success' };
+      },
+    });
+  }
+
+  function runAction(handler, payload, runGeneration) {
+    let event;
+    if (payload.event !== undefined && payload.event !== null) {
+      // A test run's event: the secrets are the hook's own, as in a token request.
+      event = object(payload.event);
+      event.secrets = payload.secrets;
+    } else {
+      event = actionEvent(payload);
+    }
+    const grantedScope = isArray(object(event.accessToken).scope) ? event.accessToken.scope.slice() : [];
+    const claims = {};
+    const cacheWrites = {};
+    let denial = null;
+    const live = () => runGeneration === generation && !done;
+    const api = {};
+    api.access = objectFreeze({
+      deny(code, reason) {
+        if (live() && denial === null) {
+          denial = { code: code, reason: reason };
+        }
+        return api;
+      },
+    });
+    api.accessToken = objectFreeze({
+      setCustomClaim(name, value) {
+        if (live()) {
+          claims[StringCtor(name)] = value;
+        }
+        return api;
+      },
+    });
+    api.cache = makeCache(payload.cache, cacheWrites, runGeneration);
+    objectFreeze(api);
+    const complete = () => {
+      if (!live()) {
+        return;
+      }
+      actionCacheWrites = cacheWrites;
+      if (denial !== null) {
+        const name = hasOwn(DENY_ERRORS, denial.code) ? DENY_ERRORS[denial.code] : null;
+        if (name === null) {
+          fail(hostError(TypeErrorCtor, "api.access.deny: code must be 'invalid_scope', 'invalid_request' or 'server_error'", api.access.deny));
+          return;
+        }
+        const error = new ErrorCtor(denial.reason === undefined ? 'Access denied.' : StringCtor(denial.reason));
+        error.name = name;
+        finish(error, undefined, false);
+        return;
+      }
+      finish(null, { scope: grantedScope, claims: claims }, true);
+    };
+    const returned = reflectApply(handler, moduleRecord.exports, [event, api]);
+    if (returned instanceof PromiseCtor) {
+      promiseThen(returned, complete, (error) => {
+        if (live()) {
+          fail(error);
+        }
+      });
+    } else {
+      complete();
+    }
   }
 
   function run(payloadText) {
     generation++;
     done = false;
-    waiting = false;
     outcome = null;
     storageWrite = null;
-    setClear(activeTimers);
-    if (freshlyLoaded) {
-      freshlyLoaded = false;
-    } else {
-      resetLog();
-    }
+    mapClear(timers);
+    resetLog();
+    actionCacheWrites = null;
     const runGeneration = generation;
     let fn;
     const args = [];
     try {
       const payload = parse(payloadText);
-      limits = payload.limits;
-      fn = currentHook();
+      if (moduleKind() === 'action') {
+        try {
+          runAction(moduleRecord.exports[ACTION_HANDLER], payload, runGeneration);
+        } catch (e) {
+          fail(e);
+        }
+        return;
+      }
+      fn = moduleRecord.exports;
       const values = payload.payload;
       const names = payload.names;
       for (let i = 0; i < names.length; i++) {
@@ -489,40 +786,56 @@
     }
   }
 
-  function collect() {
-    if (outcome !== null) {
-      return outcome;
-    }
-    waiting = true;
-    return 'p';
-  }
-
-  function load(factory) {
+  function load(scriptJson) {
+    const script = parse(scriptJson);
     moduleRecord = { exports: {} };
-    freshlyLoaded = true;
     resetLog();
+    let lineStart = 0;
+    scriptLines = 1;
+    for (let i = 0; i < script.length; i++) {
+      if (charCodeAt(script, i) === 10) {
+        scriptLines++;
+        lineStart = i + 1;
+      }
+    }
+    lastLineLength = script.length - lineStart;
+    const meta = objectCreate(null);
+    meta.ok = false;
+    let factory;
+    try {
+      factory = indirectEval(MODULE_PREFIX + script + MODULE_SUFFIX);
+    } catch (e) {
+      meta.error = describeError(e, true);
+      meta.error.kind = 'syntax';
+      return envelope(meta, 'null');
+    }
     try {
       reflectApply(factory, moduleRecord.exports, [moduleRecord.exports, moduleRecord]);
-      currentHook();
+      return moduleKind();
     } catch (e) {
-      const meta = objectCreate(null);
-      meta.ok = false;
       meta.error = describeError(e, true);
-      return stringify(meta);
+      return envelope(meta, 'null');
     }
-    return '';
   }
 
-  function init(chars) {
-    const buffer = new SharedArrayBufferCtor(8 + 2 * chars);
-    logHead = new Int32ArrayCtor(buffer, 0, 2);
-    logChars = new Uint16ArrayCtor(buffer, 8, chars);
-    logCapacity = chars;
-    return buffer;
-  }
-
-  function connect(fn) {
-    notify = fn;
+  function host(op, text) {
+    switch (op) {
+      case 'run':
+        run(text);
+        break;
+      case 'fire':
+        fireDue();
+        break;
+      case 'poll':
+        break;
+      case 'load':
+        return load(text);
+      case 'console':
+        return stringify([consoleText(), logTruncated]);
+      default:
+        throw new TypeErrorCtor('unknown host operation');
+    }
+    return outcome !== null ? outcome : pendingMark();
   }
 
   // ---- what the hook sees ----------------------------------------------------
@@ -531,19 +844,32 @@
     constructor(message) {
       super(message);
       this.name = 'InvalidScopeError';
+      captureStackTrace(this, new.target);
     }
   }
   class InvalidRequestError extends ErrorCtor {
     constructor(message) {
       super(message);
       this.name = 'InvalidRequestError';
+      captureStackTrace(this, new.target);
     }
   }
   class ServerError extends ErrorCtor {
     constructor(message) {
       super(message);
       this.name = 'ServerError';
+      captureStackTrace(this, new.target);
     }
+  }
+
+  function setTimeout(fn, delay, ...args) {
+    return startTimer(fn, delay, args, false, setTimeout);
+  }
+  function setInterval(fn, delay, ...args) {
+    return startTimer(fn, delay, args, true, setInterval);
+  }
+  function setImmediate(fn, ...args) {
+    return startTimer(fn, 1, args, false, setImmediate);
   }
 
   const globals = {
@@ -552,23 +878,21 @@
     InvalidScopeError,
     InvalidRequestError,
     ServerError,
-    setTimeout: (fn, delay, ...args) => startTimer(fn, delay, args, false),
-    setInterval: (fn, delay, ...args) => startTimer(fn, delay, args, true),
-    setImmediate: (fn, ...args) => startTimer(fn, 1, args, false),
+    setTimeout,
+    setInterval,
+    setImmediate,
     clearTimeout: stopTimer,
     clearInterval: stopTimer,
     clearImmediate: stopTimer,
   };
-  // Plain assignment: mini-racer declares setTimeout with `var`, which makes
-  // the property non-configurable.
   const names = objectKeys(globals);
   for (let i = 0; i < names.length; i++) {
-    global[names[i]] = globals[names[i]];
+    defineProperty(global, names[i], {
+      value: globals[names[i]],
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
   }
-  defineProperty(global, '__tessera_host', {
-    value: objectFreeze({ init, connect, load, run, collect }),
-    writable: false,
-    configurable: false,
-    enumerable: false,
-  });
-})(globalThis);
+  return host;
+});

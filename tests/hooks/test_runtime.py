@@ -1,4 +1,7 @@
-"""The hook runtime, through its public interface only (no Django needed)."""
+"""The hook runtime, through its public interface only (no Django needed).
+
+One behaviour suite for both isolation modes: every test that takes
+``runtime`` runs against the in-process runtime and the worker pool."""
 
 from __future__ import annotations
 
@@ -17,33 +20,39 @@ from hooks.runtime import (
     HookMemoryLimit,
     HookPool,
     HookResultError,
+    HookStalled,
     HookSyntaxError,
     HookTimeout,
+    InProcessRuntime,
     Limits,
     RunResult,
     StorageSnapshot,
 )
+from tests.factories import SEED_HOOK
+
+Runtime = InProcessRuntime | HookPool
 
 ARG_NAMES = ("client", "scope", "audience", "context")
-SHORT = Limits(timeout_ms=1000)
+# Wall clock and CPU budget alike: whichever a hanging hook meets first ends it at 1 s.
+SHORT = Limits(timeout_ms=1000, cpu_ms=1000)
 # Deadline overrun allowed for the timeout report itself (worker shutdown, IPC).
 MARGIN_S = 1.0
 
-SEED_HOOK = """module.exports = function(client, scope, audience, context, cb) {
-  var access_token = {};
-  access_token['https://foo.com/claim'] = 'bar';
-  access_token.scope = scope;
-  access_token.scope.push('extra');
-  cb(null, access_token);
-};"""
 GOOD_HOOK = (
     "module.exports = function (client, scope, audience, context, cb) { cb(null, {ok: true}); };"
 )
 
 
+@pytest.fixture(params=["inprocess", "process"])
+def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    # One worker, so "the next run" lands where the hostile one ran.
+    engine: Runtime = InProcessRuntime() if request.param == "inprocess" else HookPool(size=1)
+    yield engine
+    engine.close()
+
+
 @pytest.fixture
 def pool() -> Iterator[HookPool]:
-    # One worker, so "the next run" lands where the hostile one ran.
     hook_pool = HookPool(size=1)
     yield hook_pool
     hook_pool.close()
@@ -60,17 +69,18 @@ def payload(**overrides: Any) -> dict[str, Any]:
 
 
 def run(
-    pool: HookPool,
+    runtime: Runtime,
     script: str,
     *,
     limits: Limits = SHORT,
     secrets: Mapping[str, str] | None = None,
     storage: StorageSnapshot | None = None,
     args: Mapping[str, Any] | None = None,
+    key: str = "acme",
 ) -> RunResult:
-    return pool.run(
+    return runtime.run(
+        context_key=(key, hashlib.sha256(script.encode()).hexdigest()),
         script=script,
-        version=hashlib.sha256(script.encode()).hexdigest(),
         arg_names=ARG_NAMES,
         payload=payload() if args is None else args,
         secrets=secrets or {},
@@ -83,74 +93,74 @@ def hook(body: str) -> str:
     return f"module.exports = function (client, scope, audience, context, cb) {{\n{body}\n}};"
 
 
-def assert_pool_still_works(pool: HookPool) -> None:
+def assert_still_works(runtime: Runtime) -> None:
     started = time.monotonic()
-    assert run(pool, GOOD_HOOK).value == {"ok": True}
+    assert run(runtime, GOOD_HOOK).value == {"ok": True}
     assert time.monotonic() - started < 5
 
 
 # ---- semantics ------------------------------------------------------------------
 
 
-def test_seed_hook_adds_claim_and_extra_scope(pool: HookPool) -> None:
-    result = run(pool, SEED_HOOK)
+def test_seed_hook_adds_claim_and_extra_scope(runtime: Runtime) -> None:
+    result = run(runtime, SEED_HOOK)
 
     assert result.value == {"https://foo.com/claim": "bar", "scope": ["read:data", "extra"]}
     assert result.duration_ms > 0
     assert result.storage_write is None
 
 
-def test_synchronous_callback_value_is_returned(pool: HookPool) -> None:
-    assert run(pool, hook("cb(null, {n: 1, s: 'x', a: [true, null]});")).value == {
+def test_synchronous_callback_value_is_returned(runtime: Runtime) -> None:
+    assert run(runtime, hook("cb(null, {n: 1, s: 'x', a: [true, null]});")).value == {
         "n": 1,
         "s": "x",
         "a": [True, None],
     }
 
 
-def test_callback_after_promise_is_awaited(pool: HookPool) -> None:
+def test_callback_after_promise_is_awaited(runtime: Runtime) -> None:
     script = hook("Promise.resolve(2).then((n) => n * 21).then((n) => cb(null, {n}));")
 
-    assert run(pool, script).value == {"n": 42}
+    assert run(runtime, script).value == {"n": 42}
 
 
 @pytest.mark.parametrize("delay", [0, 1, 30])
-def test_callback_after_set_timeout_is_awaited(pool: HookPool, delay: int) -> None:
+def test_callback_after_set_timeout_is_awaited(runtime: Runtime, delay: int) -> None:
     script = hook(f"setTimeout(() => cb(null, {{delay: {delay}}}), {delay});")
 
-    assert run(pool, script).value == {"delay": delay}
+    assert run(runtime, script).value == {"delay": delay}
 
 
-def test_async_function_return_value_is_the_result(pool: HookPool) -> None:
+def test_async_function_return_value_is_the_result(runtime: Runtime) -> None:
     script = """module.exports = async function (client, scope, audience, context) {
       await null;
       return {aud: audience};
     };"""
 
-    assert run(pool, script).value == {"aud": "https://api.example.com/"}
+    assert run(runtime, script).value == {"aud": "https://api.example.com/"}
 
 
-def test_async_function_rejection_is_a_hook_error(pool: HookPool) -> None:
+def test_async_function_rejection_is_a_hook_error(runtime: Runtime) -> None:
     script = "module.exports = async function () {\n  await null;\n  throw new Error('nope');\n};"
 
     with pytest.raises(HookError) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     assert type(caught.value) is HookError
     assert (caught.value.name, caught.value.message, caught.value.line) == ("Error", "nope", 3)
 
 
-def test_only_the_first_callback_counts(pool: HookPool) -> None:
+def test_only_the_first_callback_counts(runtime: Runtime) -> None:
     script = hook("cb(null, {first: true});\ncb(null, {second: true});\ncb(new Error('late'));")
 
-    assert run(pool, script).value == {"first": True}
+    assert run(runtime, script).value == {"first": True}
 
 
-def test_callback_without_value_gives_none(pool: HookPool) -> None:
-    assert run(pool, hook("cb();")).value is None
+def test_callback_without_value_gives_none(runtime: Runtime) -> None:
+    assert run(runtime, hook("cb();")).value is None
 
 
-def test_thrown_error_reports_name_message_and_user_line(pool: HookPool) -> None:
+def test_thrown_error_reports_name_message_and_user_line(runtime: Runtime) -> None:
     script = (
         "// line 1\n"
         "module.exports = function () {\n"
@@ -160,70 +170,70 @@ def test_thrown_error_reports_name_message_and_user_line(pool: HookPool) -> None
     )
 
     with pytest.raises(HookError) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     error = caught.value
-    assert (error.name, error.message, error.line, error.column) == ("TypeError", "bad 1", 4, 9)
+    assert (error.name, error.message, error.line, error.column) == ("TypeError", "bad 1", 4, 32)
     assert error.duration_ms > 0
 
 
-def test_error_in_a_warm_hook_has_the_users_line(pool: HookPool) -> None:
+def test_error_in_a_warm_hook_has_the_users_line(runtime: Runtime) -> None:
     script = "var calls = 0;\n" + hook(
         "calls += 1;\nif (calls > 1) throw new Error('again');\ncb();"
     )
-    run(pool, script)
+    run(runtime, script)
 
     with pytest.raises(HookError) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     assert (caught.value.message, caught.value.line) == ("again", 4)
 
 
-def test_error_on_first_line_has_the_users_column(pool: HookPool) -> None:
+def test_error_on_first_line_has_the_users_column(runtime: Runtime) -> None:
     with pytest.raises(HookError) as caught:
-        run(pool, "module.exports = () => { throw new Error('x'); };")
+        run(runtime, "module.exports = () => { throw new Error('x'); };")
 
-    assert (caught.value.line, caught.value.column) == (1, 32)
+    assert (caught.value.line, caught.value.column) == (1, 36)
 
 
 @pytest.mark.parametrize("name", ["InvalidScopeError", "InvalidRequestError", "ServerError"])
-def test_oauth_error_classes_keep_their_names(pool: HookPool, name: str) -> None:
+def test_oauth_error_classes_keep_their_names(runtime: Runtime, name: str) -> None:
     script = hook(f"var e = new {name}('denied');\ncb(e);")
 
     with pytest.raises(HookError) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     assert (caught.value.name, caught.value.message, caught.value.line) == (name, "denied", 2)
 
 
-def test_non_error_passed_to_callback_becomes_the_message(pool: HookPool) -> None:
+def test_non_error_passed_to_callback_becomes_the_message(runtime: Runtime) -> None:
     with pytest.raises(HookError) as caught:
-        run(pool, hook("cb('denied');"))
+        run(runtime, hook("cb('denied');"))
 
     assert (caught.value.name, caught.value.message, caught.value.line) == ("Error", "denied", None)
 
 
-def test_module_exports_must_be_a_function(pool: HookPool) -> None:
+def test_module_exports_must_be_a_function(runtime: Runtime) -> None:
     with pytest.raises(HookError) as caught:
-        run(pool, "module.exports = 42;")
+        run(runtime, "module.exports = 42;")
 
     assert caught.value.name == "TypeError"
     assert "module.exports" in caught.value.message
 
 
-def test_hook_error_keeps_the_warm_context(pool: HookPool) -> None:
+def test_hook_error_keeps_the_warm_context(runtime: Runtime) -> None:
     script = "var calls = 0;\n" + hook(
         "calls += 1;\nif (calls === 1) cb('first'); else cb(null, {calls});"
     )
 
     with pytest.raises(HookError):
-        run(pool, script)
+        run(runtime, script)
 
-    assert run(pool, script).value == {"calls": 2}
+    assert run(runtime, script).value == {"calls": 2}
 
 
 def test_a_warm_hook_serves_many_distinct_requests_within_its_memory_limit(
-    pool: HookPool,
+    runtime: Runtime,
 ) -> None:
     # Each request's arguments differ (client, IP, body...), and V8 caches
     # each run's source: that garbage once reached the heap limit before V8
@@ -231,7 +241,7 @@ def test_a_warm_hook_serves_many_distinct_requests_within_its_memory_limit(
     limits = Limits(timeout_ms=5000, memory_mb=32)
     for n in range(1500):
         args = payload(context={"ip": "203.0.113.1", "body": {"n": f"{n:05d}" * 3000}})
-        assert run(pool, SEED_HOOK, limits=limits, args=args).value["scope"] == [
+        assert run(runtime, SEED_HOOK, limits=limits, args=args).value["scope"] == [
             "read:data",
             "extra",
         ]
@@ -240,42 +250,60 @@ def test_a_warm_hook_serves_many_distinct_requests_within_its_memory_limit(
 # ---- syntax -----------------------------------------------------------------------
 
 
-def test_syntax_error_reports_line_and_column(pool: HookPool) -> None:
+def check(runtime: Runtime, script: str, limits: Limits) -> str:
+    return runtime.check(script=script, limits=limits)
+
+
+def test_syntax_error_reports_line_and_column(runtime: Runtime) -> None:
     script = "module.exports = function (a, b, c, d, cb) {\n  var x = ;\n};"
 
     with pytest.raises(HookSyntaxError) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     error = caught.value
     assert (error.name, error.line, error.column) == ("SyntaxError", 2, 11)
-    assert "Unexpected token" in error.message
+    assert "unexpected token" in error.message.lower()
 
 
-def test_check_syntax_reports_line_and_column(pool: HookPool) -> None:
+def test_check_syntax_reports_line_and_column(runtime: Runtime) -> None:
     with pytest.raises(HookSyntaxError) as caught:
-        pool.check_syntax("var ok = 1;\nfoo bar;", SHORT)
+        check(runtime, "var ok = 1;\nfoo bar;", SHORT)
 
     assert (caught.value.line, caught.value.column) == (2, 5)
 
 
-def test_check_syntax_on_line_one_gives_the_users_column(pool: HookPool) -> None:
+def test_check_syntax_on_line_one_gives_the_users_column(runtime: Runtime) -> None:
     with pytest.raises(HookSyntaxError) as caught:
-        pool.check_syntax("var = 1;", SHORT)
+        check(runtime, "var = 1;", SHORT)
 
     assert (caught.value.line, caught.value.column) == (1, 5)
 
 
-def test_check_syntax_compiles_without_running(pool: HookPool) -> None:
+def test_check_runs_the_module_body_within_the_limits(runtime: Runtime) -> None:
     started = time.monotonic()
 
-    pool.check_syntax("while (true) {}\nmodule.exports = function () {};", SHORT)
+    with pytest.raises(HookTimeout):
+        check(runtime, "while (true) {}\nmodule.exports = function () {};", SHORT)
 
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 1 + MARGIN_S
 
 
-def test_unclosed_brace_is_reported_within_the_script(pool: HookPool) -> None:
+@pytest.mark.parametrize("script", ["", "var x = 1;", "module.exports = 42;", "exports.x = 1;"])
+def test_check_refuses_a_module_that_exports_no_hook(runtime: Runtime, script: str) -> None:
+    with pytest.raises(HookError) as caught:
+        check(runtime, script, SHORT)
+
+    assert caught.value.name == "TypeError"
+    assert "module.exports must be a function" in caught.value.message
+
+
+def test_check_names_what_the_module_exports(runtime: Runtime) -> None:
+    assert check(runtime, SEED_HOOK, SHORT) == "hook"
+
+
+def test_unclosed_brace_is_reported_within_the_script(runtime: Runtime) -> None:
     with pytest.raises(HookSyntaxError) as caught:
-        pool.check_syntax("module.exports = function () {\n  if (x) {\n", SHORT)
+        check(runtime, "module.exports = function () {\n  if (x) {\n", SHORT)
 
     assert caught.value.line is not None and caught.value.line <= 3
 
@@ -287,7 +315,6 @@ HANGING_HOOKS = {
     "loop_in_then": hook("Promise.resolve().then(() => { while (true) {} });"),
     "loop_after_await": "module.exports = async function () { await null; while (true) {} };",
     "loop_in_set_timeout": hook("setTimeout(() => { while (true) {} }, 5);"),
-    "never_calls_back": hook("// nothing"),
     "loop_in_then_after_callback": hook(
         "cb(null, {});\nPromise.resolve().then(() => { while (true) {} });"
     ),
@@ -296,17 +323,33 @@ HANGING_HOOKS = {
 
 
 @pytest.mark.parametrize("script", HANGING_HOOKS.values(), ids=HANGING_HOOKS.keys())
-def test_hanging_hook_times_out_and_the_next_run_succeeds(pool: HookPool, script: str) -> None:
+def test_hanging_hook_times_out_and_the_next_run_succeeds(runtime: Runtime, script: str) -> None:
     started = time.monotonic()
 
     with pytest.raises(HookTimeout) as caught:
-        run(pool, script)
+        run(runtime, script)
 
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 1.0 + MARGIN_S
     assert caught.value.duration_ms >= 1000
     assert "1000 ms" in caught.value.message
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["// nothing", "new Promise(() => {}).then(() => cb(null, {}));"],
+    ids=["returns", "awaits-forever"],
+)
+def test_hook_that_can_never_call_back_fails_at_once(runtime: Runtime, body: str) -> None:
+    started = time.monotonic()
+
+    with pytest.raises(HookStalled) as caught:
+        run(runtime, hook(body))
+
+    assert time.monotonic() - started < 0.5
+    assert "without calling back" in caught.value.message
+    assert_still_works(runtime)
 
 
 LEFTOVER_TIMERS = {
@@ -323,18 +366,18 @@ LEFTOVER_TIMERS = {
 
 
 @pytest.mark.parametrize("script", LEFTOVER_TIMERS.values(), ids=LEFTOVER_TIMERS.keys())
-def test_timer_left_after_callback_never_slows_a_later_run(pool: HookPool, script: str) -> None:
-    assert run(pool, script).value == {"done": True}
+def test_timer_left_after_callback_never_slows_a_later_run(runtime: Runtime, script: str) -> None:
+    assert run(runtime, script).value == {"done": True}
     time.sleep(0.1)  # the timer is due now
 
     started = time.monotonic()
-    assert run(pool, script).value == {"done": True}
+    assert run(runtime, script).value == {"done": True}
     assert time.monotonic() - started < 0.5
 
 
-def test_console_output_before_a_timeout_is_kept(pool: HookPool) -> None:
+def test_console_output_before_a_timeout_is_kept(runtime: Runtime) -> None:
     with pytest.raises(HookTimeout) as caught:
-        run(pool, hook("console.log('about to spin');\nwhile (true) {}"))
+        run(runtime, hook("console.log('about to spin');\nwhile (true) {}"))
 
     assert caught.value.console == "about to spin\n"
 
@@ -342,48 +385,59 @@ def test_console_output_before_a_timeout_is_kept(pool: HookPool) -> None:
 # ---- hostile hooks: memory and size -----------------------------------------------------
 
 
-def test_heap_bomb_hits_the_memory_limit_and_the_next_run_succeeds(pool: HookPool) -> None:
+def test_heap_bomb_hits_the_memory_limit_and_the_next_run_succeeds(runtime: Runtime) -> None:
     with pytest.raises(HookMemoryLimit):
-        run(pool, hook("var a = [];\nwhile (true) a.push(new Array(1e6));"), limits=Limits())
+        run(runtime, hook("var a = [];\nwhile (true) a.push(new Array(1e6));"), limits=Limits())
 
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)
 
 
 def test_array_buffer_bomb_hits_the_memory_limit_and_the_next_run_succeeds(
-    pool: HookPool,
+    runtime: Runtime,
 ) -> None:
-    script = hook("var a = [];\nwhile (true) a.push(new ArrayBuffer(2 ** 31));")
+    script = hook("var a = [];\nwhile (true) a.push(new ArrayBuffer(2 ** 30));")
 
     with pytest.raises(HookMemoryLimit):
-        run(pool, script, limits=Limits())
+        run(runtime, script, limits=Limits())
 
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)
 
 
-def test_huge_array_fill_cannot_take_down_the_caller(pool: HookPool) -> None:
+def test_huge_array_fill_cannot_take_down_the_caller(runtime: Runtime) -> None:
     # Kills a V8 process whatever the heap limit: the worker dies, not us.
     script = hook("new Array(3e8).fill(1.5);\ncb(null, {});")
 
     with pytest.raises((HookMemoryLimit, HookCrashed)):
-        run(pool, script, limits=Limits(timeout_ms=15000))
+        run(runtime, script, limits=Limits(timeout_ms=15000))
 
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)
 
 
-def test_huge_string_result_is_refused_quickly(pool: HookPool) -> None:
+def test_huge_string_result_is_refused_quickly(runtime: Runtime) -> None:
     started = time.monotonic()
 
     with pytest.raises(HookResultError) as caught:
-        run(pool, hook("cb(null, 'x'.repeat(100 * 1024 * 1024));"), limits=Limits())
+        run(runtime, hook("cb(null, 'x'.repeat(10 * 1024 * 1024));"), limits=Limits())
 
     assert time.monotonic() - started < 2
     assert "larger than 100000 bytes" in caught.value.message
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)
 
 
-def test_result_over_the_limit_inside_an_object_is_refused(pool: HookPool) -> None:
+def test_result_over_the_limit_inside_an_object_is_refused(runtime: Runtime) -> None:
     with pytest.raises(HookResultError):
-        run(pool, hook("cb(null, {a: 'é'.repeat(60000)});"))
+        run(runtime, hook("cb(null, {a: 'é'.repeat(60000)});"))
+
+
+def test_many_small_strings_over_the_limit_are_refused(runtime: Runtime) -> None:
+    with pytest.raises(HookResultError, match="larger than 100000 bytes"):
+        run(runtime, hook("cb(null, {a: new Array(2000).fill('x'.repeat(60))});"))
+
+
+def test_result_just_under_the_limit_is_kept(runtime: Runtime) -> None:
+    result = run(runtime, hook("cb(null, {a: 'x'.repeat(99000)});"))
+
+    assert len(result.value["a"]) == 99000
 
 
 @pytest.mark.parametrize(
@@ -391,16 +445,16 @@ def test_result_over_the_limit_inside_an_object_is_refused(pool: HookPool) -> No
     ["{n: 10n}", "(() => { var o = {}; o.self = o; return o; })()"],
     ids=["bigint", "cyclic"],
 )
-def test_result_that_is_not_json_is_a_result_error(pool: HookPool, value: str) -> None:
+def test_result_that_is_not_json_is_a_result_error(runtime: Runtime, value: str) -> None:
     with pytest.raises(HookResultError) as caught:
-        run(pool, hook(f"cb(null, {value});"))
+        run(runtime, hook(f"cb(null, {value});"))
 
     assert "not JSON-serialisable" in caught.value.message
 
 
-def test_script_over_the_size_limit_is_refused(pool: HookPool) -> None:
+def test_script_over_the_size_limit_is_refused(runtime: Runtime) -> None:
     with pytest.raises(HookError, match="larger than 100 bytes"):
-        run(pool, GOOD_HOOK + " " * 100, limits=Limits(max_script_bytes=100))
+        run(runtime, GOOD_HOOK + " " * 100, limits=Limits(max_script_bytes=100))
 
 
 def test_worker_killed_from_outside_is_replaced(pool: HookPool) -> None:
@@ -410,53 +464,53 @@ def test_worker_killed_from_outside_is_replaced(pool: HookPool) -> None:
     os.kill(pid, 9)
     time.sleep(0.05)
 
-    assert_pool_still_works(pool)
+    assert_still_works(pool)
     assert pool.worker_pids() != [pid]
 
 
 # ---- isolation ------------------------------------------------------------------------
 
 
-def test_argument_mutation_does_not_leak(pool: HookPool) -> None:
+def test_argument_mutation_does_not_leak(runtime: Runtime) -> None:
     args = payload()
     script = hook("scope.push('mutated');\nclient.name = 'changed';\ncb(null, {scope});")
 
-    assert run(pool, script, args=args).value == {"scope": ["read:data", "mutated"]}
-    assert run(pool, script, args=args).value == {"scope": ["read:data", "mutated"]}
+    assert run(runtime, script, args=args).value == {"scope": ["read:data", "mutated"]}
+    assert run(runtime, script, args=args).value == {"scope": ["read:data", "mutated"]}
     assert args == payload()
 
 
-def test_node_and_web_apis_are_absent(pool: HookPool) -> None:
+def test_node_and_web_apis_are_absent(runtime: Runtime) -> None:
     script = hook(
         "cb(null, [typeof require, typeof process, typeof fetch, typeof XMLHttpRequest,"
         " typeof Buffer]);"
     )
 
-    assert run(pool, script).value == ["undefined"] * 5
+    assert run(runtime, script).value == ["undefined"] * 5
 
 
-def test_hook_versions_do_not_share_globals(pool: HookPool) -> None:
+def test_hook_versions_do_not_share_globals(runtime: Runtime) -> None:
     first = hook("globalThis.leak = context.webtask.secrets.API_KEY;\ncb(null, {});")
     second = hook("cb(null, {leak: typeof leak, other: typeof globalThis.leak});")
 
-    run(pool, first, secrets={"API_KEY": "first-tenant-secret"})
+    run(runtime, first, secrets={"API_KEY": "first-tenant-secret"})
 
-    assert run(pool, second).value == {"leak": "undefined", "other": "undefined"}
+    assert run(runtime, second).value == {"leak": "undefined", "other": "undefined"}
 
 
-def test_secrets_are_in_context_webtask(pool: HookPool) -> None:
+def test_secrets_are_in_context_webtask(runtime: Runtime) -> None:
     script = hook("cb(null, {key: context.webtask.secrets.API_KEY, ip: context.ip});")
 
-    result = run(pool, script, secrets={"API_KEY": "s3cret"})
+    result = run(runtime, script, secrets={"API_KEY": "s3cret"})
 
     assert result.value == {"key": "s3cret", "ip": "203.0.113.1"}
 
 
-def test_changed_secrets_reach_a_warm_hook(pool: HookPool) -> None:
+def test_changed_secrets_reach_a_warm_hook(runtime: Runtime) -> None:
     script = hook("cb(null, context.webtask.secrets.API_KEY);")
 
-    assert run(pool, script, secrets={"API_KEY": "old"}).value == "old"
-    assert run(pool, script, secrets={"API_KEY": "new"}).value == "new"
+    assert run(runtime, script, secrets={"API_KEY": "old"}).value == "old"
+    assert run(runtime, script, secrets={"API_KEY": "new"}).value == "new"
 
 
 def test_worker_environment_excludes_the_parents(
@@ -479,43 +533,43 @@ def test_worker_environment_excludes_the_parents(
 # ---- console --------------------------------------------------------------------------
 
 
-def test_console_output_is_captured(pool: HookPool) -> None:
+def test_console_output_is_captured(runtime: Runtime) -> None:
     script = hook(
         "console.log('hello', 42, {a: [1]});\nconsole.error('%s=%d', 'n', 7);\ncb(null, {});"
     )
 
-    assert run(pool, script).console == 'hello 42 {"a":[1]}\nn=7\n'
+    assert run(runtime, script).console == 'hello 42 {"a":[1]}\nn=7\n'
 
 
-def test_console_output_is_bounded_and_marked(pool: HookPool) -> None:
+def test_console_output_is_bounded_and_marked(runtime: Runtime) -> None:
     script = hook("for (var i = 0; i < 1000; i++) console.log('x'.repeat(100));\ncb(null, {});")
 
-    console = run(pool, script, limits=Limits(max_log_bytes=1000)).console
+    console = run(runtime, script, limits=Limits(max_log_bytes=1000)).console
 
     assert console.startswith("x" * 100 + "\n")
     assert console.endswith("[console output truncated]\n")
     assert len(console) < 1100
 
 
-def test_console_output_is_kept_on_error(pool: HookPool) -> None:
+def test_console_output_is_kept_on_error(runtime: Runtime) -> None:
     with pytest.raises(HookError) as caught:
-        run(pool, hook("console.log('checking');\ncb(new Error('denied'));"))
+        run(runtime, hook("console.log('checking');\ncb(new Error('denied'));"))
 
     assert caught.value.console == "checking\n"
 
 
-def test_console_output_starts_empty_on_each_run(pool: HookPool) -> None:
+def test_console_output_starts_empty_on_each_run(runtime: Runtime) -> None:
     script = hook("console.log('once');\ncb(null, {});")
 
-    run(pool, script)
+    run(runtime, script)
 
-    assert run(pool, script).console == "once\n"
+    assert run(runtime, script).console == "once\n"
 
 
 # ---- storage --------------------------------------------------------------------------
 
 
-def test_storage_round_trip_comes_back_as_a_write(pool: HookPool) -> None:
+def test_storage_round_trip_comes_back_as_a_write(runtime: Runtime) -> None:
     script = hook(
         "context.webtask.storage.get(function (error, data) {\n"
         "  data.count += 1;\n"
@@ -525,7 +579,7 @@ def test_storage_round_trip_comes_back_as_a_write(pool: HookPool) -> None:
         "});"
     )
 
-    result = run(pool, script, storage=StorageSnapshot(data={"count": 1}, etag="e1"))
+    result = run(runtime, script, storage=StorageSnapshot(data={"count": 1}, etag="e1"))
 
     assert result.value == {"seen": 2}
     assert result.storage_write is not None
@@ -533,35 +587,38 @@ def test_storage_round_trip_comes_back_as_a_write(pool: HookPool) -> None:
     assert result.storage_write.base_etag == "e1"
 
 
-def test_storage_without_snapshot_gets_undefined(pool: HookPool) -> None:
+def test_storage_without_snapshot_gets_undefined(runtime: Runtime) -> None:
     script = hook("context.webtask.storage.get((error, data) => cb(error, typeof data));")
 
-    assert run(pool, script).value == "undefined"
+    assert run(runtime, script).value == "undefined"
 
 
-def test_storage_set_over_the_limit_calls_back_with_an_error(pool: HookPool) -> None:
+def test_storage_set_over_the_limit_calls_back_with_an_error(runtime: Runtime) -> None:
     script = hook(
         "context.webtask.storage.set({big: 'x'.repeat(2000)}, function (error) {\n"
         "  cb(null, {error: error && error.message});\n"
         "});"
     )
 
-    result = run(pool, script, limits=Limits(max_storage_bytes=1000))
+    result = run(runtime, script, limits=Limits(max_storage_bytes=1000))
 
     assert result.value == {"error": "storage data is larger than 1000 bytes"}
     assert result.storage_write is None
 
 
-# ---- the pool -------------------------------------------------------------------------
+# ---- threads and processes -------------------------------------------------------------------------
 
 
-def test_pool_serves_concurrent_threads() -> None:
-    hook_pool = HookPool(size=2)
+@pytest.mark.parametrize(
+    "make", [InProcessRuntime, lambda: HookPool(size=2)], ids=["inprocess", "process"]
+)
+def test_runtime_serves_concurrent_threads(make: Any) -> None:
+    engine: Runtime = make()
     results: list[Any] = []
 
     def worker(n: int) -> None:
         for _ in range(20):
-            results.append(run(hook_pool, hook(f"cb(null, {n});")).value)
+            results.append(run(engine, hook(f"cb(null, {n});")).value)
 
     try:
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
@@ -570,23 +627,23 @@ def test_pool_serves_concurrent_threads() -> None:
         for thread in threads:
             thread.join()
     finally:
-        hook_pool.close()
+        engine.close()
 
     assert sorted(results) == sorted([0, 1, 2, 3] * 20)
 
 
-def test_pool_works_in_a_forked_child(pool: HookPool) -> None:
-    run(pool, GOOD_HOOK)
+def test_pool_works_in_a_forked_child(runtime: Runtime) -> None:
+    run(runtime, GOOD_HOOK)
 
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         ok = False
         try:
-            ok = run(pool, GOOD_HOOK).value == {"ok": True}
-            pool.close()
+            ok = run(runtime, GOOD_HOOK).value == {"ok": True}
+            runtime.close()
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(child, 0)
 
     assert os.waitstatus_to_exitcode(status) == 0
-    assert_pool_still_works(pool)
+    assert_still_works(runtime)

@@ -1,0 +1,347 @@
+"""One hook version's QuickJS context, and the loop that drives a run.
+
+This module is the only one that touches the engine (the ``quickjs-ng``
+package). It is shared by both isolation modes: the in-process runtime calls
+it on the request's thread, a worker process calls it for the pool. Either way
+it answers with a *reply*: a dict whose ``status`` is one of the constants
+below, plus the value's JSON text. ``replies.decode`` turns a reply into a
+``RunResult`` or a typed ``HookError``, in one place for both modes.
+
+The host drives everything that runs, and a run ends when the first of its
+two budgets is spent: the wall-clock deadline or the CPU budget (this
+thread's CPU time). Inside a call into the engine, QuickJS asks an interrupt
+handler every few thousand operations whether to stop; ours checks both
+clocks. The wrapper does not expose custom handlers, so it is installed
+through the library's exported ``JS_SetInterruptHandler`` on the runtime
+pointer, which is first verified (the wrapper registers each context as its
+runtime's opaque); if that check ever fails, the wrapper's own limit on the
+process's CPU clock is used instead. Between calls the host checks both
+clocks, so microtask loops and self-rescheduling timers end at the deadline
+too. When nothing is left to run and the hook has not called back, it never
+will: the run ends at once instead of waiting for the deadline.
+
+The engine releases the GIL while JavaScript runs, so a busy hook does not
+stop the server's other threads. A context is used only by the thread that
+created it (the wrapper warns that sharing a runtime across threads can
+crash); callers keep that promise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _quickjs
+
+from .records import Limits
+
+Reply = dict[str, Any]
+
+OK = "ok"
+ERROR = "error"
+SYNTAX = "syntax"
+RESULT = "result"
+TIMEOUT = "timeout"
+STALLED = "stalled"
+MEMORY = "memory"
+CRASH = "crash"
+
+PRELUDE = Path(__file__).with_name("sandbox.js").read_text(encoding="utf-8")
+STACK_BYTES = 512 * 1024
+# After an interrupted run, reading its console output may take this long.
+CONSOLE_ALLOWANCE_S = 0.05
+PENDING = "p"
+# What a module exports: a function (an Auth0 Hook), or onExecuteCredentialsExchange (an Action).
+HOOK = "hook"
+ACTION = "action"
+
+
+class _OutOfTime(Exception):
+    """The run's budget is spent (wall clock or CPU)."""
+
+    def __init__(self, cpu: bool) -> None:
+        super().__init__("cpu" if cpu else "wall")
+        self.cpu = cpu
+
+
+class _Stalled(Exception):
+    """Nothing is left to run and the hook has not called back."""
+
+
+class _OutOfMemory(Exception):
+    """The context hit its memory limit."""
+
+
+class _EngineFault(Exception):
+    """The engine's wrapper could not hand a value across (a crash, not the hook's)."""
+
+
+@dataclass
+class Budget:
+    """What a run may still spend: wall-clock and CPU seconds."""
+
+    wall_end: float
+    cpu_end: float
+
+    @classmethod
+    def start(cls, limits: Limits) -> Budget:
+        return cls(
+            wall_end=time.monotonic() + limits.timeout_ms / 1000,
+            cpu_end=time.thread_time() + limits.cpu_ms / 1000,
+        )
+
+    def remaining(self) -> float:
+        """Seconds left; raises ``_OutOfTime`` when none are."""
+        wall = self.wall_end - time.monotonic()
+        cpu = self.cpu_end - time.thread_time()
+        if cpu <= 0:
+            raise _OutOfTime(cpu=True)
+        if wall <= 0:
+            raise _OutOfTime(cpu=False)
+        return min(wall, cpu)
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.wall_end or time.thread_time() >= self.cpu_end
+
+
+# ---- the interrupt handler ----------------------------------------------------------
+
+_running = threading.local()  # .budget: the budget of the call this thread is in
+_InterruptHandler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+@_InterruptHandler
+def _interrupt(_runtime: int | None, _opaque: int | None) -> int:
+    budget: Budget | None = getattr(_running, "budget", None)
+    return 1 if budget is not None and budget.spent() else 0
+
+
+def _load_library() -> Any:
+    library = ctypes.CDLL(_quickjs.__file__)
+    library.JS_GetRuntimeOpaque.argtypes = [ctypes.c_void_p]
+    library.JS_GetRuntimeOpaque.restype = ctypes.c_void_p
+    library.JS_SetInterruptHandler.argtypes = [ctypes.c_void_p, _InterruptHandler, ctypes.c_void_p]
+    library.JS_SetInterruptHandler.restype = None
+    return library
+
+
+_library = _load_library()
+# The wrapper's context object starts with PyObject_HEAD, then its JSRuntime*.
+_RUNTIME_OFFSET = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+
+
+def _install_interrupt_handler(context: Any) -> bool:
+    """Point the context's runtime at ``_interrupt``; False if the runtime
+    pointer cannot be verified (then the caller uses the wrapper's limit)."""
+    runtime = ctypes.c_void_p.from_address(id(context) + _RUNTIME_OFFSET).value
+    if not runtime or _library.JS_GetRuntimeOpaque(runtime) != id(context):
+        return False
+    _library.JS_SetInterruptHandler(runtime, _interrupt, None)
+    return True
+
+
+class Sandbox:
+    """A QuickJS runtime and context with the prelude and one hook loaded.
+
+    Create with :meth:`open`; raises nothing: a script that does not load
+    leaves the sandbox ``failed`` with the reply that says why.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._context: Any = _quickjs.Context()
+        self._context.set_memory_limit(limits.memory_mb << 20)
+        self._context.set_max_stack_size(STACK_BYTES)
+        self._own_interrupts = _install_interrupt_handler(self._context)
+        self._host: Any = None
+        self.failed: Reply | None = None
+        self.kind = ""  # what the module exports: HOOK or ACTION
+
+    @classmethod
+    def open(cls, script: str, limits: Limits, budget: Budget) -> Sandbox:
+        """Install the prelude and run the module body within ``budget``."""
+        sandbox = cls(limits)
+        context = sandbox._context
+        try:
+            sandbox._arm(budget)
+            factory = context.eval(PRELUDE)
+            config = context.parse_json(
+                json.dumps(
+                    {
+                        "result": limits.max_result_bytes,
+                        "storage": limits.max_storage_bytes,
+                        "log": limits.max_log_bytes,
+                    }
+                )
+            )
+            sandbox._host = factory(context.globalThis, config)
+            loaded = sandbox._call("load", json.dumps(script), budget)
+        except (_OutOfTime, _OutOfMemory, _EngineFault, _quickjs.JSException) as error:
+            sandbox.failed = sandbox._failure(error)
+            return sandbox
+        if loaded in (HOOK, ACTION):
+            sandbox.kind = loaded
+        else:
+            meta, _, _ = loaded.partition("\n")
+            sandbox.failed = _classify(json.loads(meta))
+        return sandbox
+
+    def run(self, payload_json: str, budget: Budget) -> tuple[Reply, str]:
+        """One invocation. Returns the reply and the value's JSON text."""
+        assert self.failed is None, "run() on a sandbox whose script did not load"
+        try:
+            envelope = self._call("run", payload_json, budget)
+            while envelope.startswith(PENDING):
+                self._drain_jobs(budget)
+                envelope = self._call("poll", "", budget)
+                if not envelope.startswith(PENDING):
+                    break
+                wait_ms = int(envelope[1:])
+                if wait_ms < 0:
+                    raise _Stalled()
+                self._sleep(wait_ms / 1000, budget)
+                envelope = self._call("fire", "", budget)
+            # A run is over once nothing it started is still running: a promise
+            # loop left behind after cb must not eat the next run's budget.
+            self._drain_jobs(budget)
+        except (_OutOfTime, _OutOfMemory, _Stalled, _EngineFault, _quickjs.JSException) as error:
+            self.failed = self._failure(error)
+            return self.failed, ""
+        meta_text, _, value = envelope.partition("\n")
+        reply = _classify(json.loads(meta_text))
+        reply["kind"] = self.kind
+        if reply["status"] not in (OK, ERROR):
+            self.failed = reply  # memory or an unusable result: start afresh next time
+        return reply, value
+
+    # ---- engine calls ---------------------------------------------------------------
+
+    def _arm(self, budget: Budget) -> None:
+        """Bound the next engine call by ``budget`` (raises if it is spent)."""
+        remaining = budget.remaining()
+        if self._own_interrupts:
+            _running.budget = budget
+        else:
+            self._context.set_time_limit(remaining)
+
+    def _call(self, op: str, text: str, budget: Budget) -> str:
+        self._arm(budget)
+        try:
+            result = self._host(op, text)
+        except _quickjs.JSException as error:
+            raise _engine_error(error, budget) from None
+        except (TypeError, ValueError) as error:
+            raise _EngineFault(str(error)) from None
+        return str(result)
+
+    def _drain_jobs(self, budget: Budget) -> None:
+        context = self._context
+        while True:
+            self._arm(budget)
+            try:
+                if not context.execute_pending_job():
+                    return
+            except _quickjs.JSException as error:
+                raise _engine_error(error, budget) from None
+
+    @staticmethod
+    def _sleep(seconds: float, budget: Budget) -> None:
+        wall_left = budget.wall_end - time.monotonic()
+        if seconds >= wall_left:
+            time.sleep(max(wall_left, 0))
+            raise _OutOfTime(cpu=False)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def _console(self) -> tuple[str, bool]:
+        """The current run's console output, read after it was cut short."""
+        try:
+            self._arm(Budget(time.monotonic() + CONSOLE_ALLOWANCE_S, float("inf")))
+            text, truncated = json.loads(str(self._host("console", "")))
+            return str(text), bool(truncated)
+        except (_quickjs.JSException, ValueError, TypeError):  # out of memory or time: lost
+            return "", False
+
+    def _failure(self, error: Exception) -> Reply:
+        if isinstance(error, _OutOfTime):
+            reply = _reply(
+                TIMEOUT,
+                "HookTimeout",
+                "the hook used up its CPU budget"
+                if error.cpu
+                else "the hook did not finish in time",
+                cpu=error.cpu,
+            )
+        elif isinstance(error, _Stalled):
+            reply = _reply(STALLED, "HookTimeout", "the hook returned without calling back")
+        elif isinstance(error, _OutOfMemory):
+            reply = _reply(MEMORY, "HookMemoryLimit", "the hook exceeded its memory limit")
+        else:
+            reply = _reply(CRASH, "HookCrashed", f"the hook sandbox failed: {error}")
+        if self._host is not None and not isinstance(error, _OutOfMemory):
+            reply["console"], reply["truncated"] = self._console()
+        return reply
+
+
+def check(script: str, limits: Limits) -> Reply:
+    """Load ``script`` in a throwaway sandbox: compile it and run the module
+    body within ``limits``. The reply is ``ok`` with the export ``kind``."""
+    sandbox = Sandbox.open(script, limits, Budget.start(limits))
+    if sandbox.failed is not None:
+        return sandbox.failed
+    return {"status": OK, "kind": sandbox.kind}
+
+
+def _engine_error(error: _quickjs.JSException, budget: Budget) -> Exception:
+    """What a failed engine call means: the interrupt handler, memory, or a crash."""
+    text = str(error)
+    head = text.split("\n", 1)[0]
+    if "interrupted" in head:
+        try:
+            budget.remaining()
+        except _OutOfTime as out:
+            return out
+        # Interrupted by the process's CPU clock, which other threads push
+        # ahead of this one's: the budget is spent all the same.
+        return _OutOfTime(cpu=True)
+    if "out of memory" in head or head.strip() == "null":
+        return _OutOfMemory()
+    return error
+
+
+def _reply(status: str, name: str, message: str, **extra: Any) -> Reply:
+    return {"status": status, "error": {"name": name, "message": message, **extra}}
+
+
+def _classify(meta: dict[str, Any]) -> Reply:
+    """A reply from the prelude's outcome meta."""
+    reply: Reply = {
+        "console": meta.get("console", ""),
+        "truncated": bool(meta.get("truncated")),
+    }
+    if meta.get("storage"):
+        reply["storage"] = meta["storage"]
+    if meta.get("cache"):
+        reply["cache"] = meta["cache"]
+    if meta.get("ok") is True:
+        reply["status"] = OK
+        return reply
+    error: dict[str, Any] = meta.get("error") or {}
+    reply["error"] = error
+    name, message = error.get("name"), str(error.get("message", ""))
+    if error.get("kind") == "result":
+        reply["status"] = RESULT
+    elif (name == "InternalError" and "out of memory" in message) or error.get("bare"):
+        reply["status"] = MEMORY
+        error.update(name="HookMemoryLimit", message="the hook exceeded its memory limit")
+    elif error.get("kind") == "syntax":
+        reply["status"] = SYNTAX
+    else:
+        # The hook chose to fail (cb(err), throw, rejection): a normal path.
+        reply["status"] = ERROR
+    return reply

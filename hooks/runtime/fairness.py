@@ -1,0 +1,154 @@
+"""Keeping one tenant's hostile hook from costing anyone else anything.
+
+A :class:`Governor` sits in front of a runtime, per server process:
+
+- a cap on concurrent runs per tenant, so a tenant whose hook is slow holds
+  at most that many of the server's threads or workers; a run over the cap
+  waits ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of
+  a millisecond, so they only ever wait for each other that long) before it
+  is refused;
+- a cap on concurrent test runs (the dashboard's Run button) per process, so
+  test runs can never occupy every thread;
+- a breaker per hook version: after ``breaker_failures`` timeouts or memory
+  failures in a row, or at once when a run burns its whole CPU budget (a
+  loop: the next run would do the same), it fails the hook fast for
+  ``breaker_cooldown_s``; one
+  more failure after the cool-down opens it again at once, for twice as long
+  (up to ``MAX_COOLDOWN_DOUBLINGS`` times); a success closes it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import (
+    HookBusy,
+    HookCpuLimit,
+    HookError,
+    HookMemoryLimit,
+    HookStalled,
+    HookSuspended,
+    HookTimeout,
+)
+
+T = TypeVar("T")
+
+# Breakers of hooks that failed recently; older ones are forgotten first.
+MAX_BREAKERS = 10_000
+MAX_COOLDOWN_DOUBLINGS = 4
+
+
+@dataclass
+class _Breaker:
+    failures: int = 0
+    trips: int = 0
+    open_until: float = 0.0
+
+
+class Governor:
+    """Admission for hook runs. Thread-safe; state is per process."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_per_tenant: int = 1,
+        queue_s: float = 0.1,
+        max_concurrent_tests: int = 2,
+        breaker_failures: int = 3,
+        breaker_cooldown_s: float = 30.0,
+    ) -> None:
+        self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
+        self.queue_s = max(0.0, queue_s)
+        self.max_concurrent_tests = max(1, max_concurrent_tests)
+        self.breaker_failures = max(1, breaker_failures)
+        self.breaker_cooldown_s = breaker_cooldown_s
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._running: dict[Hashable, int] = {}
+        self._tests = 0
+        self._breakers: OrderedDict[Hashable, _Breaker] = OrderedDict()
+
+    def run(self, *, tenant: Hashable, hook: Hashable, test: bool, call: Callable[[], T]) -> T:
+        """``call()`` if the tenant and the hook may run now; raises
+        ``HookBusy`` or ``HookSuspended`` (without calling) otherwise."""
+        with self._admitted(tenant=tenant, hook=hook, test=test):
+            try:
+                result = call()
+            except (HookTimeout, HookMemoryLimit) as error:
+                if isinstance(error, HookCpuLimit):
+                    self._failed(hook, self.breaker_failures)
+                elif not isinstance(error, HookStalled):  # a stalled hook cost nothing
+                    self._failed(hook, 1)
+                raise
+            except HookError:
+                self._succeeded(hook)  # the hook ran and chose to fail: it is healthy
+                raise
+            self._succeeded(hook)
+            return result
+
+    def suspended_for(self, hook: Hashable) -> float:
+        """Seconds left of the hook's cool-down (0 when it may run)."""
+        with self._lock:
+            breaker = self._breakers.get(hook)
+            return max(0.0, breaker.open_until - time.monotonic()) if breaker else 0.0
+
+    @contextmanager
+    def _admitted(self, *, tenant: Hashable, hook: Hashable, test: bool) -> Iterator[None]:
+        with self._lock:
+            breaker = self._breakers.get(hook)
+            now = time.monotonic()
+            if breaker is not None and breaker.open_until > now:
+                wait = breaker.open_until - now
+                raise HookSuspended(
+                    f"the hook is suspended for {wait:.0f} s after "
+                    f"{self.breaker_failures} timeouts or memory failures in a row",
+                    retry_after_s=wait,
+                )
+            if test and self._tests >= self.max_concurrent_tests:
+                raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
+            give_up = now + self.queue_s
+            while (running := self._running.get(tenant, 0)) >= self.max_concurrent_per_tenant:
+                left = give_up - time.monotonic()
+                if left <= 0:
+                    raise HookBusy(
+                        f"this tenant already has {running} hook runs going on this server",
+                        retry_after_s=1,
+                    )
+                self._freed.wait(left)
+            self._running[tenant] = running + 1
+            self._tests += test
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._running[tenant] - 1
+                if left:
+                    self._running[tenant] = left
+                else:
+                    del self._running[tenant]
+                self._tests -= test
+                self._freed.notify_all()
+
+    def _failed(self, hook: Hashable, weight: int) -> None:
+        with self._lock:
+            breaker = self._breakers.pop(hook, None) or _Breaker()
+            breaker.failures += weight
+            if breaker.failures >= self.breaker_failures:
+                doublings = min(breaker.trips, MAX_COOLDOWN_DOUBLINGS)
+                breaker.open_until = time.monotonic() + self.breaker_cooldown_s * 2**doublings
+                breaker.trips += 1
+                breaker.failures = self.breaker_failures - 1  # half open after the cool-down
+            self._breakers[hook] = breaker
+            while len(self._breakers) > MAX_BREAKERS:
+                self._breakers.popitem(last=False)
+
+    def _succeeded(self, hook: Hashable) -> None:
+        if hook in self._breakers:
+            with self._lock:
+                self._breakers.pop(hook, None)

@@ -1,0 +1,148 @@
+"""Hooks run in the server process, on the calling thread.
+
+Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
+used from two threads), keyed by the caller's context key and the limits the
+sandbox was made with, so one tenant's hook version never sees another's
+globals. A sandbox whose run timed out, ran out of memory or crashed is thrown
+away; the next run of that hook starts from a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from . import engine, replies
+from .errors import HookError
+from .records import Limits, RunResult, StorageSnapshot
+
+DEFAULT_MAX_CONTEXTS = 256
+
+
+class _ThreadCache(threading.local):
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.sandboxes: OrderedDict[tuple[Hashable, Limits], engine.Sandbox] = OrderedDict()
+
+
+class InProcessRuntime:
+    """Runs hooks on the caller's thread. Thread-safe: nothing is shared."""
+
+    isolation = "inprocess"
+
+    def __init__(self, *, max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
+        self._max_contexts = max(1, max_contexts)
+        self._local = _ThreadCache()
+
+    def run(
+        self,
+        *,
+        context_key: Hashable,
+        script: str,
+        arg_names: Sequence[str],
+        payload: Mapping[str, Any],
+        secrets: Mapping[str, str],
+        storage: StorageSnapshot | None,
+        limits: Limits,
+        cache: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the hook; raise a ``HookError`` on failure.
+
+        A Hook is called as ``module.exports(...args, cb)`` with ``payload``'s
+        values for ``arg_names``; an Action as ``onExecuteCredentialsExchange
+        (event, api)``, with ``payload["event"]`` or else an event made from
+        the Hook arguments and ``payload["request"]``, and ``cache`` as
+        ``api.cache``. ``context_key`` names the warm context: the caller makes
+        it differ for every tenant and hook version that must not share globals.
+        """
+        check_script_size(script, limits)
+        request = request_json(arg_names, payload, secrets, storage, cache)
+        started = time.monotonic()
+        budget = engine.Budget.start(limits)
+        sandboxes = self._sandboxes()
+        key = (context_key, limits)
+        sandbox = sandboxes.get(key)
+        if sandbox is None:
+            sandbox = engine.Sandbox.open(script, limits, budget)
+            if sandbox.failed is not None:
+                raise replies.failure(
+                    sandbox.failed,
+                    limits,
+                    console=replies.console_of(sandbox.failed, limits),
+                    duration_ms=(time.monotonic() - started) * 1000,
+                )
+            sandboxes[key] = sandbox
+            while len(sandboxes) > self._max_contexts:
+                sandboxes.popitem(last=False)
+        else:
+            sandboxes.move_to_end(key)
+        reply, value = sandbox.run(request, budget)
+        if sandbox.failed is not None:
+            sandboxes.pop(key, None)
+        return replies.decode(
+            reply,
+            value,
+            limits=limits,
+            duration_ms=(time.monotonic() - started) * 1000,
+            storage=storage,
+        )
+
+    def check(self, *, script: str, limits: Limits) -> str:
+        """Compile ``script`` and run its module body in a throwaway context;
+        returns what it exports (``"hook"``); raises ``HookError`` otherwise."""
+        check_script_size(script, limits)
+        reply = engine.check(script, limits)
+        if reply["status"] != engine.OK:
+            raise replies.failure(reply, limits, console=replies.console_of(reply, limits))
+        return str(reply["kind"])
+
+    def warm_contexts(self) -> int:
+        """How many sandboxes the calling thread holds (for tests and metrics)."""
+        return len(self._sandboxes())
+
+    def close(self) -> None:
+        """Drop the calling thread's sandboxes."""
+        self._sandboxes().clear()
+
+    def _sandboxes(self) -> OrderedDict[tuple[Hashable, Limits], engine.Sandbox]:
+        local = self._local
+        if local.pid != os.getpid():  # a forked child: its parent's contexts are not its own
+            local.pid = os.getpid()
+            local.sandboxes = OrderedDict()
+        return local.sandboxes
+
+
+def check_script_size(script: str, limits: Limits) -> None:
+    if len(script.encode(errors="surrogatepass")) > limits.max_script_bytes:
+        raise HookError(
+            f"the script is larger than {limits.max_script_bytes} bytes", name="RangeError"
+        )
+
+
+def request_json(
+    arg_names: Sequence[str],
+    payload: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    storage: StorageSnapshot | None,
+    cache: Mapping[str, Any] | None,
+) -> str:
+    """The run's arguments as the prelude reads them (ASCII JSON)."""
+    values = dict(payload)
+    return json.dumps(
+        {
+            "event": values.pop("event", None),
+            "request": values.pop("request", None),
+            "payload": values,
+            "names": list(arg_names),
+            "secrets": dict(secrets),
+            "storage": None if storage is None else {"data": storage.data},
+            "cache": dict(cache or {}),
+        },
+        separators=(",", ":"),
+        allow_nan=False,
+    )

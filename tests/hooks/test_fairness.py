@@ -1,0 +1,121 @@
+"""The governor: per-tenant concurrency, the process's test-run cap, and
+the breaker, through its public interface (no Django needed)."""
+
+import threading
+import time
+
+import pytest
+
+from hooks.runtime import (
+    Governor,
+    HookBusy,
+    HookCpuLimit,
+    HookError,
+    HookMemoryLimit,
+    HookStalled,
+    HookSuspended,
+    HookTimeout,
+)
+
+
+def holding(governor: Governor, *, tenant: str, test: bool = False):
+    """Start a run that holds its slot until the returned event is set."""
+    release, started = threading.Event(), threading.Event()
+
+    def call() -> None:
+        started.set()
+        release.wait(5)
+
+    thread = threading.Thread(
+        target=governor.run,
+        kwargs={"tenant": tenant, "hook": (tenant, test), "test": test, "call": call},
+    )
+    thread.start()
+    started.wait(5)
+    return release, thread
+
+
+def fail_with(error: HookError):
+    def call() -> None:
+        raise error
+
+    return call
+
+
+def test_a_tenant_at_its_cap_is_refused_and_another_tenant_is_not():
+    governor = Governor(max_concurrent_per_tenant=1)
+    release, thread = holding(governor, tenant="a")
+
+    with pytest.raises(HookBusy) as refused:
+        governor.run(tenant="a", hook="a2", test=False, call=lambda: None)
+    assert governor.run(tenant="b", hook="b1", test=False, call=lambda: "ran") == "ran"
+    assert refused.value.retry_after_s >= 1
+
+    release.set()
+    thread.join()
+    assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "ran") == "ran"
+
+
+def test_test_runs_have_their_own_process_cap():
+    governor = Governor(max_concurrent_per_tenant=5, max_concurrent_tests=1)
+    release, thread = holding(governor, tenant="a", test=True)
+
+    with pytest.raises(HookBusy, match="test runs"):
+        governor.run(tenant="b", hook="b", test=True, call=lambda: None)
+    assert governor.run(tenant="b", hook="b", test=False, call=lambda: "token runs go on") == (
+        "token runs go on"
+    )
+    release.set()
+    thread.join()
+
+
+@pytest.mark.parametrize(
+    "error", [HookTimeout("t"), HookMemoryLimit("m")], ids=["timeout", "memory"]
+)
+def test_the_breaker_opens_after_repeated_failures_and_doubles(error):
+    governor = Governor(breaker_failures=2, breaker_cooldown_s=0.2)
+    for _ in range(2):
+        with pytest.raises(type(error)):
+            governor.run(tenant="t", hook="h", test=False, call=fail_with(error))
+
+    with pytest.raises(HookSuspended):
+        governor.run(tenant="t", hook="h", test=False, call=lambda: None)
+    assert governor.run(tenant="t", hook="other", test=False, call=lambda: 1) == 1
+
+    time.sleep(0.25)  # half open: one more failure reopens it, for twice as long
+    with pytest.raises(type(error)):
+        governor.run(tenant="t", hook="h", test=False, call=fail_with(error))
+    assert 0.3 < governor.suspended_for("h") <= 0.4
+
+
+def test_a_success_closes_the_breaker_and_a_stalled_or_failing_hook_never_trips_it():
+    governor = Governor(breaker_failures=2, breaker_cooldown_s=10)
+    with pytest.raises(HookTimeout):
+        governor.run(tenant="t", hook="h", test=False, call=fail_with(HookTimeout("t")))
+    governor.run(tenant="t", hook="h", test=False, call=lambda: None)
+    for error in (HookTimeout("t"), HookStalled("s"), HookStalled("s"), HookError("denied")):
+        with pytest.raises(HookError):
+            governor.run(tenant="t", hook="h", test=False, call=fail_with(error))
+
+    assert governor.suspended_for("h") == 0
+
+
+def test_a_run_that_burns_its_cpu_budget_trips_the_breaker_at_once():
+    governor = Governor(breaker_failures=3, breaker_cooldown_s=10)
+
+    with pytest.raises(HookCpuLimit):
+        governor.run(tenant="t", hook="h", test=False, call=fail_with(HookCpuLimit("loop")))
+
+    with pytest.raises(HookSuspended):
+        governor.run(tenant="t", hook="h", test=False, call=lambda: None)
+
+
+def test_a_run_over_the_cap_waits_briefly_for_a_slot():
+    governor = Governor(max_concurrent_per_tenant=1, queue_s=2)
+    release, thread = holding(governor, tenant="a")
+    threading.Timer(0.1, release.set).start()
+
+    started = time.monotonic()
+    assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "ran") == "ran"
+    assert 0.05 < time.monotonic() - started < 1.5
+    thread.join()
