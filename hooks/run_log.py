@@ -1,7 +1,8 @@
 """Recording hook runs without holding up the token response.
 
 Token requests hand their run record to a per-process writer thread that
-inserts in batches; the dashboard's test runs and the tests write at once
+inserts in batches, in order, holding them through a database outage (up to
+``TESSERA_HOOK_RUN_LOG_BUFFER`` records); the dashboard's test runs and the tests write at once
 (``TESSERA_HOOK_RUN_LOG_ASYNC = False``). Runs older than the retention are
 pruned by the writer now and then, and by ``manage.py hooks prune-runs``.
 """
@@ -16,16 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from hooks.models import HookRun
+from tenant import metrics
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
 BATCH_LINGER_SECONDS = 0.2
 PRUNE_EVERY_BATCHES = 500
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+DROP_LOG_EVERY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,24 @@ def prune_runs(*, now: datetime | None = None) -> int:
 
 
 class _Writer:
+    """A bounded buffer of records and the thread that writes them in order.
+
+    When the database does not answer, the batch in hand is kept and retried
+    (with a growing pause, at most ``RETRY_MAX_SECONDS``) before anything
+    newer is written; the buffer holds ``TESSERA_HOOK_RUN_LOG_BUFFER`` records,
+    and records beyond it are dropped, counted (``tessera_hook_run_log_dropped``)
+    and logged.
+    """
+
     def __init__(self) -> None:
         # None is the sentinel that stops the thread.
-        self.queue: queue.Queue[RunRecord | None] = queue.Queue(maxsize=10_000)
+        self.queue: queue.Queue[RunRecord | None] = queue.Queue(
+            maxsize=settings.TESSERA_HOOK_RUN_LOG_BUFFER
+        )
         self.pid = os.getpid()
         self.batches = 0
+        self.dropped = 0
+        self.dropped_logged_at = 0.0
         self.thread = threading.Thread(target=self._loop, name="hook-run-log", daemon=True)
         self.thread.start()
 
@@ -65,7 +83,16 @@ class _Writer:
         try:
             self.queue.put_nowait(record)
         except queue.Full:  # the database is far behind: shed logs, never tokens
-            logger.warning("Hook run log queue full; dropping a run record")
+            self.dropped += 1
+            metrics.RUN_LOG_DROPPED.inc()
+            now = time.monotonic()
+            if now - self.dropped_logged_at >= DROP_LOG_EVERY_SECONDS:
+                self.dropped_logged_at = now
+                logger.error(
+                    "Hook run log buffer full (%d records): %d run records dropped so far",
+                    self.queue.maxsize,
+                    self.dropped,
+                )
 
     def _drain(self, batch: list[RunRecord | None]) -> None:
         """Take what is queued, up to a full batch or the stop sentinel."""
@@ -74,6 +101,30 @@ class _Writer:
                 batch.append(self.queue.get_nowait())
             except queue.Empty:
                 return
+
+    def _write_until_done(self, records: list[RunRecord], stopping: bool) -> bool:
+        """Write ``records``, retrying while the database is away; False if
+        stopping made it give up."""
+        pause = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                close_old_connections()
+                _write(records)
+                return True
+            except DatabaseError as error:
+                connections.close_all()
+                metrics.DEPENDENCY_ERRORS.labels(dependency="database").inc()
+                logger.warning(
+                    "Could not record %d hook runs (%s); %d more waiting, retrying in %.1f s",
+                    len(records),
+                    error.__class__.__name__,
+                    self.queue.qsize(),
+                    pause,
+                )
+            if stopping:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_SECONDS)
 
     def _loop(self) -> None:
         while True:
@@ -88,15 +139,16 @@ class _Writer:
                 self._drain(batch)
             stopping = batch[-1] is None
             records = [record for record in batch if record is not None]
-            try:
-                close_old_connections()
-                if records:
-                    _write(records)
-                self.batches += 1
-                if self.batches % PRUNE_EVERY_BATCHES == 0:
+            metrics.RUN_LOG_BUFFERED.set(self.queue.qsize() + len(records))
+            if records and not self._write_until_done(records, stopping):
+                logger.error("Stopping with the database away: %d run records lost", len(records))
+            self.batches += 1
+            if self.batches % PRUNE_EVERY_BATCHES == 0:
+                try:
                     prune_runs()
-            except Exception:
-                logger.exception("Could not record %d hook runs", len(records))
+                except DatabaseError:
+                    logger.warning("Could not prune old hook runs", exc_info=True)
+            metrics.RUN_LOG_BUFFERED.set(self.queue.qsize())
             if stopping:
                 connections.close_all()
                 return
@@ -113,6 +165,14 @@ _writer: _Writer | None = None
 _writer_lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:
+    global _writer_lock
+    _writer_lock = threading.Lock()  # a fork may have copied it held
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def _get_writer() -> _Writer:
     global _writer
     with _writer_lock:
@@ -123,6 +183,8 @@ def _get_writer() -> _Writer:
 
 def record_run(record: RunRecord, *, now: bool = False) -> None:
     """Record a run: in the background unless ``now`` or async logging is off."""
+    metrics.HOOK_RUNS.labels(outcome=record.outcome).inc()
+    metrics.HOOK_DURATION.observe(record.duration_ms / 1000)
     if now or not settings.TESSERA_HOOK_RUN_LOG_ASYNC:
         _write([record])
     else:
