@@ -2,11 +2,16 @@
 signed JWT access token, with errors raised as oauthlib's OAuth2Error types
 (the view renders their RFC 6749 §5.2 bodies)."""
 
+import base64
+import binascii
+import math
+import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+from urllib.parse import unquote_plus
 
 import jwt
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -16,13 +21,18 @@ from oauthlib.oauth2.rfc6749 import errors
 from apis.choices import SigningAlgorithm
 from apis.models import Api
 from apis.selectors import api_get, api_signing_secret
-from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client
 from clients.selectors import client_for_token, client_granted_scopes
+from hooks import runtime
+from hooks.choices import RunOutcome
+from hooks.execution import Execution
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 
 GRANT_TYPE = "client_credentials"
+# C0 and C1 controls, DEL and NUL included: never part of an identifier or a secret.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CLIENT_ID_MAX_LENGTH = cast(int, Client._meta.get_field("client_id").max_length)
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,9 @@ class IssuedToken:
 
 
 class TenantClientValidator(OAuth2Validator):
-    """django-oauth-toolkit's client authentication (Basic first, then the
-    body, secrets checked with the configured hasher in constant time), with
-    clients looked up only within one tenant."""
+    """django-oauth-toolkit's client authentication (secrets checked with the
+    configured hasher in constant time), with clients looked up only within
+    one tenant, the Basic header read strictly, and one method per request."""
 
     def __init__(self, tenant: Tenant) -> None:
         super().__init__()
@@ -46,6 +56,50 @@ class TenantClientValidator(OAuth2Validator):
         request.client = client
         return client
 
+    def _extract_basic_auth(self, request: OAuthlibRequest) -> str | None:
+        # DOT matches the scheme case-sensitively and decodes leniently (base64
+        # padding and junk ignored, control characters passed to the lookup).
+        return basic_credentials(request.headers.get("HTTP_AUTHORIZATION"))
+
+    def authenticate_client(self, request: OAuthlibRequest, *args: Any, **kwargs: Any) -> bool:
+        # DOT retries a failed Basic with the body; a request here uses exactly
+        # one method (RFC 6749 §2.3), so a failed one is final.
+        if self._extract_basic_auth(request) is not None:
+            return bool(self._authenticate_basic_auth(request))
+        return bool(self._authenticate_request_body(request))
+
+
+def uses_basic_auth(authorization: str | None) -> bool:
+    """Whether the request authenticates with HTTP Basic; auth-scheme names
+    are case-insensitive (RFC 9110 §11.1)."""
+    return authorization is not None and authorization.partition(" ")[0].lower() == "basic"
+
+
+def basic_credentials(authorization: str | None) -> str | None:
+    """The base64 credentials of a Basic ``Authorization`` header, or None when
+    the request does not use Basic.
+
+    Raises ``invalid_client`` unless they decode strictly: canonical base64 of
+    UTF-8 ``client_id:client_secret``, each form-urlencoded (RFC 6749 §2.3.1)
+    and, once decoded, free of control characters, with a ``client_id`` short
+    enough to be stored (a longer one is refused without a lookup).
+    """
+    if authorization is None or not uses_basic_auth(authorization):
+        return None
+    encoded = authorization.partition(" ")[2].strip()
+    malformed = errors.InvalidClientError("Malformed HTTP Basic credentials.")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        client_id, colon, client_secret = decoded.partition(":")
+        parts = [unquote_plus(part, errors="strict") for part in (client_id, client_secret)]
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        raise malformed from None
+    if not colon or not parts[0] or any(CONTROL_CHARACTER.search(part) for part in parts):
+        raise malformed
+    if len(parts[0]) > CLIENT_ID_MAX_LENGTH:
+        raise errors.InvalidClientError("Client authentication failed.")
+    return encoded
+
 
 def require_params(params: Mapping[str, str], authorization: str | None) -> None:
     """Check the request's shape before anything is looked up."""
@@ -54,8 +108,16 @@ def require_params(params: Mapping[str, str], authorization: str | None) -> None
         raise errors.InvalidRequestError("Missing required parameter: grant_type")
     if grant_type != GRANT_TYPE:
         raise errors.UnsupportedGrantTypeError(f"Unsupported grant type: {grant_type}")
-    if not authorization and not params.get("client_id"):
+    basic = uses_basic_auth(authorization)
+    if basic and "client_secret" in params:
+        raise errors.InvalidRequestError(
+            "Use one client authentication method: HTTP Basic or client_secret in the body, "
+            "not both."
+        )
+    if not basic and not params.get("client_id"):
         raise errors.InvalidRequestError("Missing required parameter: client_id")
+    if not basic and not params.get("client_secret"):
+        raise errors.InvalidRequestError("Missing required parameter: client_secret")
     if not params.get("audience"):
         raise errors.InvalidRequestError("Missing required parameter: audience")
 
@@ -63,25 +125,18 @@ def require_params(params: Mapping[str, str], authorization: str | None) -> None
 def authenticate_client(
     *, tenant: Tenant, params: Mapping[str, str], authorization: str | None
 ) -> Client:
-    """The tenant's client the request authenticates as, or ``invalid_client``."""
+    """The tenant's client the request authenticates as, by HTTP Basic or by
+    body parameters whatever its registered ``token_endpoint_auth_method``
+    (Auth0 accepts both too), or ``invalid_client``."""
     request = OAuthlibRequest(
         "", http_method="POST", body=dict(params), headers={"HTTP_AUTHORIZATION": authorization}
     )
-    uses_basic = bool(authorization and authorization.startswith("Basic "))
-    if not uses_basic and not params.get("client_secret"):
-        raise errors.InvalidRequestError("Missing required parameter: client_secret")
     if not TenantClientValidator(tenant).authenticate_client(request):
         raise errors.InvalidClientError("Client authentication failed.")
     client: Client = request.client
-    used = (
-        TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
-        if uses_basic
-        else TokenEndpointAuthMethod.CLIENT_SECRET_POST
-    )
-    if client.token_endpoint_auth_method != used:
-        raise errors.InvalidClientError(
-            f"Client authentication failed: this client must use "
-            f"{client.token_endpoint_auth_method}."
+    if params.get("client_id", client.client_id) != client.client_id:
+        raise errors.InvalidRequestError(
+            "The client_id parameter does not match the HTTP Basic credentials."
         )
     if client.authorization_grant_type != Client.GRANT_CLIENT_CREDENTIALS:
         raise errors.UnauthorizedClientError(
@@ -150,3 +205,57 @@ def sign_access_token(
         key = signing_key_active(tenant=tenant)
         token = jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
     return IssuedToken(access_token=token, expires_in=api.token_lifetime, scope=scope)
+
+
+# What a token request says when its hook could not give an answer; the run
+# log keeps the details (console, the limit, the line).
+HOOK_FAILURE_MESSAGES: dict[str, str] = {
+    RunOutcome.TIMEOUT: "Hook execution timed out.",
+    RunOutcome.MEMORY: "Hook exceeded its memory limit.",
+    RunOutcome.CRASHED: "Hook execution failed unexpectedly.",
+}
+
+
+class HookRefusedError(errors.OAuth2Error):
+    """The hook was not run now (its tenant's concurrency cap, or its breaker)."""
+
+    def __init__(self, description: str, *, status_code: int, error: str, retry_after_s: float):
+        super().__init__(description, status_code=status_code)
+        self.error = error
+        self.retry_after = max(1, math.ceil(retry_after_s))
+
+
+def hook_failure(execution: Execution) -> errors.OAuth2Error:
+    """The OAuth error for a hook that failed: its own error classes pick
+    ``invalid_scope`` or ``invalid_request``; every other failure is a
+    ``server_error`` (RFC 6749 §5.2), its limits named in fixed words."""
+    error = execution.error
+    if error is None:
+        return errors.ServerError(execution.invalid_result, status_code=500)
+    if isinstance(error, runtime.HookBusy):
+        return HookRefusedError(
+            "Too many hook runs at once for this tenant.",
+            status_code=429,
+            error="too_many_requests",
+            retry_after_s=error.retry_after_s,
+        )
+    if isinstance(error, runtime.HookSuspended):
+        return HookRefusedError(
+            "Hook suspended after repeated timeouts or memory failures.",
+            status_code=503,
+            error="temporarily_unavailable",
+            retry_after_s=error.retry_after_s,
+        )
+    if isinstance(error, runtime.HookStalled):
+        return errors.ServerError("Hook finished without calling back.", status_code=500)
+    if execution.outcome in HOOK_FAILURE_MESSAGES:
+        return errors.ServerError(HOOK_FAILURE_MESSAGES[execution.outcome], status_code=500)
+    if isinstance(error, runtime.HookSyntaxError):
+        return errors.ServerError("Hook has a syntax error.", status_code=500)
+    if isinstance(error, runtime.HookResultError):
+        return errors.ServerError(f"Hook result is unusable: {error.message}", status_code=500)
+    if error.name == "InvalidScopeError":
+        return errors.InvalidScopeError(error.message)
+    if error.name == "InvalidRequestError":
+        return errors.InvalidRequestError(error.message)
+    return errors.ServerError(error.message or "Hook failed.", status_code=500)

@@ -1,20 +1,35 @@
 """``POST {issuer}oauth/token``: the token endpoint (SPEC §3)."""
 
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
 from django.conf import settings
 from django.http import Http404, QueryDict
 from oauthlib.oauth2.rfc6749 import errors
 from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from clients.models import Client
-from clients.tokens import authenticate_client, granted_scopes, require_params, sign_access_token
+from clients.params import check_param_text, encodable
+from clients.parsers import StrictFormParser, StrictJSONParser
+from clients.tokens import (
+    HookRefusedError,
+    authenticate_client,
+    granted_scopes,
+    hook_failure,
+    require_params,
+    sign_access_token,
+    uses_basic_auth,
+)
 from hooks.pipeline import credentials_exchange
+from hooks.points import FilteredClaims, credentials_exchange_payload
+from tenant.dependencies import DATABASE_UNAVAILABLE
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)
@@ -35,8 +50,21 @@ class ClientRateThrottle(SimpleRateThrottle):
         return f"throttle:token:{client.pk}"
 
 
+class AlwaysJson(DefaultContentNegotiation):
+    """The token endpoint answers JSON whatever ``Accept`` says (RFC 6749
+    §5.1): DRF would refuse an unmatched ``Accept`` with a NotAcceptable."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 def request_params(request: Request) -> dict[str, str]:
-    """The body's parameters as strings; each may appear once (RFC 6749 §3.2)."""
+    """The body's parameters as strings; each may appear once (RFC 6749 §3.2).
+    A JSON ``null`` is an absent parameter, as at Auth0 (its SDKs send
+    ``"organization": null``)."""
     data = request.data
     if isinstance(data, QueryDict):
         repeated = [key for key in data if len(data.getlist(key)) > 1]
@@ -45,13 +73,14 @@ def request_params(request: Request) -> dict[str, str]:
         return cast(dict[str, str], data.dict())
     if not isinstance(data, dict):
         raise errors.InvalidRequestError("The request body must be an object.")
+    data = {key: value for key, value in data.items() if value is not None}
     if any(not isinstance(value, str) for value in data.values()):
         raise errors.InvalidRequestError("Every parameter must be a string.")
     return cast(dict[str, str], data)
 
 
 def oauth_error_response(exc: errors.OAuth2Error, **headers: str) -> Response:
-    body = {"error": exc.error, "error_description": exc.description}
+    body = {"error": exc.error, "error_description": encodable(exc.description)}
     return Response(body, status=exc.status_code, headers={**NO_STORE, **headers})
 
 
@@ -60,14 +89,16 @@ class TokenView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    parser_classes = [StrictJSONParser, StrictFormParser]
+    content_negotiation_class = AlwaysJson
     client: Client
 
     def post(self, request: Request, tenant_slug: str | None = None) -> Response:
+        # Bodies over TESSERA_TOKEN_MAX_BODY_BYTES never get here: the
+        # middleware answers 413 from the Content-Length.
         tenant = tenant_for_request(request, tenant_slug)
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.TESSERA_TOKEN_MAX_BODY_BYTES:
-            raise errors.InvalidRequestError("Request body too large.", status_code=413)
         params = request_params(request)
+        check_param_text(params)
         authorization = request.META.get("HTTP_AUTHORIZATION")
         require_params(params, authorization)
 
@@ -82,15 +113,26 @@ class TokenView(APIView):
             audience=params["audience"],
             requested=params.get("scope"),
         )
-        hooked = credentials_exchange(
+        execution = credentials_exchange(
             tenant=tenant,
-            client=self.client,
-            api=api,
-            scope=scope,
-            params=params,
-            ip=request.META.get("REMOTE_ADDR", ""),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            payload=credentials_exchange_payload(
+                tenant_slug=tenant.slug,
+                client_id=self.client.client_id,
+                client_name=self.client.name,
+                client_metadata=self.client.metadata,
+                audience=api.identifier,
+                scope=scope,
+                params=params,
+                ip=request.META.get("REMOTE_ADDR", ""),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            ),
         )
+        if execution is None:
+            hooked = FilteredClaims(scope=scope)
+        elif execution.ok:
+            hooked = execution.claims
+        else:
+            raise hook_failure(execution)
         token = sign_access_token(
             tenant=tenant,
             client=self.client,
@@ -107,12 +149,17 @@ class TokenView(APIView):
             body["scope"] = " ".join(token.scope)
         return Response(body, headers=NO_STORE)
 
+    def options(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        """CORS-style probes learn the methods, and nothing else (no DRF metadata)."""
+        return Response(status=204, headers={"Allow": "POST, OPTIONS", **NO_STORE})
+
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, errors.InvalidClientError):
-            authorization = self.request.META.get("HTTP_AUTHORIZATION", "")
-            if authorization.startswith("Basic "):
+            if uses_basic_auth(self.request.META.get("HTTP_AUTHORIZATION")):
                 return oauth_error_response(exc, **{"WWW-Authenticate": 'Basic realm="oauth"'})
             return oauth_error_response(exc)
+        if isinstance(exc, HookRefusedError):
+            return oauth_error_response(exc, **{"Retry-After": str(exc.retry_after)})
         if isinstance(exc, errors.OAuth2Error):
             return oauth_error_response(exc)
         if isinstance(exc, exceptions.Throttled):
@@ -134,8 +181,12 @@ class TokenView(APIView):
             )
             return oauth_error_response(error, Allow="POST, OPTIONS")
         if isinstance(exc, exceptions.ParseError):
-            return oauth_error_response(errors.InvalidRequestError("Malformed request body."))
+            # The strict parsers' details are fixed texts (a repeated name is
+            # quoted only when printable).
+            return oauth_error_response(errors.InvalidRequestError(str(exc.detail)))
         if isinstance(exc, Http404):
             raise exc  # IssuerJsonErrorsMiddleware renders the JSON 404
+        if isinstance(exc, DATABASE_UNAVAILABLE):
+            raise exc  # DependencyErrorsMiddleware answers 503 with Retry-After
         logger.exception("Token request failed")
         return oauth_error_response(errors.ServerError("Internal server error.", status_code=500))

@@ -2,11 +2,13 @@
 
 import base64
 import json
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import jwt
 import pytest
+from django.db import connection
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 
 from apis.choices import SigningAlgorithm
 from apis.services import api_create
@@ -122,6 +124,78 @@ def test_basic_auth_client_gets_token(tenant, api):
     response = post_token(tenant, body, form=True, **basic(client.client_id, secret))
     assert response.status_code == 200
     assert decode(tenant, response.json()["access_token"])["azp"] == client.client_id
+
+
+def test_client_registered_for_post_may_use_basic(tenant, client_and_secret):
+    client, secret = client_and_secret  # registered for client_secret_post
+    body = {"grant_type": "client_credentials", "audience": AUD}
+    response = post_token(tenant, body, **basic(client.client_id, secret))
+    assert response.status_code == 200, response.content
+    assert decode(tenant, response.json()["access_token"])["azp"] == client.client_id
+
+
+def test_client_registered_for_basic_may_use_body(tenant, api):
+    client, secret = make_client(
+        tenant,
+        {api: ["read:data"]},
+        token_endpoint_auth_method=TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    )
+    response = post_token(tenant, credentials((client, secret)))
+    assert response.status_code == 200, response.content
+    assert Client.objects.get(pk=client.pk).token_endpoint_auth_method == "client_secret_basic"
+
+
+@pytest.mark.parametrize("scheme", ["basic", "BASIC", "bAsIc"])
+def test_basic_scheme_name_in_any_case(tenant, client_and_secret, scheme):
+    client, secret = client_and_secret
+    raw = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    body = {"grant_type": "client_credentials", "audience": AUD}
+    response = post_token(tenant, body, HTTP_AUTHORIZATION=f"{scheme} {raw}")
+    assert response.status_code == 200, response.content
+
+
+def test_basic_credentials_are_form_urlencoded_before_base64(tenant, client_and_secret):
+    client, _ = client_and_secret
+    client.client_secret = "p@ss word+:é/%"  # DOT hashes it on save
+    client.save()
+    encoded = f"{client.client_id}:{quote_plus('p@ss word+:é/%')}"
+    header = "Basic " + base64.b64encode(encoded.encode()).decode()
+    body = {"grant_type": "client_credentials", "audience": AUD}
+
+    assert "+" in encoded and "%" in encoded
+    response = post_token(tenant, body, HTTP_AUTHORIZATION=header)
+    assert response.status_code == 200, response.content
+    unencoded = "Basic " + base64.b64encode(f"{client.client_id}:p@ss word+:é/%".encode()).decode()
+    assert_error(post_token(tenant, body, HTTP_AUTHORIZATION=unencoded), 401, "invalid_client")
+
+
+def test_basic_with_matching_client_id_in_body_gets_token(tenant, client_and_secret):
+    client, secret = client_and_secret
+    body = {"grant_type": "client_credentials", "client_id": client.client_id, "audience": AUD}
+    response = post_token(tenant, body, form=True, **basic(client.client_id, secret))
+    assert response.status_code == 200, response.content
+
+
+def test_basic_with_null_client_secret_in_body_gets_token(tenant, client_and_secret):
+    client, secret = client_and_secret
+    body = {"grant_type": "client_credentials", "client_secret": None, "audience": AUD}
+    response = post_token(tenant, body, **basic(client.client_id, secret))
+    assert response.status_code == 200, response.content
+
+
+def test_other_authorization_scheme_is_ignored_for_body_credentials(tenant, client_and_secret):
+    response = post_token(
+        tenant, credentials(client_and_secret), HTTP_AUTHORIZATION="Bearer something"
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_json_null_optional_parameters_are_absent(tenant, client_and_secret):
+    # auth0-python's GetToken.client_credentials always sends "organization": null.
+    body = credentials(client_and_secret, organization=None, scope=None)
+    response = post_token(tenant, body)
+    assert response.status_code == 200, response.content
+    assert response.json()["scope"] == "read:data write:data"
 
 
 def test_scope_parameter_narrows_granted_scopes(tenant, client_and_secret):
@@ -266,6 +340,33 @@ def test_missing_parameter_is_invalid_request(tenant, client_and_secret, missing
     assert_error(response, 400, "invalid_request", f"Missing required parameter: {missing}")
 
 
+@pytest.mark.parametrize("missing", ["grant_type", "client_id", "client_secret", "audience"])
+def test_null_required_parameter_is_missing(tenant, client_and_secret, missing):
+    response = post_token(tenant, credentials(client_and_secret, **{missing: None}))
+    assert_error(response, 400, "invalid_request", f"Missing required parameter: {missing}")
+
+
+def test_basic_and_body_secret_at_once_is_invalid_request(tenant, client_and_secret):
+    client, secret = client_and_secret
+    response = post_token(
+        tenant, credentials(client_and_secret), form=True, **basic(client.client_id, secret)
+    )
+    assert_error(
+        response,
+        400,
+        "invalid_request",
+        "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
+    )
+
+
+def test_basic_with_other_client_id_in_body_is_invalid_request(tenant, api, client_and_secret):
+    client, secret = client_and_secret
+    other, _ = make_client(tenant, {api: []})
+    body = {"grant_type": "client_credentials", "client_id": other.client_id, "audience": AUD}
+    response = post_token(tenant, body, **basic(client.client_id, secret))
+    assert_error(response, 400, "invalid_request")
+
+
 def test_oversized_body_is_rejected(tenant, client_and_secret):
     response = post_token(tenant, credentials(client_and_secret, padding="x" * 20_000))
     assert_error(response, 413, "invalid_request", "Request body too large.")
@@ -300,11 +401,59 @@ def test_wrong_basic_credentials_answer_www_authenticate_basic(tenant, api):
     assert response["WWW-Authenticate"].startswith("Basic")
 
 
-def test_client_must_use_its_registered_auth_method(tenant, client_and_secret):
-    client, secret = client_and_secret  # registered for client_secret_post
+def test_wrong_basic_secret_does_not_fall_back_to_body_client_id(tenant, client_and_secret):
+    client, _ = client_and_secret
+    body = {"grant_type": "client_credentials", "client_id": client.client_id, "audience": AUD}
+    response = post_token(tenant, body, **basic(client.client_id, "wrong"))
+    assert_error(response, 401, "invalid_client", "Client authentication failed.")
+    assert response["WWW-Authenticate"].startswith("Basic")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+MALFORMED_BASIC = {
+    "empty": "Basic",
+    "blank": "Basic   ",
+    "not base64": "Basic !!!not-base64!!!",
+    "base64 with junk": "Basic " + _b64(b"id:secret") + "$$",
+    "missing padding": "Basic " + _b64(b"id:secre").rstrip("="),
+    "non-ascii header": "Basic \u00ff\u00fe",
+    "non-utf8 bytes": "Basic " + _b64(b"\xff\xfe:\xc3\x28"),
+    "non-utf8 percent-encoded": "Basic " + _b64(b"id%FF:secret"),
+    "no colon": "Basic " + _b64(b"just-an-id"),
+    "empty client_id": "Basic " + _b64(b":secret"),
+    "raw NUL": "Basic " + _b64(b"id\x00:secret"),
+    "percent-encoded NUL": "Basic " + _b64(b"id%00:secret"),
+    "NUL in secret": "Basic " + _b64(b"id:sec%00ret"),
+    "control character": "Basic " + _b64(b"id%1B[31m:secret"),
+    "DEL": "Basic " + _b64(b"id:\x7f"),
+}
+
+
+@pytest.mark.parametrize("header", MALFORMED_BASIC.values(), ids=MALFORMED_BASIC.keys())
+def test_malformed_basic_is_invalid_client_not_500(tenant, client_and_secret, header):
     body = {"grant_type": "client_credentials", "audience": AUD}
-    response = post_token(tenant, body, form=True, **basic(client.client_id, secret))
+    response = post_token(tenant, body, HTTP_AUTHORIZATION=header)
     assert_error(response, 401, "invalid_client")
+    assert response["WWW-Authenticate"].startswith("Basic")
+
+
+def test_basic_client_id_too_long_to_exist_is_refused_without_lookup(tenant, client_and_secret):
+    body = {"grant_type": "client_credentials", "audience": AUD}
+    with CaptureQueriesContext(connection) as queries:
+        response = post_token(tenant, body, **basic("x" * 256, "secret"))
+    assert_error(response, 401, "invalid_client", "Client authentication failed.")
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert not [query for query in queries if Client._meta.db_table in query["sql"]]
+
+
+def test_malformed_basic_is_refused_even_with_valid_client_id_in_body(tenant, client_and_secret):
+    client, _ = client_and_secret
+    body = {"grant_type": "client_credentials", "client_id": client.client_id, "audience": AUD}
+    response = post_token(tenant, body, HTTP_AUTHORIZATION="Basic %%%")
+    assert_error(response, 401, "invalid_client", "Malformed HTTP Basic credentials.")
 
 
 def test_stored_secret_is_hashed_not_plain(client_and_secret):
@@ -413,6 +562,19 @@ def test_client_of_one_tenant_gets_no_token_from_another_with_same_audience(
     make_api(other, AUD)  # same identifier in another tenant
     response = post_token(other, credentials(client_and_secret))
     assert_error(response, 401, "invalid_client")
+
+
+def test_basic_client_of_one_tenant_is_refused_by_another_tenants_issuer(tenant, client_and_secret):
+    other = make_tenant("globex")
+    own, own_secret = make_client(other, {make_api(other, AUD): ["read:data"]})
+    client, secret = client_and_secret
+    body = {"grant_type": "client_credentials", "audience": AUD}
+
+    response = post_token(other, body, **basic(client.client_id, secret))
+    assert_error(response, 401, "invalid_client", "Client authentication failed.")
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert post_token(other, body, **basic(own.client_id, own_secret)).status_code == 200
+    assert post_token(tenant, body, **basic(client.client_id, secret)).status_code == 200
 
 
 def test_jwks_holds_only_the_tenants_own_keys(tenant):
