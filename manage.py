@@ -8,8 +8,16 @@ import sys
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenant.settings")
     from django.core.management import execute_from_command_line
+    from django.db import InterfaceError, OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except (OperationalError, InterfaceError) as error:
+        # A database that is down is an operator's problem, not a bug: one
+        # line and a non-zero exit, no traceback. Nothing was committed.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        sys.stderr.write(f"Database unavailable, nothing changed: {first_line}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

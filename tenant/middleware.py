@@ -1,15 +1,13 @@
-"""Tenant resolution from the Host header, and JSON errors under issuers."""
+"""Tenant resolution from the Host header, and JSON errors on API paths."""
 
-import logging
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from tenant.selectors import tenant_for_domain
-
-logger = logging.getLogger(__name__)
 
 
 class TenantDomainMiddleware:
@@ -29,26 +27,101 @@ class TenantDomainMiddleware:
         return self.get_response(request)
 
 
+# Paths that answer JSON for every error. The dashboard (/admin/) keeps HTML.
+_TOKEN_PATH = re.compile(r"/oauth/token/*$")
+_ISSUER_PATH = re.compile(r"^/[-a-zA-Z0-9_]+/")  # the <slug:> of tenant/urls.py
+_MANAGEMENT_API = "/api/v2"
+_DASHBOARD = "/admin/"
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request", "Bad request."),
+    403: ("access_denied", "Forbidden."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("invalid_request", "Request body too large."),
+    431: ("invalid_request", "Request header fields too large."),
+    500: ("server_error", "Internal server error."),
+}
+# Headers of the original error that still mean something in the JSON one.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def is_token_path(path: str) -> bool:
+    return _TOKEN_PATH.search(path) is not None
+
+
+def answers_json(request: HttpRequest) -> bool:
+    """Whether ``request`` is for an issuer, the management API or a token
+    endpoint, whose every answer is JSON. Decided from the path (and the
+    tenant-domain urlconf), never from the Host header, which may be invalid."""
+    path = request.path_info
+    if is_token_path(path) or path == _MANAGEMENT_API or path.startswith(_MANAGEMENT_API + "/"):
+        return True
+    if _is_dashboard(path):
+        return False
+    if getattr(request, "urlconf", None) == "tenant.domain_urls":
+        return True
+    return _ISSUER_PATH.match(path) is not None
+
+
+def _is_dashboard(path: str) -> bool:
+    return path.startswith(_DASHBOARD) or path == _DASHBOARD.rstrip("/")
+
+
+def json_error(status: int, **headers: str) -> JsonResponse:
+    """The JSON (RFC 6749 §5.2 shaped) answer for an HTTP error status."""
+    fallback = ("server_error", "Internal server error.") if status >= 500 else None
+    error, description = _ERRORS.get(status) or fallback or ("invalid_request", "Bad request.")
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _header_bytes(request: HttpRequest) -> int:
+    return sum(len(k) + len(str(v)) for k, v in request.META.items() if k.startswith("HTTP_"))
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0  # what Django itself reads from an unparsable Content-Length
+
+
 class IssuerJsonErrorsMiddleware:
-    """Under a tenant's issuer, a 404 or an unexpected error is JSON too."""
+    """Issuers, the management API and token endpoints answer JSON for every
+    error, whoever produced it: a view's 404, CSRF's 403, a Host outside
+    ALLOWED_HOSTS (400), an oversized body (413) or headers (431), a 500
+    (never a debug page). Listed first, so that it sees every other layer's
+    answer; token endpoints' answers are never cached."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        match = request.resolver_match
-        if match is None or "issuer" not in match.namespaces:
-            return None
-        if isinstance(exception, Http404):
-            body = {"error": "not_found", "error_description": "Not found."}
-            status = 404
-        else:
-            logger.exception("Unhandled error under an issuer", exc_info=exception)
-            body = {"error": "server_error", "error_description": "Internal server error."}
-            status = 500
-        response = JsonResponse(body, status=status)
-        response["Cache-Control"] = "no-store"
+        path = request.path_info
+        token_path = is_token_path(path)
+        if not _is_dashboard(path):
+            # Before any layer reads the request: answers_json() cannot know a
+            # tenant domain yet, so every path outside the dashboard is checked.
+            if _header_bytes(request) > settings.TESSERA_MAX_HEADER_BYTES:
+                return json_error(431)
+            # Token requests are a few short fields; other endpoints (the
+            # management API) enforce DATA_UPLOAD_MAX_MEMORY_SIZE themselves.
+            if token_path and _declared_length(request) > settings.TESSERA_TOKEN_MAX_BODY_BYTES:
+                return json_error(413)
+        response = self.get_response(request)
+        if not answers_json(request):
+            return response
+        if response.status_code >= 400 and not _is_json(response):
+            kept = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
+            response = json_error(response.status_code, **kept)
+        if token_path:
+            response["Cache-Control"] = "no-store"
         return response
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
