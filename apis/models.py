@@ -1,5 +1,7 @@
 """APIs (resource servers, RFC 6749 §1.1) and the scopes they define."""
 
+import secrets
+
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -17,6 +19,11 @@ validate_scope_value = RegexValidator(
 )
 
 
+def new_api_id() -> str:
+    """An opaque Management API id, 24 hex digits like Auth0's."""
+    return secrets.token_hex(12)
+
+
 class Api(models.Model):
     """A resource server that clients request tokens for.
 
@@ -26,6 +33,7 @@ class Api(models.Model):
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="apis")
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_api_id)
     name = models.CharField(max_length=200)
     identifier = models.CharField(
         max_length=600, help_text="The audience. Usually a URL; any string works."
@@ -39,6 +47,9 @@ class Api(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_LIFETIME)],
         help_text="Seconds a token for this API is valid (at most 2592000, 30 days).",
     )
+    # The tenant's built-in Management API (Auth0's ``is_system``): created
+    # with the tenant, never deleted, its identifier and scopes fixed.
+    is_system = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

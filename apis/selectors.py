@@ -11,6 +11,7 @@ def api_get(*, tenant: Tenant, identifier: str) -> Api:
     api = memoized(
         ("api", tenant.pk, identifier),
         lambda: Api.objects.filter(tenant=tenant, identifier=identifier).first(),
+        remember_missing=False,  # any audience a client sends
     )
     if api is None:
         raise Api.DoesNotExist(identifier)

@@ -1,5 +1,7 @@
 """Machine clients and the APIs they may get tokens for."""
 
+import secrets
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from oauth2_provider.models import AbstractApplication
@@ -57,12 +59,18 @@ class Client(AbstractApplication):
         return f"{self.name} ({self.client_id})"
 
 
+def new_grant_id() -> str:
+    """An opaque Management API id, ``cgr_…`` like Auth0's."""
+    return f"cgr_{secrets.token_hex(8)}"
+
+
 class ClientGrant(models.Model):
     """Allows one client to get tokens for one API, with a subset of its scopes.
 
     No grant, no token. Client and API belong to the same tenant.
     """
 
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_grant_id)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grants")
     api = models.ForeignKey(Api, on_delete=models.CASCADE, related_name="client_grants")
     scopes = models.ManyToManyField(ApiScope, blank=True, related_name="client_grants")

@@ -11,6 +11,11 @@ def client_get(*, tenant: Tenant, client_id: str) -> Client:
     return Client.objects.get(tenant=tenant, client_id=client_id)
 
 
+def client_grant_get(*, client: Client, api: Api) -> ClientGrant:
+    """The client's grant for ``api``; raises ``ClientGrant.DoesNotExist``."""
+    return ClientGrant.objects.get(client=client, api=api)
+
+
 def client_granted_scopes(*, client: Client, api: Api) -> list[str] | None:
     """Scopes ``client`` may receive for ``api`` in the API's order, or None
     when there is no grant at all."""
@@ -31,4 +36,5 @@ def client_for_token(*, tenant: Tenant, client_id: str) -> Client | None:
     return memoized(
         ("client", tenant.pk, client_id),
         lambda: Client.objects.filter(tenant=tenant, client_id=client_id).first(),
+        remember_missing=False,  # strangers' client ids must cost no memory
     )

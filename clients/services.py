@@ -1,15 +1,54 @@
-"""Writes for clients and client grants."""
+"""Writes for clients and client grants; each leaves an audit row (never a
+client secret)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
 from apis.models import Api
+from apis.services import MANAGEMENT_SCOPES, management_api_ensure
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client, ClientGrant
+from tenant.audit import SYSTEM, Actor, State, Target, audit_record
 from tenant.models import Tenant
+
+
+def client_state(client: Client) -> dict[str, Any]:
+    """What the audit trail records of a client: no secret, hashed or not."""
+    return {
+        "name": client.name,
+        "client_id": client.client_id,
+        "metadata": client.metadata,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+    }
+
+
+def grant_state(grant: ClientGrant) -> dict[str, Any]:
+    return {
+        "client_id": grant.client.client_id,
+        "audience": grant.api.identifier,
+        "scope": sorted(grant.scopes.values_list("value", flat=True)),
+    }
+
+
+def _audit_client(client: Client, actor: Actor, action: str, before: State, after: State) -> None:
+    target = Target(client.tenant, "client", client.client_id, client.name)
+    audit_record(target=target, actor=actor, action=action, before=before, after=after)
+
+
+def _audit_grant(
+    grant: ClientGrant, actor: Actor, action: str, before: State, after: State
+) -> None:
+    target = Target(
+        grant.client.tenant,
+        "client_grant",
+        grant.pk,
+        f"{grant.client.name} → {grant.api.identifier}",
+    )
+    audit_record(target=target, actor=actor, action=action, before=before, after=after)
 
 
 @transaction.atomic
@@ -19,6 +58,7 @@ def client_create(
     name: str,
     metadata: dict[str, str] | None = None,
     token_endpoint_auth_method: str = TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+    actor: Actor = SYSTEM,
 ) -> tuple[Client, str]:
     """Register a machine client; returns it with its plain secret (shown once)."""
     secret = generate_client_secret()
@@ -34,16 +74,50 @@ def client_create(
     )
     client.full_clean()
     client.save()  # DOT's ClientSecretField hashes the secret on save
+    _audit_client(client, actor, "create", None, client_state(client))
     return client, secret
 
 
 @transaction.atomic
-def client_rotate_secret(*, client: Client) -> str:
+def client_update(
+    *,
+    client: Client,
+    name: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    token_endpoint_auth_method: str | None = None,
+    actor: Actor = SYSTEM,
+) -> Client:
+    """Change a client's name, metadata or token endpoint auth method."""
+    before = client_state(Client.objects.get(pk=client.pk))
+    if name is not None:
+        client.name = name
+    if metadata is not None:
+        client.metadata = dict(metadata)
+    if token_endpoint_auth_method is not None:
+        client.token_endpoint_auth_method = token_endpoint_auth_method
+    client.full_clean()
+    client.save()
+    after = client_state(client)
+    if after != before:
+        _audit_client(client, actor, "update", before, after)
+    return client
+
+
+@transaction.atomic
+def client_rotate_secret(*, client: Client, actor: Actor = SYSTEM) -> str:
     """Replace the client's secret; the old one stops working at once."""
     secret = generate_client_secret()
     client.client_secret = secret
     client.save(update_fields=["client_secret", "updated"])
+    _audit_client(client, actor, "rotate-secret", None, None)
     return secret
+
+
+@transaction.atomic
+def client_delete(*, client: Client, actor: Actor = SYSTEM) -> None:
+    """Delete a client with its grants; its tokens stop being issued at once."""
+    _audit_client(client, actor, "delete", client_state(client), None)
+    client.delete()
 
 
 def _scopes_of(api: Api, values: Iterable[str]) -> list[int]:
@@ -58,18 +132,46 @@ def _scopes_of(api: Api, values: Iterable[str]) -> list[int]:
 
 
 @transaction.atomic
-def client_grant_create(*, client: Client, api: Api, scopes: Iterable[str] = ()) -> ClientGrant:
+def client_grant_create(
+    *, client: Client, api: Api, scopes: Iterable[str] = (), actor: Actor = SYSTEM
+) -> ClientGrant:
     """Allow ``client`` to get tokens for ``api`` with ``scopes`` (all on the API)."""
     scope_ids = _scopes_of(api, scopes)
     grant = ClientGrant(client=client, api=api)
     grant.full_clean()
     grant.save()
     grant.scopes.set(scope_ids)
+    _audit_grant(grant, actor, "create", None, grant_state(grant))
     return grant
 
 
 @transaction.atomic
-def client_grant_set_scopes(*, grant: ClientGrant, scopes: Iterable[str]) -> ClientGrant:
+def client_grant_set_scopes(
+    *, grant: ClientGrant, scopes: Iterable[str], actor: Actor = SYSTEM
+) -> ClientGrant:
     """Replace the scopes of a grant."""
+    before = grant_state(grant)
     grant.scopes.set(_scopes_of(grant.api, scopes))
+    after = grant_state(grant)
+    if after != before:
+        _audit_grant(grant, actor, "update", before, after)
     return grant
+
+
+@transaction.atomic
+def client_grant_delete(*, grant: ClientGrant, actor: Actor = SYSTEM) -> None:
+    """Withdraw a grant: the client gets no more tokens for the API."""
+    _audit_grant(grant, actor, "delete", grant_state(grant), None)
+    grant.delete()
+
+
+@transaction.atomic
+def management_client_create(
+    *, tenant: Tenant, name: str = "Management client", actor: Actor = SYSTEM
+) -> tuple[Client, str]:
+    """A client granted every scope of the tenant's Management API; returns
+    it with its plain secret (shown once)."""
+    api = management_api_ensure(tenant=tenant, actor=actor)
+    client, secret = client_create(tenant=tenant, name=name, actor=actor)
+    client_grant_create(client=client, api=api, scopes=MANAGEMENT_SCOPES, actor=actor)
+    return client, secret

@@ -1,12 +1,14 @@
 """Hooks: tenant JavaScript run at an extensibility point, with secrets,
 saved versions, run logs and persistent storage."""
 
+import secrets
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from hooks.choices import RunOutcome, RunSource, TriggerId
+from hooks.choices import HookKind, RunOutcome, RunSource, TriggerId
 from tenant.models import Tenant
 
 MAX_SECRETS_PER_HOOK = 20
@@ -20,8 +22,15 @@ validate_secret_name = RegexValidator(
 )
 
 
+def new_hook_id() -> str:
+    """An opaque Management API id (the primary key stays internal)."""
+    return f"hk_{secrets.token_hex(8)}"
+
+
 class Hook(models.Model):
-    """A CommonJS module run at one extensibility point of one tenant.
+    """A CommonJS module run at one extensibility point of one tenant: an
+    Auth0 Hook (it exports a function) or an Auth0 Action (it exports the
+    point's handler, e.g. ``onExecuteCredentialsExchange``).
 
     At most one hook per point per tenant is enabled, enforced by a partial
     unique index. ``version`` counts saved scripts; a save names the version it
@@ -29,11 +38,16 @@ class Hook(models.Model):
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="hooks")
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_hook_id)
     name = models.CharField(max_length=100, validators=[validate_hook_name])
     trigger_id = models.CharField("extensibility point", max_length=64, choices=TriggerId.choices)
     script = models.TextField()
+    # Set from what the saved script exports (hooks.execution.check_script).
+    kind = models.CharField(max_length=8, choices=HookKind.choices, default=HookKind.HOOK)
     enabled = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=1, editable=False)
+    # npm "name": "version" pairs, as Auth0 stores them; the sandbox has no npm.
+    dependencies = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

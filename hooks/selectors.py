@@ -1,13 +1,13 @@
 """Reads for hooks."""
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 
 from django.core.cache import caches
 from django.db.models import QuerySet
 
 from hooks import runtime
+from hooks.execution import script_key
 from hooks.models import Hook, HookRun, HookStorage
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
@@ -25,6 +25,7 @@ class RunnableHook:
     id: int
     name: str
     version: int
+    kind: str
     script: str
     script_key: str
     secrets: dict[str, str]
@@ -32,11 +33,6 @@ class RunnableHook:
     # which publishes a new configuration generation (hooks.pipeline).
     has_storage: bool
     storage: runtime.StorageSnapshot
-
-
-def script_key(script: str) -> str:
-    """The runtime's warm-context key: equal scripts share a compiled module."""
-    return hashlib.sha256(script.encode()).hexdigest()
 
 
 def hook_get(*, tenant: Tenant, name: str) -> Hook:
@@ -55,6 +51,16 @@ def hook_secrets(*, hook: Hook) -> dict[str, str]:
 
 def storage_cache_key(hook_id: int) -> str:
     return f"tessera:hook-storage:{hook_id}"
+
+
+def action_cache_key(hook_id: int) -> str:
+    return f"tessera:action-cache:{hook_id}"
+
+
+def action_cache(*, hook_id: int) -> dict[str, dict[str, object]]:
+    """An Action's ``api.cache`` entries, shared by every server (expired
+    ones are dropped by the runtime)."""
+    return dict(caches["shared"].get(action_cache_key(hook_id)) or {})
 
 
 def hook_storage(*, hook_id: int) -> runtime.StorageSnapshot:
@@ -82,6 +88,7 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             id=hook.pk,
             name=hook.name,
             version=hook.version,
+            kind=hook.kind,
             script=hook.script,
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),

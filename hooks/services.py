@@ -1,17 +1,24 @@
 """Writes for hooks: create, save (versioned, conflict-checked), enable and
 disable, secrets, restore, delete."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from hooks import runtime
 from hooks.choices import TriggerId
-from hooks.execution import check_script
-from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookVersion
+from hooks.execution import check_script, describe_error
+from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
+from hooks.points import POINTS
+from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
+from hooks.test_runner import TestRunReport, hook_test_run
+from tenant.audit import SYSTEM, Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import Tenant
@@ -19,6 +26,74 @@ from tenant.models import Tenant
 
 class HookConflict(ValidationError):
     """The hook was saved by someone else since the edit began."""
+
+
+def _actor(actor: Actor | None, user: User | None) -> Actor:
+    # Dashboard callers pass ``user`` (it also signs the version); the others
+    # say who they are with ``actor``.
+    if actor is not None:
+        return actor
+    return Actor.for_user(user) if user is not None else SYSTEM
+
+
+def hook_state(hook: Hook) -> dict[str, Any]:
+    """What the audit trail records of a hook: secret names, never values."""
+    return {
+        "name": hook.name,
+        "trigger_id": hook.trigger_id,
+        "enabled": hook.enabled,
+        "version": hook.version,
+        "script": hook.script,
+        "dependencies": hook.dependencies,
+        "secrets": sorted(hook.secrets.values_list("name", flat=True)),
+    }
+
+
+def _audit(hook: Hook, actor: Actor, action: str, before: State, after: State) -> None:
+    target = Target(hook.tenant, "hook", hook.pk, hook.name)
+    audit_record(target=target, actor=actor, action=action, before=before, after=after)
+
+
+class HookSampleRunFailed(ValidationError):
+    """Going live would put a script live that fails on its point's sample
+    payload; ``report`` is the test run's report (error, console, duration)."""
+
+    def __init__(self, *, hook: Hook, report: TestRunReport) -> None:
+        reason = describe_error(**report.error.__dict__) if report.error else report.outcome
+        super().__init__(
+            f"{hook.name} fails on the sample payload ({reason}): token requests "
+            "would fail the same way.",
+            code="sample_run_failed",
+        )
+        self.report = report
+
+
+def _conflict() -> HookConflict:
+    return HookConflict(
+        "This hook was changed by someone else since you opened it. Your text is kept "
+        "in the editor: copy it, reload the page, and apply your change again.",
+        code="conflict",
+    )
+
+
+def _check_sample_run(*, hook: Hook, script: str, kind: str, confirm_failing: bool) -> None:
+    """Refuse to put ``script`` live if it fails on the point's sample payload
+    (for its kind: a Hook's arguments or an Action's event).
+
+    Runs before any transaction or lock is taken: a slow script must not hold
+    the tenant's row while it runs.
+    """
+    if confirm_failing:
+        return
+    report = hook_test_run(
+        tenant=hook.tenant,
+        script=script,
+        payload=POINTS[hook.trigger_id].sample_for(kind),
+        trigger_id=hook.trigger_id,
+        hook=hook,
+    )
+    if not report.ok:
+        raise HookSampleRunFailed(hook=hook, report=report)
 
 
 def _lock_tenant(tenant: Tenant) -> None:
@@ -36,65 +111,159 @@ def hook_create(
     trigger_id: str = TriggerId.CREDENTIALS_EXCHANGE,
     enabled: bool | None = False,
     secrets: Mapping[str, str] | None = None,
+    dependencies: Mapping[str, str] | None = None,
     user: User | None = None,
+    actor: Actor | None = None,
 ) -> Hook:
     """Create a hook after checking its syntax.
 
     ``enabled=None`` enables it when it is the tenant's first hook for the
     point (the dashboard's rule); ``True`` enables it and disables the other.
     """
-    check_script(tenant=tenant, script=script)
-    hook = Hook(tenant=tenant, name=name, trigger_id=trigger_id, script=script)
+    who = _actor(actor, user)
+    kind = check_script(tenant=tenant, script=script)
+    hook = Hook(
+        tenant=tenant,
+        name=name,
+        trigger_id=trigger_id,
+        script=script,
+        kind=kind,
+        dependencies=dict(dependencies or {}),
+    )
     hook.full_clean()
     if enabled is None:
         _lock_tenant(tenant)
         enabled = not Hook.objects.filter(tenant=tenant, trigger_id=trigger_id).exists()
     hook.save()
     HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
+    _audit(hook, who, "create", None, hook_state(hook))
     if secrets:
-        hook_secrets_set(hook=hook, secrets=secrets)
+        hook_secrets_set(hook=hook, secrets=secrets, actor=who)
     if enabled:
-        hook_enable(hook=hook)
+        # Creating is not going live with an edit: callers choose ``enabled``
+        # explicitly (the CLI creates disabled, the dashboard enables a
+        # point's first hook, whose starter script passes).
+        hook_enable(hook=hook, actor=who, confirm_failing=True)
     return hook
 
 
-@transaction.atomic
 def hook_save_script(
-    *, hook: Hook, script: str, base_version: int, user: User | None = None
+    *,
+    hook: Hook,
+    script: str,
+    base_version: int,
+    user: User | None = None,
+    actor: Actor | None = None,
+    action: str = "save",
+    confirm_failing: bool = False,
 ) -> Hook:
     """Save a new version of the script that was edited from ``base_version``.
 
-    Raises :class:`HookConflict` if the hook was saved since then, and a
-    ``ValidationError`` (with line and column) for a syntax error.
+    Raises :class:`HookConflict` if the hook was saved since then, a
+    ``ValidationError`` (with line and column) for a syntax error, and
+    :class:`HookSampleRunFailed` if ``hook`` is enabled and the script fails
+    on the sample payload (unless ``confirm_failing``).
     """
-    check_script(tenant=hook.tenant, script=script)
+    kind = check_script(tenant=hook.tenant, script=script)
+    current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled").first()
+    if current is None or current[0] != base_version:
+        raise _conflict()  # before running anything; checked again when writing
+    if current[1]:
+        _check_sample_run(hook=hook, script=script, kind=kind, confirm_failing=confirm_failing)
+    return _save_script(
+        hook=hook,
+        script=script,
+        kind=kind,
+        base_version=base_version,
+        user=user,
+        actor=_actor(actor, user),
+        action=action,
+    )
+
+
+@transaction.atomic
+def _save_script(
+    *,
+    hook: Hook,
+    script: str,
+    kind: str,
+    base_version: int,
+    user: User | None,
+    actor: Actor,
+    action: str,
+) -> Hook:
+    before = hook_state(hook)
     updated = Hook.objects.filter(pk=hook.pk, version=base_version).update(
-        script=script, version=F("version") + 1, updated_at=timezone.now()
+        script=script, kind=kind, version=F("version") + 1, updated_at=timezone.now()
     )
     if not updated:
-        raise HookConflict(
-            "This hook was changed by someone else since you opened it. Your text is kept "
-            "in the editor: copy it, reload the page, and apply your change again.",
-            code="conflict",
-        )
+        raise _conflict()
     invalidate()
     hook.refresh_from_db()
     HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
+    _audit(hook, actor, action, before, hook_state(hook))
     return hook
 
 
-@transaction.atomic
 def hook_restore_version(
-    *, hook: Hook, number: int, base_version: int, user: User | None = None
+    *,
+    hook: Hook,
+    number: int,
+    base_version: int,
+    user: User | None = None,
+    actor: Actor | None = None,
+    confirm_failing: bool = False,
 ) -> Hook:
-    """Make an earlier version's script current again, as a new version."""
+    """Make an earlier version's script current again, as a new version
+    (checked like :func:`hook_save_script`)."""
     version = hook.versions.get(number=number)
-    return hook_save_script(hook=hook, script=version.script, base_version=base_version, user=user)
+    return hook_save_script(
+        hook=hook,
+        script=version.script,
+        base_version=base_version,
+        user=user,
+        actor=actor,
+        action=f"restore v{number}",
+        confirm_failing=confirm_failing,
+    )
 
 
 @transaction.atomic
-def hook_enable(*, hook: Hook) -> Hook | None:
-    """Enable ``hook``; returns the hook it disabled, if any."""
+def hook_update(
+    *,
+    hook: Hook,
+    name: str | None = None,
+    dependencies: Mapping[str, str] | None = None,
+    actor: Actor = SYSTEM,
+) -> Hook:
+    """Rename a hook or replace its dependencies (the script has its own,
+    versioned save; enabling has its own service)."""
+    before = hook_state(hook)
+    if name is not None:
+        hook.name = name
+    if dependencies is not None:
+        hook.dependencies = dict(dependencies)
+    hook.full_clean()
+    hook.save(update_fields=["name", "dependencies", "updated_at"])
+    invalidate()
+    after = hook_state(hook)
+    if after != before:
+        _audit(hook, actor, "update", before, after)
+    return hook
+
+
+def hook_enable(*, hook: Hook, actor: Actor = SYSTEM, confirm_failing: bool = False) -> Hook | None:
+    """Enable ``hook``; returns the hook it disabled, if any. Raises
+    :class:`HookSampleRunFailed` if its script fails on the sample payload
+    (unless ``confirm_failing``)."""
+    _check_sample_run(
+        hook=hook, script=hook.script, kind=hook.kind, confirm_failing=confirm_failing
+    )
+    return _enable(hook=hook, actor=actor)
+
+
+@transaction.atomic
+def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
     _lock_tenant(hook.tenant)
     previous = (
         Hook.objects.filter(tenant=hook.tenant, trigger_id=hook.trigger_id, enabled=True)
@@ -103,31 +272,56 @@ def hook_enable(*, hook: Hook) -> Hook | None:
     )
     if previous is not None:
         Hook.objects.filter(pk=previous.pk).update(enabled=False, updated_at=timezone.now())
+        _audit(previous, actor, "disable", {"enabled": True}, {"enabled": False})
+    was_enabled = Hook.objects.filter(pk=hook.pk, enabled=True).exists()
     Hook.objects.filter(pk=hook.pk).update(enabled=True, updated_at=timezone.now())
     hook.enabled = True
+    if not was_enabled:
+        _audit(hook, actor, "enable", {"enabled": False}, {"enabled": True})
     invalidate()
     return previous
 
 
 @transaction.atomic
-def hook_disable(*, hook: Hook) -> None:
+def hook_disable(*, hook: Hook, actor: Actor = SYSTEM) -> None:
     """Disable ``hook``; tokens are then issued without running any hook."""
     _lock_tenant(hook.tenant)
+    was_enabled = Hook.objects.filter(pk=hook.pk, enabled=True).exists()
     Hook.objects.filter(pk=hook.pk).update(enabled=False, updated_at=timezone.now())
     hook.enabled = False
+    if was_enabled:
+        _audit(hook, actor, "disable", {"enabled": True}, {"enabled": False})
     invalidate()
 
 
 @transaction.atomic
-def hook_delete(*, hook: Hook) -> None:
+def hook_delete(*, hook: Hook, actor: Actor = SYSTEM) -> None:
     """Delete a hook with its versions, secrets, storage and runs."""
+    _audit(hook, actor, "delete", hook_state(hook), None)
     hook.delete()
 
 
 @transaction.atomic
-def hook_secrets_set(*, hook: Hook, secrets: Mapping[str, str]) -> None:
-    """Add or replace secrets; at most 20 per hook."""
+def hook_secrets_set(
+    *,
+    hook: Hook,
+    secrets: Mapping[str, str],
+    must_exist: bool | None = None,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Add or replace secrets; at most 20 per hook.
+
+    ``must_exist=False`` only adds (``ValidationError`` code ``secret_exists``
+    if a name is taken), ``True`` only replaces (``HookSecret.DoesNotExist``
+    whose message is the unknown names); ``None`` does either.
+    """
+    Hook.objects.select_for_update().filter(pk=hook.pk).first()
     existing = set(hook.secrets.values_list("name", flat=True))
+    if must_exist is False and existing & set(secrets):
+        taken = ", ".join(sorted(existing & set(secrets)))
+        raise ValidationError(f"Secret already exists: {taken}.", code="secret_exists")
+    if must_exist and set(secrets) - existing:
+        raise HookSecret.DoesNotExist(", ".join(sorted(set(secrets) - existing)))
     if len(existing | set(secrets)) > MAX_SECRETS_PER_HOOK:
         raise ValidationError(
             f"A hook has at most {MAX_SECRETS_PER_HOOK} secrets.", code="too_many_secrets"
@@ -140,9 +334,79 @@ def hook_secrets_set(*, hook: Hook, secrets: Mapping[str, str]) -> None:
         HookSecret.objects.update_or_create(
             hook=hook, name=name, defaults={"value_encrypted": secret.value_encrypted}
         )
+    invalidate()
+    _audit(
+        hook,
+        actor,
+        "secrets.set",
+        {"secrets": sorted(existing)},
+        {"secrets": sorted(existing | set(secrets)), "changed": sorted(secrets)},
+    )
 
 
 @transaction.atomic
-def hook_secret_delete(*, hook: Hook, name: str) -> None:
+def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor = SYSTEM) -> None:
+    """Remove secrets by name; raises ``HookSecret.DoesNotExist`` whose message
+    is the unknown names (and removes none) if one of them does not exist."""
+    Hook.objects.select_for_update().filter(pk=hook.pk).first()
+    wanted = set(names)
+    existing = set(hook.secrets.values_list("name", flat=True))
+    missing = wanted - existing
+    if missing:
+        raise HookSecret.DoesNotExist(", ".join(sorted(missing)))
+    hook.secrets.filter(name__in=wanted).delete()
+    invalidate()
+    _audit(
+        hook,
+        actor,
+        "secrets.delete",
+        {"secrets": sorted(existing)},
+        {"secrets": sorted(existing - wanted), "changed": sorted(wanted)},
+    )
+
+
+def hook_secret_delete(*, hook: Hook, name: str, actor: Actor = SYSTEM) -> None:
     """Remove one secret; raises ``HookSecret.DoesNotExist`` if there is none."""
-    hook.secrets.get(name=name).delete()
+    hook_secrets_delete(hook=hook, names=[name], actor=actor)
+
+
+def hook_storage_save(*, hook_id: int, write: runtime.StorageWrite) -> bool:
+    """Persist a hook's ``storage.set`` unless someone else wrote since it read
+    (webtask semantics: ``force`` skips the check). Returns whether it saved."""
+    key = storage_cache_key(hook_id)
+    with transaction.atomic():
+        storage, created = HookStorage.objects.get_or_create(hook_id=hook_id)
+        if created:
+            # Token requests skip the storage read of a hook without a row
+            # (hooks.selectors.enabled_hook_for): from now on, they must read.
+            invalidate()
+        rows = HookStorage.objects.filter(pk=storage.pk)
+        if not write.force:
+            rows = rows.filter(etag=int(write.base_etag or 0))
+        if not rows.update(data=write.data, etag=F("etag") + 1, updated_at=timezone.now()):
+            caches["shared"].delete(key)  # our copy was stale: the next run reads the database
+            return False
+        saved = HookStorage.objects.values_list("data", "etag").get(pk=storage.pk)
+        caches["shared"].delete(key)  # until the commit publishes the new copy
+        transaction.on_commit(lambda: caches["shared"].set(key, saved, STORAGE_CACHE_SECONDS))
+    return True
+
+
+def action_cache_apply(*, hook_id: int, writes: Mapping[str, dict[str, object] | None]) -> None:
+    """Apply an Action's ``api.cache`` changes to the hook's shared cache
+    (every server sees them); expired entries are dropped on the way."""
+    key = action_cache_key(hook_id)
+    shared = caches["shared"]
+    entries = dict(shared.get(key) or {})
+    entries.update(writes)
+    now_ms = timezone.now().timestamp() * 1000
+    live = {
+        name: entry
+        for name, entry in entries.items()
+        if entry is not None and float(str(entry["expires_at"])) > now_ms
+    }
+    if not live:
+        shared.delete(key)
+        return
+    last = max(float(str(entry["expires_at"])) for entry in live.values())
+    shared.set(key, live, timeout=max(1, int((last - now_ms) / 1000) + 1))

@@ -40,10 +40,16 @@ class Tenant(models.Model):
         validators=[MinValueValidator(100), MaxValueValidator(MAX_HOOK_TIMEOUT_MS)],
         help_text="Wall-clock limit for one hook run, in milliseconds (at most 20000).",
     )
+    hook_cpu_ms = models.PositiveIntegerField(
+        "hook CPU budget (ms)",
+        default=500,
+        validators=[MinValueValidator(10), MaxValueValidator(MAX_HOOK_TIMEOUT_MS)],
+        help_text="CPU time one hook run may use, in milliseconds (at most the timeout).",
+    )
     hook_memory_mb = models.PositiveIntegerField(
         default=128,
         validators=[MinValueValidator(16), MaxValueValidator(512)],
-        help_text="Heap limit for one hook, in MiB.",
+        help_text="Memory limit for one hook's context, in MiB.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -54,6 +60,11 @@ class Tenant(models.Model):
                 condition=Q(hook_timeout_ms__gte=100, hook_timeout_ms__lte=MAX_HOOK_TIMEOUT_MS),
                 name="%(app_label)s_%(class)s_hook_timeout_range",
                 violation_error_message="The hook timeout must be between 100 and 20000 ms.",
+            ),
+            models.CheckConstraint(
+                condition=Q(hook_cpu_ms__gte=10, hook_cpu_ms__lte=MAX_HOOK_TIMEOUT_MS),
+                name="%(app_label)s_%(class)s_hook_cpu_range",
+                violation_error_message="The hook CPU budget must be between 10 and 20000 ms.",
             ),
             models.CheckConstraint(
                 condition=Q(hook_memory_mb__gte=16, hook_memory_mb__lte=512),
@@ -127,3 +138,83 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return self.kid
+
+
+class ConfigChange(models.Model):
+    """One committed configuration change, for every server to notice.
+
+    The configuration generation is the sum of ``weight`` over all rows. A
+    change inserts a row (weight 1) in its own transaction, so the generation
+    moves forward exactly when the change commits and never without it.
+    Inserts take no lock another writer waits on, so this adds no lock order
+    to any service's transaction. ``tenant.config_cache.compact`` folds old
+    rows into the oldest one, which keeps the sum.
+    """
+
+    weight = models.BigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"configuration change {self.pk}"
+
+
+class AuditEntry(models.Model):
+    """One write to a tenant's configuration: who, from where, what, and the
+    object's fields before and after.
+
+    Written by the services in the transaction of the write itself, so a write
+    without its row (or a row without its write) cannot exist. Secret values
+    are never stored: ``before``/``after`` name secrets only.
+    """
+
+    class ActorKind(models.TextChoices):
+        USER = "user", "Dashboard user"
+        CLI = "cli", "Command line"
+        CLIENT = "client", "API client"
+        SYSTEM = "system", "System"
+
+    class Source(models.TextChoices):
+        DASHBOARD = "dashboard", "Dashboard"
+        CLI = "cli", "CLI"
+        API = "api", "Management API"
+        SYSTEM = "system", "System"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=255, blank=True)
+    actor_name = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=255)
+    object_repr = models.CharField(max_length=300)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="tenant_audit_tenant_recent"),
+            models.Index(fields=["tenant", "object_type", "object_id"], name="tenant_audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.object_repr} by {self.actor_name}"
+
+    @property
+    def changed_fields(self) -> list[str]:
+        """The keys whose values differ between ``before`` and ``after``."""
+        before, after = self.before or {}, self.after or {}
+        return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+    @property
+    def summary(self) -> str:
+        """One line for people: the secret names a secret change touched,
+        else the fields that changed."""
+        if self.action.startswith("secrets."):
+            return "secrets: " + ", ".join((self.after or {}).get("changed", []))
+        if self.before is None or self.after is None:
+            return ""
+        return ", ".join(self.changed_fields)

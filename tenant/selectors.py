@@ -6,13 +6,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apis.models import MAX_TOKEN_LIFETIME
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
-from tenant.models import SigningKey, Tenant
+from tenant.models import AuditEntry, SigningKey, Tenant
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ _loaded_keys: dict[str, RSAPrivateKey] = {}
 
 def tenant_get(*, slug: str) -> Tenant:
     """The tenant with ``slug``; raises ``Tenant.DoesNotExist``."""
-    tenant = memoized(("tenant", slug), lambda: Tenant.objects.filter(slug=slug).first())
+    tenant = memoized(
+        ("tenant", slug),
+        lambda: Tenant.objects.filter(slug=slug).first(),
+        remember_missing=False,  # any path segment can be a slug
+    )
     if tenant is None:
         raise Tenant.DoesNotExist(slug)
     return tenant
@@ -36,7 +40,11 @@ def tenant_get(*, slug: str) -> Tenant:
 def tenant_for_domain(*, host: str) -> Tenant | None:
     """The tenant served on ``host`` (no port), if any."""
     host = host.lower()
-    return memoized(("tenant-domain", host), lambda: Tenant.objects.filter(domain=host).first())
+    return memoized(
+        ("tenant-domain", host),
+        lambda: Tenant.objects.filter(domain=host).first(),
+        remember_missing=False,  # any Host header
+    )
 
 
 def _load_active_key(tenant: Tenant) -> LoadedSigningKey:
@@ -63,3 +71,15 @@ def tenant_jwks(*, tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
         Q(retired_at__isnull=True) | Q(retired_at__gt=cutoff)
     )
     return {"keys": [key.public_jwk for key in keys]}
+
+
+def audit_entries(
+    *, tenant: Tenant, object_type: str | None = None, object_id: object = None
+) -> QuerySet[AuditEntry]:
+    """The tenant's audit trail, newest first, optionally of one object."""
+    entries = AuditEntry.objects.filter(tenant=tenant)
+    if object_type is not None:
+        entries = entries.filter(object_type=object_type)
+    if object_id is not None:
+        entries = entries.filter(object_id=str(object_id))
+    return entries

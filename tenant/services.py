@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from jwt.algorithms import RSAAlgorithm
 
+from tenant.audit import SYSTEM, Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import SigningKey, Tenant, TenantMembership
@@ -42,18 +44,75 @@ def signing_key_create(*, tenant: Tenant) -> SigningKey:
     return key
 
 
+def tenant_state(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "domain": tenant.domain,
+        "hook_timeout_ms": tenant.hook_timeout_ms,
+        "hook_cpu_ms": tenant.hook_cpu_ms,
+        "hook_memory_mb": tenant.hook_memory_mb,
+    }
+
+
+def _audit(tenant: Tenant, actor: Actor, action: str, before: State, after: State) -> None:
+    target = Target(tenant, "tenant", tenant.slug, tenant.name)
+    audit_record(target=target, actor=actor, action=action, before=before, after=after)
+
+
 @transaction.atomic
-def tenant_create(*, slug: str, name: str = "", domain: str | None = None) -> Tenant:
-    """Create a tenant with its first signing key."""
+def tenant_create(
+    *, slug: str, name: str = "", domain: str | None = None, actor: Actor = SYSTEM
+) -> Tenant:
+    """Create a tenant with its first signing key and its Management API."""
     tenant = Tenant(slug=slug, name=name or slug, domain=domain or None)
     tenant.full_clean()
     tenant.save()
+    _audit(tenant, actor, "create", None, tenant_state(tenant))
     signing_key_create(tenant=tenant)
+    from apis.services import management_api_ensure  # apis depends on tenant, not back
+
+    management_api_ensure(tenant=tenant, actor=actor)
     return tenant
 
 
 @transaction.atomic
-def tenant_rotate_key(*, tenant: Tenant) -> SigningKey:
+def tenant_update(
+    *,
+    tenant: Tenant,
+    name: str | None = None,
+    domain: str | None = None,
+    hook_timeout_ms: int | None = None,
+    hook_cpu_ms: int | None = None,
+    hook_memory_mb: int | None = None,
+    actor: Actor = SYSTEM,
+) -> Tenant:
+    """Change a tenant's name, domain (``""`` removes it) or hook limits."""
+    before = tenant_state(Tenant.objects.get(pk=tenant.pk))
+    if name is not None:
+        tenant.name = name
+    if domain is not None:
+        tenant.domain = domain or None
+    if hook_timeout_ms is not None:
+        tenant.hook_timeout_ms = hook_timeout_ms
+    if hook_cpu_ms is not None:
+        tenant.hook_cpu_ms = hook_cpu_ms
+    if hook_memory_mb is not None:
+        tenant.hook_memory_mb = hook_memory_mb
+    tenant.full_clean()
+    tenant.save()
+    after = tenant_state(tenant)
+    if after != before:
+        _audit(tenant, actor, "update", before, after)
+    if after["domain"] != before["domain"]:
+        from apis.services import management_api_rename
+
+        management_api_rename(tenant=tenant)  # its audience follows the issuer
+    return tenant
+
+
+@transaction.atomic
+def tenant_rotate_key(*, tenant: Tenant, actor: Actor = SYSTEM) -> SigningKey:
     """Sign with a new key from now on; the old public key stays in the JWKS."""
     # Lock the tenant row so two rotations cannot both retire the same key.
     Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -61,7 +120,9 @@ def tenant_rotate_key(*, tenant: Tenant) -> SigningKey:
         retired_at=timezone.now()
     )
     invalidate()
-    return signing_key_create(tenant=tenant)
+    key = signing_key_create(tenant=tenant)
+    _audit(tenant, actor, "rotate-key", None, {"kid": key.kid})
+    return key
 
 
 def tenant_add_member(*, tenant: Tenant, user: User) -> TenantMembership:

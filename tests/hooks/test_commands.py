@@ -12,24 +12,17 @@ from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
 from django.utils import timezone
 
+from hooks import cli as hooks_cli
 from hooks.choices import RunOutcome, RunSource
-from hooks.management.commands import hooks as hooks_command
 from hooks.models import Hook, HookRun, HookSecret
 from hooks.selectors import hook_secrets
 from hooks.services import hook_create
+from tests.factories import SEED_HOOK as SEED
 from tests.factories import make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
 AUD = "https://api.example.test/"
-SEED = """module.exports = function(client, scope, audience, context, cb) {
-  var access_token = {};
-  access_token['https://foo.com/claim'] = 'bar';
-  access_token.scope = scope;
-  access_token.scope.push('extra');
-  cb(null, access_token);
-};
-"""
 GOOD = "module.exports = function(c, s, a, ctx, cb) { cb(null, {scope: s}); };\n"
 SECRET = "q1Xo4gT0n3mBz3P1sW9yZ1l7c2Vq5R8tK0aYbHn6dFs="
 SEED_META = [
@@ -416,7 +409,7 @@ def test_logs_follow_prints_new_runs_as_they_happen(tenant, monkeypatch):
         if len(polls) == 2:
             add_run(hook, console="new one")
 
-    monkeypatch.setattr(hooks_command, "sleep", fake_sleep)
+    monkeypatch.setattr(hooks_cli, "sleep", fake_sleep)
     output = run("hooks", "logs", "-p", "acme", "--follow", "--max-polls", "3")
     assert polls == [1.0, 1.0, 1.0]
     assert output.index("old") < output.index("Following") < output.index("new one")
@@ -431,7 +424,7 @@ def test_wt_logs_follows_until_interrupted(tenant, monkeypatch):
             raise KeyboardInterrupt
         add_run(hook, console="streamed")
 
-    monkeypatch.setattr(hooks_command, "sleep", fake_sleep)
+    monkeypatch.setattr(hooks_cli, "sleep", fake_sleep)
     output = run("wt", "logs", "-p", "acme")
     assert "streamed" in output
 

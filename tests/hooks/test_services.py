@@ -113,7 +113,6 @@ def test_at_most_twenty_secrets():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs row locks across connections")
 def test_concurrent_enables_leave_exactly_one_enabled():
     tenant = make_tenant()
     hooks = [hook_create(tenant=tenant, name=f"h{i}", script=SCRIPT) for i in range(4)]

@@ -98,7 +98,7 @@ def test_api_create_duplicate_identifier_fails():
     run("api", "create", "-p", "acme", "--identifier", "https://api/", "--name", "A")
     with pytest.raises(CommandError, match="already exists"):
         run("api", "create", "-p", "acme", "--identifier", "https://api/", "--name", "B")
-    assert Api.objects.count() == 1
+    assert Api.objects.filter(is_system=False).count() == 1
 
 
 def test_api_create_rejects_token_lifetime_over_30_days():
@@ -116,7 +116,7 @@ def test_api_create_rejects_token_lifetime_over_30_days():
             "--token-lifetime",
             "2592001",
         )
-    assert not Api.objects.exists()
+    assert not Api.objects.filter(is_system=False).exists()
 
 
 def test_client_create_json_prints_credentials_and_grants():

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apis.choices import SigningAlgorithm
 from apis.services import api_create
-from tenant.management.commands.tenant import get_tenant, validation_message
+from tenant.audit import Actor
+from tenant.cli import get_tenant, validation_message
 
 
 class Command(BaseCommand):
@@ -35,6 +36,7 @@ class Command(BaseCommand):
                 scopes=options["scope"],
                 signing_alg=options["signing_alg"],
                 token_lifetime=options["token_lifetime"],
+                actor=Actor.cli(),
             )
         except ValidationError as error:
             raise CommandError(validation_message(error)) from None

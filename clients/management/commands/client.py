@@ -1,4 +1,4 @@
-"""``manage.py client create|grant``."""
+"""``manage.py client create|grant|rotate-secret``."""
 
 import json
 from typing import Any
@@ -10,21 +10,17 @@ from django.db import transaction
 from apis.models import Api
 from apis.selectors import api_get
 from clients.choices import TokenEndpointAuthMethod
-from clients.models import Client
-from clients.selectors import client_get
-from clients.services import client_create, client_grant_create
-from tenant.management.commands.tenant import get_tenant, validation_message
+from clients.models import Client, ClientGrant
+from clients.selectors import client_get, client_grant_get
+from clients.services import (
+    client_create,
+    client_grant_create,
+    client_grant_delete,
+    client_rotate_secret,
+)
+from tenant.audit import Actor
+from tenant.cli import get_tenant, parse_pairs, validation_message
 from tenant.models import Tenant
-
-
-def parse_pairs(items: list[str], what: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CommandError(f"{what} must look like KEY=VALUE, got {item!r}")
-        pairs[key] = value
-    return pairs
 
 
 def parse_grant(spec: str) -> tuple[str, list[str]]:
@@ -33,6 +29,13 @@ def parse_grant(spec: str) -> tuple[str, list[str]]:
     if not sep:
         return spec, []
     return audience, [scope for scope in scopes.split(",") if scope]
+
+
+def get_client(tenant: Tenant, client_id: str) -> Client:
+    try:
+        return client_get(tenant=tenant, client_id=client_id)
+    except Client.DoesNotExist:
+        raise CommandError(f"Unknown client for tenant {tenant.slug}: {client_id}") from None
 
 
 def get_api(tenant: Tenant, audience: str) -> Api:
@@ -64,17 +67,32 @@ class Command(BaseCommand):
             default=TokenEndpointAuthMethod.CLIENT_SECRET_POST,
         )
         create.add_argument("--json", action="store_true", help="Print one JSON object.")
-        grant = actions.add_parser("grant", help="Grant a client access to an API.")
+        grant = actions.add_parser(
+            "grant", help="Grant a client access to an API, or revoke the grant."
+        )
         grant.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
         grant.add_argument("client_id")
         grant.add_argument("audience")
         grant.add_argument("--scope", action="append", default=[], help="Repeat for each scope.")
+        grant.add_argument(
+            "--revoke", action="store_true", help="Withdraw the grant: no more tokens for the API."
+        )
+        rotate = actions.add_parser(
+            "rotate-secret", help="Replace a client's secret; prints the new one once."
+        )
+        rotate.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        rotate.add_argument("client_id")
+        rotate.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = get_tenant(options["tenant"])
         try:
             if options["action"] == "create":
                 self.create(tenant, options)
+            elif options["action"] == "rotate-secret":
+                self.rotate_secret(tenant, options)
+            elif options["revoke"]:
+                self.revoke(tenant, options)
             else:
                 self.grant(tenant, options)
         except ValidationError as error:
@@ -90,9 +108,10 @@ class Command(BaseCommand):
             name=options["name"],
             metadata=metadata,
             token_endpoint_auth_method=options["auth_method"],
+            actor=Actor.cli(),
         )
         for api, scopes in apis:
-            client_grant_create(client=client, api=api, scopes=scopes)
+            client_grant_create(client=client, api=api, scopes=scopes, actor=Actor.cli())
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -114,13 +133,36 @@ class Command(BaseCommand):
         self.stdout.write(f"client_secret: {secret}  (shown once; store it now)")
 
     def grant(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        try:
-            client = client_get(tenant=tenant, client_id=options["client_id"])
-        except Client.DoesNotExist:
-            raise CommandError(
-                f"Unknown client for tenant {tenant.slug}: {options['client_id']}"
-            ) from None
+        client = get_client(tenant, options["client_id"])
         api = get_api(tenant, options["audience"])
-        client_grant_create(client=client, api=api, scopes=options["scope"])
+        client_grant_create(client=client, api=api, scopes=options["scope"], actor=Actor.cli())
         scopes = " ".join(options["scope"]) or "no scopes"
         self.stdout.write(f"Granted {client.client_id} access to {api.identifier} ({scopes})")
+
+    def revoke(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        if options["scope"]:
+            raise CommandError("--revoke withdraws the whole grant; it takes no --scope")
+        client = get_client(tenant, options["client_id"])
+        api = get_api(tenant, options["audience"])
+        try:
+            grant = client_grant_get(client=client, api=api)
+        except ClientGrant.DoesNotExist:
+            raise CommandError(
+                f"Client {client.client_id} has no grant for {api.identifier}"
+            ) from None
+        client_grant_delete(grant=grant, actor=Actor.cli())
+        self.stdout.write(f"Revoked {client.client_id}'s access to {api.identifier}")
+
+    def rotate_secret(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        client = get_client(tenant, options["client_id"])
+        secret = client_rotate_secret(client=client, actor=Actor.cli())
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {"tenant": tenant.slug, "client_id": client.client_id, "client_secret": secret}
+                )
+            )
+            return
+        self.stdout.write(f"Rotated the secret of {client.name}; the old one no longer works")
+        self.stdout.write(f"client_id:     {client.client_id}")
+        self.stdout.write(f"client_secret: {secret}  (shown once; store it now)")

@@ -2,141 +2,43 @@
 credentials-exchange -n NAME -p PROFILE file.js``, ``auth0 enable``, …), with
 ``-p`` naming the tenant."""
 
-import argparse
 import json
-from collections.abc import Iterable
-from pathlib import Path
-from time import sleep
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
-from django.db import transaction
-from django.db.models import Max
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from clients.management.commands.client import parse_pairs
 from hooks.choices import TriggerId
-from hooks.execution import describe_error
-from hooks.models import Hook, HookRun, HookSecret
+from hooks.cli import (
+    FORCE_HELP,
+    add_logs_arguments,
+    add_tenant_argument,
+    enable_message,
+    get_hook,
+    read_payload,
+    read_text,
+    show_logs,
+)
+from hooks.execution import check_script, describe_error
+from hooks.models import HookSecret
 from hooks.points import POINTS
 from hooks.run_log import prune_runs
-from hooks.selectors import hook_get, hook_list, hook_runs
+from hooks.selectors import hook_list
 from hooks.services import (
+    HookSampleRunFailed,
     hook_create,
     hook_delete,
     hook_disable,
     hook_enable,
     hook_save_script,
-    hook_secret_delete,
+    hook_secrets_delete,
     hook_secrets_set,
 )
 from hooks.test_runner import TestRunReport, hook_test_run
-from tenant.management.commands.tenant import get_tenant, validation_message
+from tenant.audit import Actor
+from tenant.cli import get_tenant, parse_pairs, validation_message
 from tenant.models import Tenant
-
-FOLLOW_INTERVAL_S = 1.0
-
-
-def add_tenant_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-p", "--tenant", required=True, help="Tenant slug (the seeds' profile).")
-
-
-def read_text(path: str, what: str = "script") -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise CommandError(f"Cannot read {what} {path}: {reason}") from None
-
-
-def read_payload(path: str) -> Any:
-    try:
-        return json.loads(read_text(path, "payload"))
-    except json.JSONDecodeError as error:
-        raise CommandError(f"Payload {path} is not valid JSON: {error}") from None
-
-
-def get_hook(tenant: Tenant, name: str) -> Hook:
-    try:
-        return hook_get(tenant=tenant, name=name)
-    except Hook.DoesNotExist:
-        raise CommandError(f"Unknown hook for tenant {tenant.slug}: {name}") from None
-
-
-def enable_message(hook: Hook, disabled: Hook | None) -> str:
-    message = f"Enabled hook {hook.name} for {hook.trigger_id}"
-    if disabled is not None:
-        return f"{message}; disabled {disabled.name} (one hook per point can be enabled)"
-    return message
-
-
-def add_logs_arguments(parser: argparse.ArgumentParser) -> None:
-    add_tenant_argument(parser)
-    parser.add_argument("name", nargs="?", help="Only this hook's runs.")
-    parser.add_argument("--json", action="store_true", help="One JSON object per run and line.")
-    parser.add_argument("--limit", type=int, default=20, help="Recent runs shown first.")
-    # For tests: stop following after this many polls, and poll this often.
-    parser.add_argument("--max-polls", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--poll-interval", type=float, default=FOLLOW_INTERVAL_S, help=argparse.SUPPRESS
-    )
-
-
-def run_as_json(run: HookRun) -> dict[str, Any]:
-    return {
-        "id": run.pk,
-        "time": run.started_at.isoformat(),
-        "hook": run.hook.name if run.hook else None,
-        "source": run.source,
-        "outcome": run.outcome,
-        "duration_ms": round(run.duration_ms, 3),
-        "console": run.console,
-        "error": run.error,
-    }
-
-
-def write_runs(out: OutputWrapper, runs: Iterable[HookRun], *, as_json: bool) -> int | None:
-    """Print runs oldest first; returns the id of the last one printed."""
-    last_id = None
-    for run in runs:
-        last_id = run.pk
-        if as_json:
-            out.write(json.dumps(run_as_json(run)))
-            continue
-        started = timezone.localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S")
-        hook = run.hook.name if run.hook else "-"
-        out.write(f"{started}  {hook}  {run.outcome}  {run.duration_ms:.1f} ms  ({run.source})")
-        for line in run.console.splitlines():
-            out.write(f"    {line}")
-        if run.error:
-            out.write(f"    error: {run.error}")
-    out.flush()
-    return last_id
-
-
-def show_logs(out: OutputWrapper, tenant: Tenant, options: dict[str, Any], *, follow: bool) -> None:
-    """Recent runs, then with ``follow`` new ones until interrupted (``wt logs``)."""
-    hook = get_hook(tenant, options["name"]) if options.get("name") else None
-    runs = hook_runs(tenant=tenant, hook=hook)
-    recent = list(runs[: max(options["limit"], 0)])[::-1]
-    last_id = write_runs(out, recent, as_json=options["json"])
-    if last_id is None:
-        last_id = runs.aggregate(last=Max("id"))["last"] or 0
-    if not follow:
-        return
-    if not options["json"]:
-        out.write("Following new runs; press Ctrl+C to stop.")
-        out.flush()
-    polls = 0
-    try:
-        while options["max_polls"] is None or polls < options["max_polls"]:
-            sleep(options["poll_interval"])
-            polls += 1
-            new = runs.filter(id__gt=last_id).order_by("id")
-            last_id = write_runs(out, new, as_json=options["json"]) or last_id
-    except KeyboardInterrupt:
-        out.write("")
 
 
 class Command(BaseCommand):
@@ -162,6 +64,7 @@ class Command(BaseCommand):
         update.add_argument("name")
         add_tenant_argument(update)
         update.add_argument("file")
+        update.add_argument("--force", action="store_true", help=FORCE_HELP)
 
         for action, text in [
             ("enable", "Enable a hook (disables the point's other hook)."),
@@ -171,6 +74,8 @@ class Command(BaseCommand):
             sub = actions.add_parser(action, help=text)
             sub.add_argument("name")
             add_tenant_argument(sub)
+            if action == "enable":
+                sub.add_argument("--force", action="store_true", help=FORCE_HELP)
 
         ls = actions.add_parser("ls", help="List the tenant's hooks.")
         add_tenant_argument(ls)
@@ -210,6 +115,11 @@ class Command(BaseCommand):
         handler = getattr(self, action.replace("-", "_"))
         try:
             handler(tenant, options)
+        except HookSampleRunFailed as error:
+            raise CommandError(
+                f"{validation_message(error)} Nothing was changed; rerun with --force to go "
+                "live anyway."
+            ) from None
         except ValidationError as error:
             raise CommandError(validation_message(error)) from None
 
@@ -221,6 +131,7 @@ class Command(BaseCommand):
             script=script,
             trigger_id=options["trigger_id"],
             enabled=False,
+            actor=Actor.cli(),
         )
         self.stdout.write(f"Created hook {hook.name} for {hook.trigger_id}, disabled.")
         self.stdout.write(
@@ -230,22 +141,29 @@ class Command(BaseCommand):
     def update(self, tenant: Tenant, options: dict[str, Any]) -> None:
         script = read_text(options["file"])
         hook = get_hook(tenant, options["name"])
-        hook = hook_save_script(hook=hook, script=script, base_version=hook.version)
+        hook = hook_save_script(
+            hook=hook,
+            script=script,
+            base_version=hook.version,
+            actor=Actor.cli(),
+            confirm_failing=options["force"],
+        )
         state = "enabled" if hook.enabled else "disabled"
         self.stdout.write(f"Saved hook {hook.name} version {hook.version} ({state})")
 
     def enable(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = get_hook(tenant, options["name"])
-        self.stdout.write(enable_message(hook, hook_enable(hook=hook)))
+        disabled = hook_enable(hook=hook, actor=Actor.cli(), confirm_failing=options["force"])
+        self.stdout.write(enable_message(hook, disabled))
 
     def disable(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = get_hook(tenant, options["name"])
-        hook_disable(hook=hook)
+        hook_disable(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Disabled hook {hook.name}")
 
     def rm(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = get_hook(tenant, options["name"])
-        hook_delete(hook=hook)
+        hook_delete(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Deleted hook {options['name']}")
 
     def ls(self, tenant: Tenant, options: dict[str, Any]) -> None:
@@ -274,18 +192,16 @@ class Command(BaseCommand):
         action = options["secrets_action"]
         if action == "set":
             pairs = parse_pairs(options["pairs"], "A secret")
-            hook_secrets_set(hook=hook, secrets=pairs)
+            hook_secrets_set(hook=hook, secrets=pairs, actor=Actor.cli())
             self.stdout.write(f"Set secrets on hook {hook.name}: {', '.join(pairs)}")
         elif action == "ls":
             names = list(hook.secrets.values_list("name", flat=True))
             self.stdout.write("\n".join(names) if names else f"Hook {hook.name} has no secrets.")
         else:
-            with transaction.atomic():
-                for key in options["keys"]:
-                    try:
-                        hook_secret_delete(hook=hook, name=key)
-                    except HookSecret.DoesNotExist:
-                        raise CommandError(f"Hook {hook.name} has no secret {key}") from None
+            try:
+                hook_secrets_delete(hook=hook, names=options["keys"], actor=Actor.cli())
+            except HookSecret.DoesNotExist as error:
+                raise CommandError(f"Hook {hook.name} has no secret {error}") from None
             self.stdout.write(
                 f"Removed secrets from hook {hook.name}: {', '.join(options['keys'])}"
             )
@@ -293,11 +209,11 @@ class Command(BaseCommand):
     def run(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = get_hook(tenant, options["name"])
         script = read_text(options["file"]) if options["file"] else hook.script
-        payload = (
-            read_payload(options["payload"])
-            if options["payload"]
-            else POINTS[hook.trigger_id].sample_payload
-        )
+        if options["payload"]:
+            payload = read_payload(options["payload"])
+        else:
+            kind = check_script(tenant=tenant, script=script) if options["file"] else hook.kind
+            payload = POINTS[hook.trigger_id].sample_for(kind)
         report = hook_test_run(
             tenant=tenant, script=script, payload=payload, trigger_id=hook.trigger_id, hook=hook
         )
@@ -316,7 +232,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Outcome: {report.outcome}")
         self.stdout.write(f"Duration: {report.duration_ms:.1f} ms")
         if report.error is None or report.value is not None:
-            block("cb value", json.dumps(report.value, indent=2, default=str))
+            title = "Action result" if report.kind == "action" else "cb value"
+            block(title, json.dumps(report.value, indent=2, default=str))
         if report.scope is not None:
             claims: dict[str, Any] = {"scope": " ".join(report.scope), **report.claims}
             block("Claims issued", json.dumps(claims, indent=2, default=str))

@@ -15,9 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
-from clients.management.commands.client import parse_pairs
 from hooks.choices import TriggerId
-from hooks.management.commands.hooks import (
+from hooks.cli import (
     add_logs_arguments,
     add_tenant_argument,
     enable_message,
@@ -25,7 +24,8 @@ from hooks.management.commands.hooks import (
     show_logs,
 )
 from hooks.services import hook_create, hook_enable
-from tenant.management.commands.tenant import get_tenant, validation_message
+from tenant.audit import Actor
+from tenant.cli import get_tenant, parse_pairs, validation_message
 from tenant.models import Tenant
 
 EXTENSION_SECRET = "auth0-extension-secret"
@@ -99,8 +99,9 @@ class Command(BaseCommand):
                 trigger_id=trigger_id,
                 enabled=False,
                 secrets=secrets,
+                actor=Actor.cli(),
             )
-            disabled = hook_enable(hook=hook)
+            disabled = hook_enable(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Created hook {hook.name}")
         self.stdout.write(enable_message(hook, disabled))
         if secrets:

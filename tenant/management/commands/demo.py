@@ -1,7 +1,10 @@
 """``manage.py demo``: the tenant `make run` serves (idempotent).
 
 Secrets are stored hashed, so to print working credentials every run gives
-the demo admin a new password and the demo client a new secret.
+the demo's users new passwords and the demo client a new secret. The first
+login printed is the demo tenant's administrator (a member of ``demo``, not a
+superuser: the per-tenant dashboard the README describes); the superuser,
+who sees every tenant, users and groups, comes second.
 """
 
 import os
@@ -9,7 +12,7 @@ import secrets
 import shlex
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -23,6 +26,8 @@ from tenant.models import Tenant
 from tenant.services import tenant_add_member, tenant_create
 
 SLUG = "demo"
+TENANT_ADMIN = "demo-admin"
+SUPERUSER = "admin"
 AUDIENCE = "https://api.demo.test/"
 CLIENT_NAME = "Demo service"
 # The hook of Auth0's "Rules with Client Credentials Grants" docs.
@@ -60,13 +65,11 @@ class Command(BaseCommand):
         if not Hook.objects.filter(tenant=tenant).exists():
             hook_create(tenant=tenant, name="add-claim", script=SEED_HOOK, enabled=True)
 
-        password = secrets.token_urlsafe(12)
-        user, _ = get_user_model().objects.get_or_create(
-            username="admin", defaults={"is_staff": True, "is_superuser": True}
-        )
-        user.set_password(password)
-        user.save()
-        tenant_add_member(tenant=tenant, user=user)
+        tenant_admin, tenant_password = self._user(TENANT_ADMIN, superuser=False)
+        tenant_add_member(tenant=tenant, user=tenant_admin)
+        tenant_admin.user_permissions.add(Permission.objects.get(codename="run_hook"))
+        superuser, super_password = self._user(SUPERUSER, superuser=True)
+        tenant_add_member(tenant=tenant, user=superuser)
 
         port = os.environ.get("PORT", "8000")
         body = (
@@ -76,13 +79,33 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nTessera demo tenant '{tenant.slug}' (issuer {tenant.issuer})\n\n"
             f"  Dashboard:     http://127.0.0.1:{port}/admin/\n"
-            f"  Admin login:   admin / {password}\n"
+            f"  Tenant admin:  {TENANT_ADMIN} / {tenant_password}   (the demo tenant's dashboard)\n"
+            f"  Superuser:     {SUPERUSER} / {super_password}   (every tenant, users, groups)\n"
             f"  client_id:     {client.client_id}\n"
             f"  client_secret: {secret}\n"
             f"  JWKS:          {tenant.issuer}.well-known/jwks.json\n"
-            f"  Enabled hook:  add-claim (adds https://foo.com/claim and the scope extra)\n\n"
+            f"  Enabled hook:  {self._enabled_hook(tenant)}\n\n"
             f"Get a token:\n\n"
             f"  curl --request POST --url '{tenant.issuer}oauth/token' \\\n"
             f"    --header 'content-type: application/json' \\\n"
             f"    --data {shlex.quote(body)}\n"
         )
+
+    def _user(self, username: str, *, superuser: bool) -> tuple[User, str]:
+        """The user, created if missing, with a new password (only its hash is kept)."""
+        password = secrets.token_urlsafe(12)
+        user, _ = User.objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": superuser}
+        )
+        user.set_password(password)
+        user.save()
+        return user, password
+
+    def _enabled_hook(self, tenant: Tenant) -> str:
+        """The hook token requests run now, which may no longer be the seed."""
+        hook = Hook.objects.filter(tenant=tenant, enabled=True).first()
+        if hook is None:
+            return "none (tokens carry no custom claims)"
+        if hook.script == SEED_HOOK:
+            return f"{hook.name} (adds https://foo.com/claim and the scope extra)"
+        return f"{hook.name} (version {hook.version})"

@@ -1,34 +1,39 @@
-"""``manage.py tenant create|rotate-key``."""
+"""``manage.py tenant create|rotate-key|audit``."""
 
+import argparse
+import json
+from time import sleep
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
 
-from tenant.models import Tenant
-from tenant.selectors import tenant_get
+from tenant.audit import Actor
+from tenant.cli import get_tenant, validation_message
+from tenant.models import AuditEntry, Tenant
+from tenant.selectors import audit_entries
 from tenant.services import tenant_create, tenant_rotate_key
 
-
-def validation_message(error: ValidationError) -> str:
-    """One line from a ValidationError, for a command's CommandError."""
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
-            for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
+FOLLOW_INTERVAL_S = 1.0
 
 
-def get_tenant(slug: str) -> Tenant:
-    try:
-        return tenant_get(slug=slug)
-    except Tenant.DoesNotExist:
-        raise CommandError(f"Unknown tenant: {slug}") from None
+def audit_as_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.pk,
+        "time": entry.created_at.isoformat(),
+        "actor": {"kind": entry.actor_kind, "id": entry.actor_id, "name": entry.actor_name},
+        "source": entry.source,
+        "action": entry.action,
+        "object": {"type": entry.object_type, "id": entry.object_id, "repr": entry.object_repr},
+        "before": entry.before,
+        "after": entry.after,
+    }
 
 
 class Command(BaseCommand):
-    help = "Create tenants and rotate their signing keys."
+    help = "Create tenants, rotate their signing keys, read their audit trail."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -36,19 +41,85 @@ class Command(BaseCommand):
         create.add_argument("slug")
         create.add_argument("--name", default="")
         create.add_argument("--domain", default=None, help="Serve the tenant on this host.")
+        create.add_argument(
+            "--management",
+            action="store_true",
+            help="Also create a client granted every Management API scope (secret shown once).",
+        )
         rotate = actions.add_parser("rotate-key", help="Sign with a new key from now on.")
         rotate.add_argument("slug")
+        audit = actions.add_parser("audit", help="Who changed what, newest last.")
+        audit.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        audit.add_argument("-f", "--follow", action="store_true", help="Stream new entries.")
+        audit.add_argument("--json", action="store_true", help="One JSON object per line.")
+        audit.add_argument("--limit", type=int, default=50, help="Recent entries shown first.")
+        # For tests: stop following after this many polls, and poll this often.
+        audit.add_argument("--max-polls", type=int, default=None, help=argparse.SUPPRESS)
+        audit.add_argument(
+            "--poll-interval", type=float, default=FOLLOW_INTERVAL_S, help=argparse.SUPPRESS
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "create":
-            try:
-                tenant = tenant_create(
-                    slug=options["slug"], name=options["name"], domain=options["domain"]
-                )
-            except ValidationError as error:
-                raise CommandError(validation_message(error)) from None
-            self.stdout.write(f"Created tenant {tenant.slug}; issuer {tenant.issuer}")
+            self.create(options)
+        elif options["action"] == "audit":
+            self.audit(get_tenant(options["tenant"]), options)
         else:
             tenant = get_tenant(options["slug"])
-            key = tenant_rotate_key(tenant=tenant)
+            key = tenant_rotate_key(tenant=tenant, actor=Actor.cli())
             self.stdout.write(f"Tenant {tenant.slug} now signs with key {key.kid}")
+
+    def create(self, options: dict[str, Any]) -> None:
+        from clients.services import management_client_create  # clients depends on tenant
+
+        try:
+            with transaction.atomic():
+                tenant = tenant_create(
+                    slug=options["slug"],
+                    name=options["name"],
+                    domain=options["domain"],
+                    actor=Actor.cli(),
+                )
+                management = (
+                    management_client_create(tenant=tenant, actor=Actor.cli())
+                    if options["management"]
+                    else None
+                )
+        except ValidationError as error:
+            raise CommandError(validation_message(error)) from None
+        self.stdout.write(f"Created tenant {tenant.slug}; issuer {tenant.issuer}")
+        if management is not None:
+            client, secret = management
+            self.stdout.write(f"Management API:  {tenant.issuer}api/v2/")
+            self.stdout.write(f"client_id:       {client.client_id}")
+            self.stdout.write(f"client_secret:   {secret}  (shown once; store it now)")
+
+    def audit(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        entries = audit_entries(tenant=tenant)
+        recent = list(entries[: max(options["limit"], 0)])[::-1]
+        last_id = self.write_entries(recent, as_json=options["json"])
+        polls = 0
+        while options["follow"]:
+            if options["max_polls"] is not None and polls >= options["max_polls"]:
+                break
+            polls += 1
+            sleep(options["poll_interval"])
+            newer = entries.filter(pk__gt=last_id or 0).order_by("id")
+            last_id = self.write_entries(list(newer), as_json=options["json"]) or last_id
+
+    def write_entries(self, entries: list[AuditEntry], *, as_json: bool) -> int | None:
+        last_id = None
+        for entry in entries:
+            last_id = entry.pk
+            if as_json:
+                self.stdout.write(json.dumps(audit_as_json(entry)))
+                continue
+            when = timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S")
+            fields = entry.summary
+            self.stdout.write(
+                f"{when}  {entry.source}  {entry.actor_kind}:{entry.actor_name or '-'}  "
+                f"{entry.action} {entry.object_type} {entry.object_repr}"
+                + (f"  ({fields})" if fields else "")
+            )
+        self.stdout.flush()
+        return last_id

@@ -1,0 +1,100 @@
+"""Who writes: the actor every service records in the audit trail.
+
+Services take ``actor: Actor = SYSTEM`` (keyword-only) and call
+:func:`audit_record` inside their own transaction. The dashboard passes
+``Actor.for_user(request.user)``, commands ``Actor.cli()``, the Management
+API ``Actor.for_client(...)``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from tenant.models import AuditEntry, Tenant
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change, and through which surface."""
+
+    kind: str
+    id: str
+    name: str
+    source: str
+
+    @classmethod
+    def for_user(cls, user: AbstractBaseUser | AnonymousUser | None) -> Actor:
+        """A signed-in dashboard user."""
+        if user is None or not user.is_authenticated:
+            return SYSTEM
+        return cls(
+            kind=AuditEntry.ActorKind.USER,
+            id=str(user.pk),
+            name=user.get_username(),
+            source=AuditEntry.Source.DASHBOARD,
+        )
+
+    @classmethod
+    def cli(cls) -> Actor:
+        """``manage.py`` run by whoever owns the shell."""
+        try:
+            login = getpass.getuser()
+        except (OSError, KeyError):  # no passwd entry (containers)
+            login = ""
+        return cls(
+            kind=AuditEntry.ActorKind.CLI, id=login, name=login, source=AuditEntry.Source.CLI
+        )
+
+    @classmethod
+    def for_client(cls, *, client_id: str, name: str) -> Actor:
+        """A client calling the Management API with a tenant token."""
+        return cls(
+            kind=AuditEntry.ActorKind.CLIENT,
+            id=client_id,
+            name=name,
+            source=AuditEntry.Source.API,
+        )
+
+
+# Writes made by Tessera itself (migrations, bootstrap) and by code that
+# does not say who it acts for.
+SYSTEM = Actor(
+    kind=AuditEntry.ActorKind.SYSTEM, id="", name="system", source=AuditEntry.Source.SYSTEM
+)
+
+
+# An object's recorded fields: plain values, never a secret's value.
+State = dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The object a write changed."""
+
+    tenant: Tenant
+    type: str
+    id: object
+    repr: str
+
+
+def audit_record(
+    *, target: Target, actor: Actor, action: str, before: State = None, after: State = None
+) -> AuditEntry:
+    """Add one audit row; call it inside the write's transaction."""
+    return AuditEntry.objects.create(
+        tenant=target.tenant,
+        actor_kind=actor.kind,
+        actor_id=actor.id[:255],
+        actor_name=actor.name[:255],
+        source=actor.source,
+        action=action,
+        object_type=target.type,
+        object_id=str(target.id)[:255],
+        object_repr=target.repr[:300],
+        before=before,
+        after=after,
+    )

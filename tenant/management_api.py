@@ -1,0 +1,427 @@
+"""The Management API's common ground (Auth0 Management API v2 under each
+issuer): tenant-token authentication, scope checks, Auth0's error body,
+pagination and field selection, and rate-limit headers.
+
+Tokens come from the tenant's own token endpoint for its built-in API
+(``{issuer}api/v2/``) and are verified here, locally: RS256 only (no
+``none``, no HS256 with the public key as secret), a ``kid`` of this
+tenant's JWKS, ``iss`` = this tenant's issuer, ``aud`` = its Management API,
+``exp``.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, JsonResponse
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apis.models import Api
+from clients.models import Client
+from tenant.audit import Actor
+from tenant.models import SigningKey, Tenant
+from tenant.resolution import tenant_for_request
+
+logger = logging.getLogger(__name__)
+
+ALGORITHMS = ["RS256"]
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 50
+INVALID_QUERY = "invalid_query_string"
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+class ApiError(exceptions.APIException):
+    """An error answered with Auth0's body ``{statusCode, error, message, errorCode}``."""
+
+    def __init__(self, status_code: int, message: str, error_code: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+
+
+def not_found(what: str) -> ApiError:
+    """Auth0's 404 for a missing (or another tenant's) object."""
+    return ApiError(404, f"The {what.replace('_', ' ')} does not exist.", f"inexistent_{what}")
+
+
+def invalid_body(message: str) -> ApiError:
+    return ApiError(400, f"Payload validation error: {message}", "invalid_body")
+
+
+def conflict(message: str, error_code: str = "conflict") -> ApiError:
+    return ApiError(409, message, error_code)
+
+
+def validation_message(error: DjangoValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            for field, msgs in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[str]:
+    if isinstance(detail, dict):
+        return [m for key, value in detail.items() for m in _flatten(value, f"{key}: ")]
+    if isinstance(detail, list):
+        return [m for item in detail for m in _flatten(item, prefix)]
+    return [f"{prefix}{detail}"]
+
+
+def error_body(status_code: int, message: str, error_code: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "statusCode": status_code,
+        "error": REASONS.get(status_code, "Error"),
+        "message": message,
+    }
+    if error_code:
+        body["errorCode"] = error_code
+    return body
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Every error of a Management API view, in Auth0's shape."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApiError):
+        status_code, message, code = exc.status_code, str(exc.detail), exc.error_code
+    elif isinstance(exc, Http404):
+        status_code, message, code = 404, "Not Found", "inexistent_resource"
+    elif isinstance(exc, IntegrityError):
+        # A concurrent write won the race for a unique name or pair.
+        status_code, message, code = 409, "The resource conflicts with an existing one.", "conflict"
+    elif isinstance(exc, RequestDataTooBig):
+        status_code, message, code = 413, "Request body is too large.", "payload_too_large"
+    elif isinstance(exc, DjangoValidationError):
+        status_code, message, code = 400, validation_message(exc), "invalid_body"
+    elif isinstance(exc, exceptions.ValidationError):
+        message = "Payload validation error: " + "; ".join(_flatten(exc.detail))
+        status_code, code = 400, "invalid_body"
+    elif isinstance(exc, exceptions.ParseError):
+        status_code, message, code = 400, "Invalid request payload JSON format", "invalid_body"
+    elif isinstance(exc, exceptions.APIException):
+        status_code, message = exc.status_code, str(exc.detail)
+        code = None
+    else:
+        logger.exception("Unhandled Management API error", exc_info=exc)
+        status_code, message, code = 500, "Internal Server Error", "internal_error"
+    response = Response(error_body(status_code, message, code), status=status_code)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+@dataclass(frozen=True)
+class ManagementToken:
+    """A verified management token: who calls, and what they may do."""
+
+    client: Client
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.for_client(client_id=self.client.client_id, name=self.client.name)
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, "invalid_token" if message != "Missing authentication" else "")
+
+
+def verify_management_token(*, tenant: Tenant, authorization: str) -> ManagementToken:
+    """Verify a ``Bearer`` management token of ``tenant``; raises a 401 ApiError."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Missing authentication")
+    token = token.strip()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise _unauthorized("Invalid token") from None
+    kid = header.get("kid")
+    if header.get("alg") not in ALGORITHMS or not isinstance(kid, str):
+        raise _unauthorized("Invalid token")
+    jwk = (
+        SigningKey.objects.filter(tenant=tenant, kid=kid).values_list("public_jwk", flat=True)
+    ).first()
+    api = Api.objects.filter(tenant=tenant, is_system=True).only("identifier").first()
+    if jwk is None or api is None:
+        raise _unauthorized("Invalid token")
+    try:
+        key = jwt.PyJWK(jwk, algorithm="RS256").key
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=ALGORITHMS,
+            audience=api.identifier,
+            issuer=tenant.issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("Expired token received for JSON Web Token validation") from None
+    except jwt.PyJWTError:
+        raise _unauthorized("Invalid token") from None
+    client_id = claims.get("azp") or str(claims["sub"]).removesuffix("@clients")
+    client = Client.objects.filter(tenant=tenant, client_id=client_id).first()
+    if client is None:
+        raise _unauthorized("Invalid token")
+    scope = claims.get("scope", "")
+    return ManagementToken(
+        client=client, scopes=frozenset(scope.split() if isinstance(scope, str) else [])
+    )
+
+
+def check_rate_limit(*, tenant: Tenant, client_id: str) -> dict[str, str]:
+    """Count one request in the client's fixed window (shared by all servers);
+    returns the X-RateLimit-* headers, or raises 429 with them."""
+    limit = settings.TESSERA_MANAGEMENT_RATE_LIMIT
+    window = settings.TESSERA_MANAGEMENT_RATE_WINDOW_S
+    now = time.time()
+    reset = int(now // window * window + window)
+    key = f"tessera:mgmt-rate:{tenant.pk}:{client_id}:{reset}"
+    cache = caches["shared"]
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 1)
+        used = 1
+    headers = {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(limit - used, 0)),
+        "X-RateLimit-Reset": str(reset),
+    }
+    if used > limit:
+        error = ApiError(429, "Too Many Requests", "too_many_requests")
+        error.rate_headers = headers  # type: ignore[attr-defined]
+        error.retry_after = max(reset - int(now), 1)  # type: ignore[attr-defined]
+        raise error
+    return headers
+
+
+def _is_text(value: str) -> bool:
+    """Text a database stores: no NUL, no lone surrogate (invalid UTF-8)."""
+    return "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def _check_text(value: Any, where: str) -> None:
+    """400 for any string (key or value) in ``value`` that is not valid text."""
+    if isinstance(value, str):
+        if not _is_text(value):
+            code = "invalid_body" if where == "Payload" else INVALID_QUERY
+            raise ApiError(400, f"{where} validation error: invalid characters.", code)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_text(item, where)
+
+
+class ManagementView(APIView):
+    """A Management API endpoint of the request's tenant.
+
+    ``scopes`` maps each HTTP method to the scope it needs. ``self.tenant``
+    and ``self.token`` are set before the handler runs.
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    scopes: dict[str, str] = {}
+    tenant: Tenant
+    token: ManagementToken
+    _rate_headers: dict[str, str]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self._rate_headers = {}
+        super().initial(request, *args, **kwargs)
+        self.tenant = tenant_for_request(request, kwargs.get("tenant_slug"))
+        self.token = verify_management_token(
+            tenant=self.tenant, authorization=request.headers.get("Authorization", "")
+        )
+        self._rate_headers = check_rate_limit(
+            tenant=self.tenant, client_id=self.token.client.client_id
+        )
+        _check_text(kwargs, "Path")
+        _check_text(dict(request.query_params), "Query")
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            _check_text(request.data, "Payload")
+        needed = self.scopes.get(request.method or "")
+        if needed is None:
+            raise ApiError(405, "Method Not Allowed", "")
+        if needed not in self.token.scopes:
+            raise ApiError(
+                403, f"Insufficient scope; expected any of: {needed}.", "insufficient_scope"
+            )
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        headers = getattr(exc, "rate_headers", None)
+        if headers:
+            self._rate_headers = headers
+            response["Retry-After"] = str(getattr(exc, "retry_after", 1))
+        return response
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in getattr(self, "_rate_headers", {}).items():
+            response[name] = value
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @property
+    def actor(self) -> Actor:
+        return self.token.actor
+
+
+# --- query parameters -------------------------------------------------------
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise ApiError(400, f"Query validation error: invalid boolean {value!r}.", INVALID_QUERY)
+
+
+def _int(value: str | None, name: str, default: int, maximum: int | None = None) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or len(value) > 9:
+        raise ApiError(
+            400,
+            f"Query validation error: {name} must be a non-negative integer.",
+            INVALID_QUERY,
+        )
+    number = int(value)
+    if maximum is not None and number > maximum:
+        raise ApiError(
+            400,
+            f"Query validation error: {name} must be at most {maximum}.",
+            INVALID_QUERY,
+        )
+    return number
+
+
+def query_bool(request: Request, name: str, default: bool) -> bool:
+    return _bool(request.query_params.get(name), default)
+
+
+def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+    """Auth0's ``fields`` + ``include_fields``: keep (or drop) the named fields."""
+    fields = [f for f in (request.query_params.get("fields") or "").split(",") if f]
+    if not fields:
+        return item
+    if query_bool(request, "include_fields", True):
+        return {k: v for k, v in item.items() if k in fields}
+    return {k: v for k, v in item.items() if k not in fields}
+
+
+def paginated(request: Request, key: str, items: QuerySet[Any], render: Any) -> Response:
+    """A list page: a bare array, or with ``include_totals`` Auth0's
+    ``{start, limit, length, total, <key>}``."""
+    page = _int(request.query_params.get("page"), "page", 0)
+    per_page = _int(
+        request.query_params.get("per_page"), "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE
+    )
+    total = items.count()
+    start = page * per_page
+    rows = [select_fields(request, render(item)) for item in items[start : start + per_page]]
+    if query_bool(request, "include_totals", False):
+        return Response(
+            {"start": start, "limit": per_page, "length": len(rows), "total": total, key: rows}
+        )
+    return Response(rows)
+
+
+def created(body: dict[str, Any]) -> Response:
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
+def validated(
+    serializer_class: type[serializers.Serializer], data: Any, *, immutable: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The request body checked by ``serializer_class``; 400 invalid_body
+    otherwise, also when it tries to change an ``immutable`` field."""
+    if not isinstance(data, dict):
+        raise invalid_body("Expected type object but found another type.")
+    for name in immutable:
+        if name in data:
+            raise invalid_body(f"Additional properties not allowed: {name}")
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def api_not_found(request: HttpRequest, **kwargs: Any) -> JsonResponse:
+    """Any other path under ``api/v2/``: Auth0's 404 body, never HTML."""
+    response = JsonResponse(error_body(404, "Not Found", "inexistent_resource"), status=404)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ManagementSchemaView(SpectacularAPIView):
+    """``{issuer}api/v2/openapi.json``: the OpenAPI document generated from
+    these views, with this tenant's API as its server. Public, like Auth0's."""
+
+    urlconf = "tenant.management_api_urls"
+    renderer_classes = [OpenApiJsonRenderer]
+    schema = None  # not an endpoint of the API it describes
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        tenant = tenant_for_request(request, kwargs.get("tenant_slug"))
+        self.custom_settings = {"SERVERS": [{"url": f"{tenant.issuer}api/v2"}]}
+        return super().get(request)  # type: ignore[no-any-return]
+
+
+class ManagementDocsView(SpectacularSwaggerView):
+    """``{issuer}api/v2/docs``: Swagger UI on the document, assets served locally."""
+
+    url = "openapi.json"  # relative: this tenant's document
+
+
+# OpenAPI descriptions of the query parameters every list and read takes.
+FIELD_PARAMETERS = [
+    OpenApiParameter("fields", str, description="Comma-separated fields to include or exclude."),
+    OpenApiParameter("include_fields", bool, description="Include (true) or exclude the fields."),
+]
+LIST_PARAMETERS = [
+    OpenApiParameter("page", int, description="Page index, from 0."),
+    OpenApiParameter("per_page", int, description=f"Items per page, at most {MAX_PER_PAGE}."),
+    OpenApiParameter(
+        "include_totals", bool, description="Return {start, limit, length, total, items}."
+    ),
+    *FIELD_PARAMETERS,
+]

@@ -1,0 +1,302 @@
+"""The audit trail: every write from the dashboard and the CLI leaves a row
+with its actor, source and before → after, and never a secret value. (The
+Management API's rows are tested in tests/management/.)"""
+
+import json
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from apis.models import Api
+from hooks.models import Hook
+from tenant.models import AuditEntry
+from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld
+
+SECRET_VALUE = "very-secret-value-7f3a"
+NEW_SCRIPT = SEED_SCRIPT.replace("gold", "platinum")
+
+
+def login(world: TenantWorld) -> HttpClient:
+    http = HttpClient()
+    http.force_login(world.admin)
+    return http
+
+
+def hook_entries(hook: Hook) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(object_type="hook", object_id=str(hook.pk)).order_by("id")
+    )
+
+
+def no_secret_value_stored() -> bool:
+    dumped = json.dumps([[e.before, e.after, e.object_repr] for e in AuditEntry.objects.all()])
+    return SECRET_VALUE not in dumped
+
+
+def fields(value: Any) -> dict[str, Any]:
+    """An audit row's before/after, which the test expects to be there."""
+    assert isinstance(value, dict)
+    return value
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+# --- dashboard ---------------------------------------------------------------
+
+
+def test_dashboard_save_records_user_and_versions(world_a):
+    http = login(world_a)
+    response = http.post(
+        reverse("admin:hooks_hook_save", args=[world_a.hook.pk]),
+        {"script": NEW_SCRIPT, "base_version": 1},
+    )
+    assert response.status_code == 200
+    entry = hook_entries(world_a.hook)[-1]
+    assert entry.action == "save"
+    assert (entry.actor_kind, entry.actor_name, entry.source) == (
+        "user",
+        "alpha-admin",
+        "dashboard",
+    )
+    assert entry.actor_id == str(world_a.admin.pk)
+    assert fields(entry.before)["version"] == 1 and fields(entry.after)["version"] == 2
+    assert (
+        "platinum" in fields(entry.after)["script"]
+        and "platinum" not in fields(entry.before)["script"]
+    )
+    assert entry.tenant == world_a.tenant
+
+
+def test_dashboard_secret_change_records_names_only(world_a):
+    http = login(world_a)
+    http.post(
+        reverse("admin:hooks_hook_secret_set", args=[world_a.hook.pk]),
+        {"name": "API_KEY", "value": SECRET_VALUE},
+    )
+    entry = hook_entries(world_a.hook)[-1]
+    assert entry.action == "secrets.set"
+    assert entry.before == {"secrets": []}
+    assert entry.after == {"secrets": ["API_KEY"], "changed": ["API_KEY"]}
+    assert entry.actor_name == "alpha-admin"
+    assert no_secret_value_stored()
+
+    http.post(reverse("admin:hooks_hook_secret_delete", args=[world_a.hook.pk, "API_KEY"]))
+    entry = hook_entries(world_a.hook)[-1]
+    assert (entry.action, entry.after) == (
+        "secrets.delete",
+        {"secrets": [], "changed": ["API_KEY"]},
+    )
+
+
+def test_dashboard_enable_records_the_hook_it_disabled(world_a):
+    from hooks.services import hook_create
+
+    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT)
+    login(world_a).post(reverse("admin:hooks_hook_enable", args=[second.pk]))
+    assert [(e.action, e.after) for e in hook_entries(second)][-1] == (
+        "enable",
+        {"enabled": True},
+    )
+    disabled = hook_entries(world_a.hook)[-1]
+    assert (disabled.action, disabled.actor_name, disabled.source) == (
+        "disable",
+        "alpha-admin",
+        "dashboard",
+    )
+
+
+def test_dashboard_restore_is_recorded_as_restore(world_a):
+    http = login(world_a)
+    http.post(
+        reverse("admin:hooks_hook_save", args=[world_a.hook.pk]),
+        {"script": NEW_SCRIPT, "base_version": 1},
+    )
+    http.post(
+        reverse("admin:hooks_hook_version_restore", args=[world_a.hook.pk, 1]),
+        {"base_version": 2},
+    )
+    entry = hook_entries(world_a.hook)[-1]
+    assert entry.action == "restore v1"
+    assert fields(entry.after)["version"] == 3 and "gold" in fields(entry.after)["script"]
+
+
+def test_dashboard_client_edit_records_diff_without_secret(world_a):
+    http = login(world_a)
+    url = reverse("admin:clients_client_change", args=[world_a.client.pk])
+    response = http.post(
+        url,
+        {
+            "name": "renamed",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "metadata": '{"tier": "gold"}',
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    entry = AuditEntry.objects.filter(object_type="client", action="update").get()
+    assert (
+        fields(entry.before)["name"] == "alpha service" and fields(entry.after)["name"] == "renamed"
+    )
+    assert fields(entry.after)["metadata"] == {"tier": "gold"}
+    assert set(fields(entry.after)) == {
+        "name",
+        "client_id",
+        "metadata",
+        "token_endpoint_auth_method",
+    }
+
+
+def test_history_page_shows_saves_enables_and_secret_names(world_a, world_b):
+    http = login(world_a)
+    http.post(
+        reverse("admin:hooks_hook_save", args=[world_a.hook.pk]),
+        {"script": NEW_SCRIPT, "base_version": 1},
+    )
+    http.post(
+        reverse("admin:hooks_hook_secret_set", args=[world_a.hook.pk]),
+        {"name": "API_KEY", "value": SECRET_VALUE},
+    )
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    page = http.get(reverse("admin:hooks_hook_history", args=[world_a.hook.pk])).content.decode()
+    for text in ("save", "→ version 2", "secrets: API_KEY", "disable", "Command line", "CLI"):
+        assert text in page, text
+    assert "alpha-admin" in page and "Dashboard" in page
+    assert SECRET_VALUE not in page
+    assert "Added." not in page
+    # Another tenant's hook history is the same 404 as a missing one.
+    other = http.get(reverse("admin:hooks_hook_history", args=[world_b.hook.pk]))
+    assert other.status_code == 404
+
+
+def test_landing_page_lists_own_tenant_changes_only(world_a, world_b):
+    run("hooks", "disable", world_b.hook.name, "-p", "bravo")
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    page = login(world_a).get(reverse("admin:tenant_landing", args=["alpha"])).content.decode()
+    assert "Recent changes" in page
+    assert "alpha-hook" in page.split('id="recent-changes"')[1]
+    assert "bravo-hook" not in page
+
+
+# --- CLI ---------------------------------------------------------------------
+
+
+def test_cli_writes_record_the_cli_actor(world_a, tmp_path: Path):
+    script = tmp_path / "h.js"
+    script.write_text(NEW_SCRIPT)
+    run("hooks", "create", "-n", "from-cli", str(script), "-p", "alpha")
+    run("hooks", "secrets", "set", "from-cli", f"TOKEN={SECRET_VALUE}", "-p", "alpha")
+    run("hooks", "enable", "from-cli", "-p", "alpha")
+    hook = Hook.objects.get(name="from-cli")
+    actions = [(e.action, e.actor_kind, e.source) for e in hook_entries(hook)]
+    assert actions == [
+        ("create", "cli", "cli"),
+        ("secrets.set", "cli", "cli"),
+        ("enable", "cli", "cli"),
+    ]
+    assert no_secret_value_stored()
+
+
+def test_cli_client_create_records_client_and_grant(world_a):
+    out = run(
+        "client",
+        "create",
+        "-p",
+        "alpha",
+        "--name",
+        "batch",
+        "--grant",
+        "https://api.alpha.test/=read:data",
+    )
+    secret = out.split("client_secret:")[1].split()[0]
+    rows = AuditEntry.objects.filter(tenant=world_a.tenant, source="cli").order_by("id")
+    assert [(r.object_type, r.action) for r in rows] == [
+        ("client", "create"),
+        ("client_grant", "create"),
+    ]
+    assert fields(rows[1].after)["scope"] == ["read:data"]
+    assert secret not in json.dumps([[r.before, r.after] for r in rows])
+
+
+def test_tenant_audit_command_prints_own_tenant_as_json(world_a, world_b):
+    run("hooks", "disable", world_b.hook.name, "-p", "bravo")
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    lines = run("tenant", "audit", "-p", "alpha", "--json").splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert entries[-1]["action"] == "disable"
+    assert entries[-1]["object"]["repr"] == "alpha-hook"
+    assert entries[-1]["actor"]["kind"] == "cli" and entries[-1]["source"] == "cli"
+    assert all(e["object"]["repr"] != "bravo-hook" for e in entries)
+    text = run("tenant", "audit", "-p", "alpha")
+    assert "disable hook alpha-hook  (enabled)" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tenant_audit_follow_prints_new_entries(tmp_path):
+    import threading
+
+    from tests.dashboard.conftest import make_world
+
+    world = make_world("follow")
+    out = StringIO()
+    thread = threading.Thread(
+        target=call_command,
+        args=("tenant", "audit", "-p", "follow", "--follow", "--json"),
+        kwargs={"stdout": out, "max_polls": 20, "poll_interval": 0.1},
+    )
+    thread.start()
+    try:
+        run("hooks", "disable", world.hook.name, "-p", "follow")
+    finally:
+        thread.join(timeout=10)
+    actions = [json.loads(line)["action"] for line in out.getvalue().splitlines()]
+    assert actions[-1] == "disable"
+
+
+def test_dashboard_tenant_settings_change_is_audited(world_a, settings):
+    superuser = User.objects.create_superuser("root", password="pw")
+    http = HttpClient()
+    http.force_login(superuser)
+    response = http.post(
+        reverse("admin:tenant_tenant_change", args=[world_a.tenant.pk]),
+        {
+            "name": "Alpha Corp",
+            "domain": "auth.alpha.example",
+            "hook_timeout_ms": "2000",
+            "hook_cpu_ms": "1000",
+            "hook_memory_mb": "64",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    entry = AuditEntry.objects.get(object_type="tenant", action="update")
+    assert (entry.actor_name, entry.source) == ("root", "dashboard")
+    assert fields(entry.before)["hook_timeout_ms"] == 5000
+    assert fields(entry.after)["hook_timeout_ms"] == 2000
+    # The Management API's audience follows the new issuer.
+    api = Api.objects.get(tenant=world_a.tenant, is_system=True)
+    assert api.identifier == "https://auth.alpha.example/api/v2/"
+
+
+def test_cli_tenant_create_management_and_rotate_key_are_audited(db):
+    out = run("tenant", "create", "zeta", "--management")
+    secret = out.split("client_secret:")[1].split()[0]
+    run("tenant", "rotate-key", "zeta")
+    rows = AuditEntry.objects.filter(tenant__slug="zeta", source="cli").order_by("id")
+    actions = [(r.object_type, r.action) for r in rows]
+    assert ("tenant", "create") in actions and ("tenant", "rotate-key") in actions
+    assert ("client", "create") in actions and ("client_grant", "create") in actions
+    assert secret not in json.dumps([[r.before, r.after] for r in rows])
+    grant = next(r for r in rows if r.object_type == "client_grant")
+    assert len(fields(grant.after)["scope"]) == 16

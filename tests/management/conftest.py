@@ -1,0 +1,69 @@
+"""A live server, tenants with management clients, and tokens from the
+tenant's own token endpoint, for Management API tests over real HTTP."""
+
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from apis.services import MANAGEMENT_SCOPES, management_api_ensure
+from clients.services import client_create, client_grant_create, management_client_create
+from tenant.models import Tenant
+from tests.factories import make_tenant
+
+
+@dataclass
+class ManagedTenant:
+    tenant: Tenant
+    client_id: str
+    client_secret: str
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.tenant.issuer}api/v2/"
+
+    def token(self, scopes: list[str] | None = None) -> str:
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "audience": self.api_url,
+        }
+        if scopes is not None:
+            body["scope"] = " ".join(scopes)
+        response = requests.post(f"{self.tenant.issuer}oauth/token", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+
+def managed_tenant(slug: str) -> ManagedTenant:
+    tenant = make_tenant(slug)
+    client, secret = management_client_create(tenant=tenant)
+    return ManagedTenant(tenant=tenant, client_id=client.client_id, client_secret=secret)
+
+
+def client_with_scopes(managed: ManagedTenant, scopes: list[str]) -> ManagedTenant:
+    """Another client of the tenant granted only ``scopes`` of the Management API."""
+    api = management_api_ensure(tenant=managed.tenant)
+    client, secret = client_create(tenant=managed.tenant, name="limited")
+    client_grant_create(client=client, api=api, scopes=scopes)
+    return ManagedTenant(tenant=managed.tenant, client_id=client.client_id, client_secret=secret)
+
+
+@pytest.fixture
+def live(live_server, settings):
+    settings.PUBLIC_URL = live_server.url
+    return live_server
+
+
+@pytest.fixture
+def acme(live, transactional_db) -> ManagedTenant:
+    return managed_tenant("acme")
+
+
+@pytest.fixture
+def globex(live, transactional_db) -> ManagedTenant:
+    return managed_tenant("globex")
+
+
+__all__ = ["MANAGEMENT_SCOPES"]
