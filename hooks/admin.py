@@ -9,8 +9,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from hooks import views
@@ -19,6 +19,7 @@ from hooks.models import Hook
 from hooks.points import POINTS
 from hooks.services import (
     HookConflict,
+    HookSampleRunFailed,
     hook_create,
     hook_delete,
     hook_disable,
@@ -26,7 +27,8 @@ from hooks.services import (
     hook_save_script,
 )
 from tenant.admin import TenantScopedAdmin, user_tenants
-from tenant.admin_site import current_tenant
+from tenant.audit import Actor
+from tenant.selectors import audit_entries
 
 HookView = Callable[..., HttpResponse]
 
@@ -36,11 +38,13 @@ class HookAdmin(TenantScopedAdmin):
     list_display = ["trigger_id", "enabled_marker", "name", "version", "updated_at"]
     list_display_links = ["name"]
     list_filter = ["trigger_id", "enabled"]
+    list_select_related = ["tenant"]
     search_fields = ["name"]
     ordering = ["tenant__slug", "trigger_id", "-enabled", "name"]
     actions = ["enable_hooks", "disable_hooks"]
     change_form_template = "admin/hooks/hook/change_form.html"
     change_list_template = "admin/hooks/hook/change_list.html"
+    object_history_template = "admin/hooks/hook/object_history.html"
 
     class Media:
         css = {"all": ["tessera/hooks.css"]}
@@ -56,18 +60,29 @@ class HookAdmin(TenantScopedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["tenant", "name", "trigger_id", "script"]
+            return ["tenant", "name", "trigger_id", "kind", "script"]
         return ["script", "base_version"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return []
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        initial = super().get_changeform_initial_data(request)
-        tenant = current_tenant(request)
-        if tenant is not None and "tenant" not in initial:
-            initial["tenant"] = str(tenant.pk)
-        return initial
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        # One way forward on each page: "Create hook" opens the new hook's page;
+        # the hook page saves with its own Save button (Ctrl+S), so the
+        # admin's "Save and add another" / "Save and continue" do not apply.
+        context.update(
+            {
+                "show_save_and_add_another": False,
+                "show_save_and_continue": False,
+                "show_save": not kwargs.get("change", False),
+            }
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def response_post_save_add(self, request: HttpRequest, obj: Hook) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:hooks_hook_change", args=[obj.pk]))
 
     def save_model(self, request: HttpRequest, obj: Hook, form: Any, change: bool) -> None:
         if not change:
@@ -97,11 +112,11 @@ class HookAdmin(TenantScopedAdmin):
             messages.error(request, " ".join(error.messages))
 
     def delete_model(self, request: HttpRequest, obj: Hook) -> None:
-        hook_delete(hook=obj)
+        hook_delete(hook=obj, actor=Actor.for_user(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            hook_delete(hook=hook)
+            hook_delete(hook=hook, actor=Actor.for_user(request.user))
 
     # --- list --------------------------------------------------------------
 
@@ -112,23 +127,16 @@ class HookAdmin(TenantScopedAdmin):
         return mark_safe('<span class="tessera-badge">disabled</span>')
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        groups: list[dict[str, Any]] = []
-        hooks = (
-            self.get_queryset(request)
-            .select_related("tenant")
-            .order_by("tenant__slug", "trigger_id", "-enabled", "name")
-        )
-        for hook in hooks[:500]:
-            key = (hook.tenant, hook.get_trigger_id_display())
-            if not groups or groups[-1]["key"] != key:
-                groups.append({"key": key, "tenant": hook.tenant, "point": key[1], "hooks": []})
-            groups[-1]["hooks"].append(hook)
+        # The list is shown once, grouped by extensibility point, from the
+        # changelist's own (filtered, searched, paginated) rows.
         context = {
             **(extra_context or {}),
-            "hook_groups": groups,
             "show_tenant": user_tenants(request)[:2].count() > 1,
         }
         return super().changelist_view(request, context)
+
+    def get_ordering(self, request: HttpRequest) -> Any:
+        return ["tenant__slug", "trigger_id", "-enabled", "name"]
 
     @admin.action(description="Enable selected hook (disables the other for its point)")
     def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
@@ -141,16 +149,38 @@ class HookAdmin(TenantScopedAdmin):
             )
             return
         for hook in queryset.select_related("tenant"):
-            previous = hook_enable(hook=hook)
+            try:
+                previous = hook_enable(hook=hook, actor=Actor.for_user(request.user))
+            except HookSampleRunFailed as error:
+                self.message_user(
+                    request,
+                    f"{' '.join(error.messages)} Not enabled: open the hook to see the error "
+                    "and confirm there if it should go live anyway.",
+                    messages.ERROR,
+                )
+                continue
             self.log_change(request, hook, "Enabled.")
             self.message_user(request, views.enable_message(hook, previous), messages.SUCCESS)
 
     @admin.action(description="Disable selected hooks")
     def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset.select_related("tenant"):
-            hook_disable(hook=hook)
+            hook_disable(hook=hook, actor=Actor.for_user(request.user))
             self.log_change(request, hook, "Disabled.")
             self.message_user(request, f"Disabled {hook.name}.", messages.SUCCESS)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """The hook's audit trail (saves, enables, restores, secret names),
+        whichever surface made the change."""
+        hook = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if hook is not None:
+            context["audit_entries"] = audit_entries(
+                tenant=hook.tenant, object_type="hook", object_id=hook.pk
+            )[:200]
+        return super().history_view(request, object_id, context)
 
     # --- hook page -----------------------------------------------------------
 
@@ -168,7 +198,7 @@ class HookAdmin(TenantScopedAdmin):
                     "can_run": request.user.has_perm(views.RUN_PERMISSION),
                     "payload_editor": payload_widget.render(
                         "payload",
-                        json.dumps(point.sample_payload, indent=2),
+                        json.dumps(point.sample_for(hook.kind), indent=2),
                         {"id": "id_payload"},
                     ),
                     "secrets": hook.secrets.all(),
@@ -206,7 +236,7 @@ class HookAdmin(TenantScopedAdmin):
             path("<int:object_id>/runs/", hook_view(views.runs, write=False), name=f"{prefix}runs"),
             path(
                 "<int:object_id>/enable/",
-                hook_view(views.enable, write=True),
+                hook_view(views.enable, write=True, with_context=True),
                 name=f"{prefix}enable",
             ),
             path(
@@ -231,7 +261,7 @@ class HookAdmin(TenantScopedAdmin):
             ),
             path(
                 "<int:object_id>/versions/<int:number>/restore/",
-                hook_view(views.version_restore, write=True),
+                hook_view(views.version_restore, write=True, with_context=True),
                 name=f"{prefix}version_restore",
             ),
         ]

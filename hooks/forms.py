@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django_ace import AceWidget
 
+from hooks.choices import HookKind
 from hooks.execution import check_script
 from hooks.models import Hook, validate_secret_name
 from hooks.points import POINTS
@@ -40,8 +41,20 @@ def payload_editor() -> AceWidget:
 
 
 class HookAddForm(forms.ModelForm):
-    """A new hook, prefilled with the point's starter script. The first hook
-    of a point is enabled (the dashboard's rule, applied by ``hook_create``)."""
+    """A new hook, prefilled with the point's starter script for the kind the
+    admin picks: an Auth0 Hook or an Auth0 Action (``?kind=action`` preselects
+    it; the page swaps the starter while the text is untouched). What is saved
+    is whatever the script exports. The first hook of a point is enabled (the
+    dashboard's rule, applied by ``hook_create``)."""
+
+    kind = forms.ChoiceField(
+        label="Format",
+        choices=HookKind.choices,
+        initial=HookKind.HOOK,
+        required=False,  # only picks the starter code
+        help_text="Start from Auth0's Hook (module.exports = function…) or Action "
+        "(exports.onExecuteCredentialsExchange) starter code.",
+    )
 
     class Meta:
         model = Hook
@@ -51,8 +64,19 @@ class HookAddForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         point = next(iter(POINTS.values()))
+        kind = self.initial.get("kind")
+        kind = kind if kind in HookKind.values else HookKind.HOOK
         self.fields["trigger_id"].initial = point.trigger_id
-        self.fields["script"].initial = point.starter_script
+        self.fields["kind"].initial = kind
+        self.fields["kind"].widget.attrs["data-starters"] = json.dumps(
+            {value: point.starter_for(value) for value in HookKind.values}
+        )
+        self.fields["script"].initial = point.starter_for(kind)
+
+    def clean_script(self) -> str:
+        # A form post sends a textarea's newlines as CRLF (HTML's rule); the
+        # script is stored as it was typed.
+        return str(self.cleaned_data["script"]).replace("\r\n", "\n")
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean() or {}
@@ -79,6 +103,12 @@ class HookScriptForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["base_version"].initial = self.instance.version
+
+    @property
+    def media(self) -> forms.Media:
+        # The hook page also shows the Run panel's JSON payload editor, which is
+        # not a field of this form: its ace mode must load with the page.
+        return super().media + payload_editor().media
 
     def clean(self) -> dict[str, Any]:
         # Authoritative checks happen again in hook_save_script; these give

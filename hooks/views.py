@@ -7,7 +7,6 @@ live run log.
 """
 
 import difflib
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -21,11 +20,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
+from hooks.choices import RunSource
 from hooks.forms import HookSecretForm, RunRequestForm
 from hooks.models import Hook, HookSecret
 from hooks.selectors import hook_runs
 from hooks.services import (
     HookConflict,
+    HookSampleRunFailed,
     hook_disable,
     hook_enable,
     hook_restore_version,
@@ -33,11 +34,12 @@ from hooks.services import (
     hook_secret_delete,
     hook_secrets_set,
 )
-from hooks.test_runner import hook_test_run
+from hooks.test_run_slots import TestRunsBusy, test_run_slot
+from hooks.test_runner import TestRunReport, hook_test_run
+from tenant.audit import Actor
 
 RUN_PERMISSION = "hooks.run_hook"
 RECENT_RUNS = 25
-_POSITION = re.compile(r"line (\d+), column (\d+)")
 
 
 def acting_user(request: HttpRequest) -> User | None:
@@ -51,6 +53,53 @@ def _change_url(hook: Hook) -> str:
 
 def _messages_of(error: ValidationError) -> str:
     return " ".join(error.messages)
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    """Whether the admin confirmed putting a failing script live."""
+    return request.POST.get("confirm_failing") == "1"
+
+
+def report_json(report: TestRunReport) -> dict[str, Any]:
+    return {
+        "outcome": report.outcome,
+        "kind": report.kind,
+        "ok": report.ok,
+        "duration_ms": round(report.duration_ms, 2),
+        "console": report.console,
+        "value": report.value,
+        "scope": report.scope,
+        "claims": report.claims,
+        "dropped": [asdict(item) for item in report.dropped],
+        "error": asdict(report.error) if report.error else None,
+    }
+
+
+def confirm_live_response(
+    request: HttpRequest,
+    hook: Hook,
+    error: HookSampleRunFailed,
+    *,
+    action: str,
+    context: dict[str, Any],
+    fields: dict[str, Any],
+) -> HttpResponse:
+    """The page that shows why going live was refused, with a button that
+    repeats the same POST confirmed."""
+    return TemplateResponse(
+        request,
+        "admin/hooks/hook/confirm_live.html",
+        {
+            **context,
+            "title": f"{hook.name} fails on the sample payload",
+            "hook": hook,
+            "message": _messages_of(error),
+            "report": error.report,
+            "action": action,
+            "fields": fields,
+        },
+        status=409,
+    )
 
 
 def enable_message(hook: Hook, previous: Hook | None) -> str:
@@ -71,19 +120,36 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
     if script is None:
         return JsonResponse({"error": "Missing script."}, status=400)
     try:
-        hook = hook_save_script(
-            hook=hook, script=script, base_version=base_version, user=acting_user(request)
-        )
+        # Saving the enabled hook runs it on the sample payload: a test run.
+        with test_run_slot(user_id=request.user.pk or 0):
+            hook = hook_save_script(
+                hook=hook,
+                script=script,
+                base_version=base_version,
+                user=acting_user(request),
+                confirm_failing=_confirmed(request),
+            )
+    except TestRunsBusy as error:
+        return JsonResponse({"error": str(error), "busy": True}, status=429)
     except HookConflict as error:
         return JsonResponse({"error": _messages_of(error), "conflict": True}, status=409)
-    except ValidationError as error:
-        text = _messages_of(error)
-        position = _POSITION.search(text)
+    except HookSampleRunFailed as error:
         return JsonResponse(
             {
-                "error": text,
-                "line": int(position[1]) if position else None,
-                "column": int(position[2]) if position else None,
+                "error": _messages_of(error),
+                "confirm": True,
+                "report": report_json(error.report),
+            },
+            status=422,
+            json_dumps_params={"default": str},
+        )
+    except ValidationError as error:
+        params = error.error_list[0].params or {}
+        return JsonResponse(
+            {
+                "error": _messages_of(error),
+                "line": params.get("line"),
+                "column": params.get("column"),
             },
             status=400,
         )
@@ -102,42 +168,37 @@ def run(request: HttpRequest, hook: Hook) -> JsonResponse:
         ]
         return JsonResponse({"error": " ".join(errors)}, status=400)
     try:
-        report = hook_test_run(
-            tenant=hook.tenant,
-            script=form.cleaned_data["script"],
-            payload=form.cleaned_data["payload"],
-            trigger_id=hook.trigger_id,
-            hook=hook,
-        )
+        with test_run_slot(user_id=request.user.pk or 0):
+            report = hook_test_run(
+                tenant=hook.tenant,
+                script=form.cleaned_data["script"],
+                payload=form.cleaned_data["payload"],
+                trigger_id=hook.trigger_id,
+                hook=hook,
+            )
+    except TestRunsBusy as error:
+        return JsonResponse({"error": str(error), "busy": True}, status=429)
     except ValidationError as error:
         return JsonResponse({"error": _messages_of(error)}, status=400)
-    return JsonResponse(
-        {
-            "outcome": report.outcome,
-            "ok": report.ok,
-            "duration_ms": round(report.duration_ms, 2),
-            "console": report.console,
-            "value": report.value,
-            "scope": report.scope,
-            "claims": report.claims,
-            "dropped": [asdict(item) for item in report.dropped],
-            "error": asdict(report.error) if report.error else None,
-        },
-        json_dumps_params={"default": str},
-    )
+    return JsonResponse(report_json(report), json_dumps_params={"default": str})
 
 
 @require_GET
 def runs(request: HttpRequest, hook: Hook) -> JsonResponse:
-    """The hook's newest runs, for the page's live log."""
-    rows = hook_runs(tenant=hook.tenant, hook=hook)[:RECENT_RUNS]
+    """The hook's newest runs, for the page's live log; ``?source=token`` or
+    ``?source=test`` keeps production runs and test runs apart."""
+    rows = hook_runs(tenant=hook.tenant, hook=hook)
+    source = request.GET.get("source", "")
+    if source in RunSource.values:
+        rows = rows.filter(source=source)
     return JsonResponse(
         {
             "runs": [
                 {
                     "id": r.pk,
                     "started_at": r.started_at.isoformat(),
-                    "source": r.get_source_display(),
+                    "source": r.source,
+                    "source_display": r.get_source_display(),
                     "version": r.hook_version,
                     "outcome": r.outcome,
                     "outcome_display": r.get_outcome_display(),
@@ -145,55 +206,91 @@ def runs(request: HttpRequest, hook: Hook) -> JsonResponse:
                     "console": r.console,
                     "error": r.error,
                 }
-                for r in rows
+                for r in rows[:RECENT_RUNS]
             ]
         }
     )
 
 
 @require_POST
-def enable(request: HttpRequest, hook: Hook) -> HttpResponse:
-    previous = hook_enable(hook=hook)
+def enable(request: HttpRequest, hook: Hook, context: dict[str, Any]) -> HttpResponse:
+    try:
+        previous = hook_enable(
+            hook=hook, actor=Actor.for_user(request.user), confirm_failing=_confirmed(request)
+        )
+    except HookSampleRunFailed as error:
+        return confirm_live_response(
+            request,
+            hook,
+            error,
+            action=reverse("admin:hooks_hook_enable", args=[hook.pk]),
+            context=context,
+            fields={},
+        )
     messages.success(request, enable_message(hook, previous))
     return HttpResponseRedirect(_change_url(hook))
 
 
 @require_POST
 def disable(request: HttpRequest, hook: Hook) -> HttpResponse:
-    hook_disable(hook=hook)
+    hook_disable(hook=hook, actor=Actor.for_user(request.user))
     messages.success(
         request, f"Disabled {hook.name}; tokens are issued without a {hook.trigger_id} hook."
     )
     return HttpResponseRedirect(_change_url(hook))
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _secret_answer(request: HttpRequest, hook: Hook, message: str, *, ok: bool) -> HttpResponse:
+    """JSON for the page's fetch (the editor keeps its unsaved text), or a
+    message and a redirect for a plain form post."""
+    if _wants_json(request):
+        secrets = [
+            {
+                "name": s.name,
+                "delete_url": reverse("admin:hooks_hook_secret_delete", args=[hook.pk, s.name]),
+            }
+            for s in hook.secrets.all()
+        ]
+        key = "message" if ok else "error"
+        return JsonResponse({key: message, "secrets": secrets}, status=200 if ok else 400)
+    (messages.success if ok else messages.error)(request, message)
+    return HttpResponseRedirect(_change_url(hook) + "#secrets")
+
+
 @require_POST
 def secret_set(request: HttpRequest, hook: Hook) -> HttpResponse:
     form = HookSecretForm(request.POST)
-    if form.is_valid():
-        name = form.cleaned_data["name"]
-        replaced = hook.secrets.filter(name=name).exists()
-        try:
-            hook_secrets_set(hook=hook, secrets={name: form.cleaned_data["value"]})
-        except ValidationError as error:
-            messages.error(request, _messages_of(error))
-        else:
-            messages.success(request, f"{'Replaced' if replaced else 'Added'} secret {name}.")
-    else:
-        for field, errors in form.errors.items():
-            messages.error(request, f"Secret {field}: {' '.join(str(e) for e in errors)}")
-    return HttpResponseRedirect(_change_url(hook) + "#secrets")
+    if not form.is_valid():
+        text = " ".join(
+            f"Secret {field}: {' '.join(str(e) for e in errors)}"
+            for field, errors in form.errors.items()
+        )
+        return _secret_answer(request, hook, text, ok=False)
+    name = form.cleaned_data["name"]
+    replaced = hook.secrets.filter(name=name).exists()
+    try:
+        hook_secrets_set(
+            hook=hook,
+            secrets={name: form.cleaned_data["value"]},
+            actor=Actor.for_user(request.user),
+        )
+    except ValidationError as error:
+        return _secret_answer(request, hook, _messages_of(error), ok=False)
+    verb = "Replaced" if replaced else "Added"
+    return _secret_answer(request, hook, f"{verb} secret {name}.", ok=True)
 
 
 @require_POST
 def secret_delete(request: HttpRequest, hook: Hook, name: str) -> HttpResponse:
     try:
-        hook_secret_delete(hook=hook, name=name)
+        hook_secret_delete(hook=hook, name=name, actor=Actor.for_user(request.user))
     except HookSecret.DoesNotExist:
-        messages.error(request, f"There is no secret {name}.")
-    else:
-        messages.success(request, f"Deleted secret {name}.")
-    return HttpResponseRedirect(_change_url(hook) + "#secrets")
+        return _secret_answer(request, hook, f"There is no secret {name}.", ok=False)
+    return _secret_answer(request, hook, f"Deleted secret {name}.", ok=True)
 
 
 def version_diff(
@@ -217,13 +314,16 @@ def version_diff(
             "title": f"{hook.name}: version {version.number}",
             "hook": hook,
             "version": version,
+            "version_label": f"Version {version.number}",
             "diff_table": table if version.script != hook.script else "",
         },
     )
 
 
 @require_POST
-def version_restore(request: HttpRequest, hook: Hook, number: int) -> HttpResponse:
+def version_restore(
+    request: HttpRequest, hook: Hook, number: int, context: dict[str, Any]
+) -> HttpResponse:
     try:
         base_version = int(request.POST.get("base_version", ""))
     except ValueError:
@@ -231,7 +331,20 @@ def version_restore(request: HttpRequest, hook: Hook, number: int) -> HttpRespon
     get_object_or_404(hook.versions, number=number)
     try:
         hook = hook_restore_version(
-            hook=hook, number=number, base_version=base_version, user=acting_user(request)
+            hook=hook,
+            number=number,
+            base_version=base_version,
+            user=acting_user(request),
+            confirm_failing=_confirmed(request),
+        )
+    except HookSampleRunFailed as error:
+        return confirm_live_response(
+            request,
+            hook,
+            error,
+            action=reverse("admin:hooks_hook_version_restore", args=[hook.pk, number]),
+            context=context,
+            fields={"base_version": base_version},
         )
     except ValidationError as error:
         messages.error(request, _messages_of(error))

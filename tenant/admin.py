@@ -14,17 +14,20 @@ object is the same 404 as a missing one.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
+from tenant.audit import Actor
+from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant, TenantMembership
-from tenant.services import tenant_create
+from tenant.services import tenant_create, tenant_update
 
 
 def user_tenants(request: HttpRequest) -> QuerySet[Tenant]:
@@ -62,12 +65,35 @@ def scope_to_tenants(request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[
     return queryset.filter(**{f"{path}__in": user_tenants(request)})
 
 
+SECRET_ONCE_SESSION_KEY = "tessera_secret_once"
+
+
+def secret_once_redirect(request: HttpRequest, *, url: str, **values: Any) -> HttpResponse:
+    """POST-redirect-GET for a new secret: keep ``values`` (encrypted) in the
+    session for exactly one GET of ``url``, then redirect there. A reload of
+    that page re-submits nothing and no longer shows the secret."""
+    request.session[SECRET_ONCE_SESSION_KEY] = {
+        "url": url,
+        "values": encrypt(json.dumps(values)),
+    }
+    return HttpResponseRedirect(url)
+
+
+def secret_once_take(request: HttpRequest) -> dict[str, Any] | None:
+    """The values kept for this URL by :func:`secret_once_redirect`, removed
+    from the session as they are read; None once they have been shown."""
+    kept = request.session.pop(SECRET_ONCE_SESSION_KEY, None)
+    if not kept or kept.get("url") != request.path:
+        return None
+    values: dict[str, Any] = json.loads(decrypt(kept["values"]))
+    return values
+
+
 def secret_once_response(
     model_admin: admin.ModelAdmin[Any], request: HttpRequest, template: str, **context: Any
 ) -> HttpResponse:
-    """A page that shows a new secret once: rendered, never redirected, so the
-    plain secret never enters a cookie, session or message store, and never
-    cached."""
+    """The GET page of :func:`secret_once_redirect`: never cached; when the
+    secret was already shown, the template gets ``secret=None``."""
     response = TemplateResponse(
         request,
         template,
@@ -100,11 +126,29 @@ class TenantScopedMixin:
         if "queryset" not in kwargs and _tenant_path(related) is not None:
             kwargs["queryset"] = scope_to_tenants(request, related._default_manager.all())
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
-        if related is Tenant and field is not None and not request.user.is_superuser:
-            tenants = list(field.queryset[:2])
-            if len(tenants) == 1:  # nothing to choose
-                field.initial = tenants[0].pk
+        if related is Tenant and field is not None:
+            field.initial = self._preselected_tenant(request, field.queryset)
         return field
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        if getattr(db_field, "remote_field", None) and db_field.remote_field.model is Tenant:
+            # No edit/view pop-ups for the tenant: it is chosen, not edited, here.
+            for flag in ("can_add_related", "can_change_related", "can_view_related"):
+                if hasattr(field.widget, flag):
+                    setattr(field.widget, flag, False)
+        return field
+
+    def _preselected_tenant(self, request: HttpRequest, choices: QuerySet[Tenant]) -> Any:
+        """The tenant an add form starts with: the user's only one, else the
+        one whose page they came from (the switcher's current tenant)."""
+        from tenant.admin_site import current_tenant
+
+        tenants = list(choices[:2])
+        if len(tenants) == 1:  # nothing to choose
+            return tenants[0].pk
+        current = current_tenant(request)
+        return current.pk if current is not None else None
 
     def formfield_for_manytomany(
         self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
@@ -155,6 +199,10 @@ class TenantScopedMixin:
 class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     """A ModelAdmin for a model with a ``tenant`` (or a path to one)."""
 
+    # No public page exists for these objects ("View on site" was a 500 for
+    # clients, whose DOT base class points at DOT's unmounted views).
+    view_on_site = False
+
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = list(super().get_list_filter(request))
         if self.tenant_path == "tenant" and user_tenants(request)[:2].count() > 1:
@@ -183,7 +231,15 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "domain", "landing_link"]
     search_fields = ["slug", "name"]
     readonly_fields = ["issuer", "created_at"]
-    fields = ["slug", "name", "domain", "issuer", "hook_timeout_ms", "hook_memory_mb"]
+    fields = [
+        "slug",
+        "name",
+        "domain",
+        "issuer",
+        "hook_timeout_ms",
+        "hook_cpu_ms",
+        "hook_memory_mb",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return (
@@ -233,9 +289,16 @@ class TenantAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Open</a>', url)
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
-        if change:
-            obj.save()
-            return
-        created = tenant_create(slug=obj.slug, name=obj.name, domain=obj.domain)
-        obj.pk, obj.created_at = created.pk, created.created_at
-        obj.save(update_fields=["hook_timeout_ms", "hook_memory_mb"])
+        actor = Actor.for_user(request.user)
+        if not change:
+            created = tenant_create(slug=obj.slug, name=obj.name, domain=obj.domain, actor=actor)
+            obj.pk, obj.created_at = created.pk, created.created_at
+        tenant_update(
+            tenant=Tenant.objects.get(pk=obj.pk),
+            name=obj.name,
+            domain=obj.domain or "",
+            hook_timeout_ms=obj.hook_timeout_ms,
+            hook_cpu_ms=obj.hook_cpu_ms,
+            hook_memory_mb=obj.hook_memory_mb,
+            actor=actor,
+        )

@@ -18,6 +18,8 @@ class TesseraAdminSite(admin.AdminSite):
     site_title = "Tessera"
     index_title = "Dashboard"
     index_template = "admin/tessera_index.html"
+    # The dashboard is the site: no "View site" link to a page that is not there.
+    site_url = None
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         urls: list[URLResolver | URLPattern] = [
@@ -34,7 +36,8 @@ class TesseraAdminSite(admin.AdminSite):
             current = request.session.get(CURRENT_TENANT_SESSION_KEY)
             context["tessera_tenants"] = tenants
             context["tessera_current_tenant"] = next(
-                (t for t in tenants if t.slug == current), None
+                (t for t in tenants if t.slug == current),
+                tenants[0] if len(tenants) == 1 else None,  # nothing to switch between
             )
         return context
 
@@ -48,16 +51,18 @@ class TesseraAdminSite(admin.AdminSite):
         """One tenant at a glance: APIs, clients, hooks and recent runs."""
         from apis.models import Api
         from clients.models import Client
-        from hooks.choices import RunOutcome
+        from hooks.choices import RunOutcome, RunSource
         from hooks.models import Hook
         from hooks.selectors import hook_runs
         from tenant.admin import user_tenants
+        from tenant.selectors import audit_entries
 
         tenant = user_tenants(request).filter(slug=slug).first()
         if tenant is None:
             raise Http404("No such tenant.")
         request.session[CURRENT_TENANT_SESSION_KEY] = tenant.slug
-        runs = hook_runs(tenant=tenant)
+        # Production only: test runs from the Run button are not incidents.
+        runs = hook_runs(tenant=tenant).filter(source=RunSource.TOKEN)
         context = {
             **self.each_context(request),
             "title": tenant.name,
@@ -67,6 +72,7 @@ class TesseraAdminSite(admin.AdminSite):
             "hooks": Hook.objects.filter(tenant=tenant).order_by("trigger_id", "-enabled", "name"),
             "recent_runs": runs[:10],
             "recent_errors": runs.exclude(outcome=RunOutcome.OK)[:10],
+            "recent_changes": audit_entries(tenant=tenant)[:20],
         }
         context["tessera_current_tenant"] = tenant
         return TemplateResponse(request, "admin/tenant_landing.html", context)

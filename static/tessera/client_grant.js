@@ -1,21 +1,32 @@
-// Client grant form: show only the scopes of the chosen API.
+// Grant forms (the grant page and each grant row on a client's page): show
+// only the scopes of the row's chosen API.
 (function () {
   "use strict";
-  function sync() {
-    var api = document.getElementById("id_api");
-    if (!api) return;
-    document.querySelectorAll("input[name=scopes]").forEach(function (box) {
+  function rowOf(select) {
+    return select.closest("tr") || select.closest("form");
+  }
+  function sync(select) {
+    var row = rowOf(select);
+    if (!row) return;
+    var api = select.value;
+    row.querySelectorAll("input[type=checkbox][name$=scopes]").forEach(function (box) {
       var item = box.closest("div") || box.parentNode;
-      var match = box.dataset.api === api.value;
+      var match = box.dataset.api === api;
       item.style.display = match ? "" : "none";
       if (!match) box.checked = false;
     });
   }
+  function apiSelects(root) {
+    return root.querySelectorAll("select[name=api], select[name$=-api]");
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[name=api], select[name$=-api]")) sync(event.target);
+  });
   document.addEventListener("DOMContentLoaded", function () {
-    var api = document.getElementById("id_api");
-    if (!api) return;
-    api.addEventListener("change", sync);
-    if (window.django && django.jQuery) django.jQuery(api).on("change", sync);
-    sync();
+    apiSelects(document).forEach(sync);
+    // Rows added with "Add another grant".
+    document.addEventListener("formset:added", function (event) {
+      apiSelects(event.target).forEach(sync);
+    });
   });
 })();

@@ -1,5 +1,7 @@
-// The hook page: Ctrl/Cmd+S saves the script without leaving the page, Run
-// executes the editor's (unsaved) text, and the run log refreshes itself.
+// The hook page: Ctrl/Cmd+S saves the script without leaving the page (one
+// save at a time; a failing script on the enabled hook needs a confirmation),
+// Run executes the editor's (unsaved) text, secrets are added and deleted
+// without a reload, and the run log refreshes itself.
 (function () {
   "use strict";
   var POLL_MS = 3000;
@@ -17,8 +19,9 @@
   }
 
   function post(url, fields) {
-    var body = new FormData();
-    Object.keys(fields).forEach(function (k) { body.append(k, fields[k]); });
+    // URL-encoded, not multipart: multipart turns the script's "\n" into "\r\n".
+    var body = new URLSearchParams(fields instanceof FormData ? undefined : fields);
+    if (fields instanceof FormData) fields.forEach(function (v, k) { body.append(k, v); });
     return fetch(url, {
       method: "POST", body: body, credentials: "same-origin",
       headers: {"X-CSRFToken": csrfToken(), "Accept": "application/json"}
@@ -32,12 +35,32 @@
     return value === undefined ? "undefined" : JSON.stringify(value, null, 2);
   }
 
+  // The add page: picking Hook or Action swaps the starter code, as long as
+  // the editor still holds the other starter (typed work is never replaced).
+  function initAddPage() {
+    var kind = document.getElementById("id_kind");
+    var editor = aceFor("id_script");
+    if (!kind || !editor || document.getElementById("hook-page")) return;
+    var starters = JSON.parse(kind.getAttribute("data-starters") || "{}");
+    var current = kind.value;
+    kind.addEventListener("change", function () {
+      if (editor.getValue() === starters[current]) {
+        editor.setValue(starters[kind.value], -1);
+      }
+      current = kind.value;
+    });
+  }
+
   function init() {
+    initAddPage();
     var page = document.getElementById("hook-page");
     var editor = aceFor("id_script");
     if (!page || !editor) return;
     var status = document.getElementById("hook-save-status");
     var baseVersion = document.getElementById("id_base_version");
+    var dirtyMarker = document.getElementById("hook-dirty");
+    var savedText = editor.getValue();
+    var saving = false, saveQueued = false;
     window.tesseraHookEditor = editor;
 
     function setStatus(text, kind) {
@@ -45,19 +68,66 @@
       status.className = "tessera-save-status " + (kind || "");
     }
 
-    function save() {
+    // --- unsaved work -----------------------------------------------------
+    function isDirty() { return editor.getValue() !== savedText; }
+    function showDirty() {
+      dirtyMarker.hidden = !isDirty();
+      document.title = (isDirty() ? "● " : "") + document.title.replace(/^● /, "");
+    }
+    editor.on("change", showDirty);
+    window.addEventListener("beforeunload", function (event) {
+      if (!isDirty()) return undefined;
+      event.preventDefault();
+      event.returnValue = "";
+      return "";
+    });
+    // Forms on this page that leave it on purpose (restore, enable) still warn
+    // when the editor holds unsaved text: the browser's dialog is the warning.
+
+    // --- save -------------------------------------------------------------
+    var confirmBox = document.getElementById("save-confirm");
+    function hideConfirm() { confirmBox.hidden = true; }
+    document.getElementById("save-confirm-cancel").addEventListener("click", function () {
+      hideConfirm(); setStatus("Not saved.", "error"); editor.focus();
+    });
+    document.getElementById("save-confirm-button").addEventListener("click", function () {
+      hideConfirm(); save(true);
+    });
+
+    function save(confirmFailing) {
+      if (saving) { saveQueued = true; setStatus("Saving… (another save queued)"); return; }
+      saving = true;
+      hideConfirm();
       setStatus("Saving…");
       editor.getSession().clearAnnotations();
-      post(page.dataset.saveUrl, {script: editor.getValue(), base_version: baseVersion.value})
+      var text = editor.getValue();
+      var fields = {script: text, base_version: baseVersion.value};
+      if (confirmFailing) fields.confirm_failing = "1";
+      post(page.dataset.saveUrl, fields)
         .then(function (r) {
           if (r.status === 200) {
+            savedText = text;
+            showDirty();
             baseVersion.value = r.data.version;
+            document.querySelectorAll(".tessera-restore input[name=base_version]").forEach(function (input) {
+              input.value = r.data.version;
+            });
             document.getElementById("hook-version").textContent = r.data.version;
             setStatus(r.data.message, "ok");
             addVersionRow(r.data.version);
             return;
           }
           setStatus(r.data.error, "error");
+          if (r.data.confirm) {
+            saveQueued = false;  // the admin decides first
+            document.getElementById("save-confirm-text").textContent = r.data.error;
+            var e = r.data.report && r.data.report.error;
+            document.getElementById("save-confirm-detail").textContent =
+              (e ? e.name + ": " + e.message + (e.line ? " (line " + e.line + ")" : "") : "") +
+              (r.data.report && r.data.report.console ? "\n" + r.data.report.console : "");
+            confirmBox.hidden = false;
+            document.getElementById("save-confirm-button").focus();
+          }
           if (r.data.line) {
             editor.getSession().setAnnotations([{
               row: r.data.line - 1, column: (r.data.column || 1) - 1, text: r.data.error, type: "error"
@@ -65,21 +135,37 @@
             editor.gotoLine(r.data.line, (r.data.column || 1) - 1, true);
           }
         })
-        .catch(function (e) { setStatus("Not saved: " + e, "error"); });
+        .catch(function (e) { setStatus("Not saved: " + e, "error"); })
+        .then(function () {
+          saving = false;
+          if (saveQueued) {
+            saveQueued = false;
+            if (isDirty()) save(false); else setStatus(status.textContent, "ok");
+          }
+        });
     }
+    window.tesseraHookSave = save;
 
     function addVersionRow(number) {
       var body = document.querySelector("#versions tbody");
       if (!body) return;
+      var actions = document.getElementById("version-actions-template");
       body.querySelectorAll("td.tessera-current").forEach(function (td) {
         td.classList.remove("tessera-current");
-        td.textContent = td.textContent.replace(" (current)", "");
+        var previous = td.textContent.replace(" (current)", "").trim();
+        td.textContent = previous;
+        var cell = td.parentNode.lastElementChild;
+        if (actions && cell && !cell.children.length) {
+          cell.innerHTML = actions.innerHTML.replace(/\/versions\/0\//g, "/versions/" + previous + "/");
+          cell.querySelectorAll("input[name=base_version]").forEach(function (i) { i.value = number; });
+        }
       });
       var tr = document.createElement("tr");
-      var cells = [number + " (current)", new Date().toLocaleString(), "you", ""];
+      var cells = [number + " (current)", null, "you", ""];
       cells.forEach(function (text, i) {
         var td = document.createElement("td");
-        td.textContent = text;
+        if (i === 1) td.appendChild(window.tessera.timeElement(new Date()));
+        else td.textContent = text;
         if (i === 0) td.className = "tessera-current";
         tr.appendChild(td);
       });
@@ -88,26 +174,103 @@
 
     editor.commands.addCommand({
       name: "save", bindKey: {win: "Ctrl-S", mac: "Command-S"},
-      exec: function () { save(); }
+      exec: function () { save(false); }
     });
     document.addEventListener("keydown", function (event) {
       if ((event.ctrlKey || event.metaKey) && (event.key === "s" || event.key === "S")) {
         event.preventDefault();
-        save();
+        save(false);
       }
     });
+    document.getElementById("save-button").addEventListener("click", function () { save(false); });
 
+    // --- full screen and resizing ----------------------------------------
+    var layout = document.getElementById("hook-layout");
+    var fullButton = document.getElementById("fullscreen-button");
+    var payloadEditor = aceFor("id_payload");
+    function resizeEditors() {
+      editor.resize();
+      if (payloadEditor) payloadEditor.resize();
+    }
+    function setFullScreen(on) {
+      layout.classList.toggle("tessera-fullscreen", on);
+      document.body.classList.toggle("tessera-noscroll", on);
+      fullButton.setAttribute("aria-pressed", on ? "true" : "false");
+      fullButton.textContent = on ? "Exit full screen" : "Full screen";
+      window.setTimeout(resizeEditors, 0);
+    }
+    fullButton.addEventListener("click", function () {
+      setFullScreen(!layout.classList.contains("tessera-fullscreen"));
+      editor.focus();
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && layout.classList.contains("tessera-fullscreen")) setFullScreen(false);
+    });
+    if (window.ResizeObserver) {
+      document.querySelectorAll(".django-ace-widget").forEach(function (widget) {
+        new ResizeObserver(resizeEditors).observe(widget);
+      });
+    }
+
+    // --- secrets, without reloading the editor ---------------------------
+    var secretStatus = document.getElementById("secret-status");
+    var secretsBody = document.getElementById("secrets-body");
+    function renderSecrets(secrets) {
+      secretsBody.innerHTML = "";
+      if (!secrets.length) {
+        var empty = document.createElement("tr");
+        empty.className = "tessera-empty-row";
+        empty.innerHTML = '<td colspan="3" class="help">No secrets. Scripts read them as <code>context.webtask.secrets.NAME</code>.</td>';
+        secretsBody.appendChild(empty);
+      }
+      secrets.forEach(function (s) {
+        var tr = document.createElement("tr");
+        tr.dataset.secret = s.name;
+        tr.innerHTML = '<td><code></code></td><td><code>_VALUE_NOT_SHOWN_</code></td><td>' +
+          '<form method="post" class="tessera-inline-form tessera-secret-delete">' +
+          '<button type="submit" class="tessera-button tessera-danger tessera-small">Delete</button></form></td>';
+        tr.querySelector("code").textContent = s.name;
+        tr.querySelector("form").action = s.delete_url;
+        secretsBody.appendChild(tr);
+      });
+    }
+    function secretAnswer(r) {
+      var ok = r.status === 200;
+      secretStatus.textContent = ok ? r.data.message : r.data.error;
+      secretStatus.className = "tessera-save-status " + (ok ? "ok" : "error");
+      if (r.data.secrets) renderSecrets(r.data.secrets);
+      return ok;
+    }
+    var secretForm = document.getElementById("secret-form");
+    secretForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      post(secretForm.action, new FormData(secretForm)).then(function (r) {
+        if (secretAnswer(r)) secretForm.reset();
+      }).catch(function (e) { secretStatus.textContent = String(e); });
+    });
+    secretsBody.addEventListener("submit", function (event) {
+      var form = event.target.closest("form.tessera-secret-delete");
+      if (!form) return;
+      event.preventDefault();
+      post(form.action, {}).then(secretAnswer).catch(function (e) { secretStatus.textContent = String(e); });
+    });
+
+    // --- Run ----------------------------------------------------------------
     var runButton = document.getElementById("run-button");
     if (runButton) {
-      var payloadEditor = aceFor("id_payload");
       runButton.addEventListener("click", function () {
         var runStatus = document.getElementById("run-status");
         runStatus.textContent = "Running…";
+        runStatus.className = "";
         runButton.disabled = true;
         post(page.dataset.runUrl, {script: editor.getValue(), payload: payloadEditor.getValue()})
           .then(function (r) {
             runButton.disabled = false;
-            if (r.status !== 200) { runStatus.textContent = r.data.error; runStatus.className = "error"; return; }
+            if (r.status !== 200) {
+              runStatus.textContent = r.data.error;
+              runStatus.className = r.data.busy ? "tessera-busy" : "error";
+              return;
+            }
             runStatus.textContent = ""; runStatus.className = "";
             showReport(r.data);
             pollRuns();
@@ -134,6 +297,10 @@
             text: e.name + ": " + e.message, type: "error"}]);
         }
       }
+      // A Hook passes a value to cb; an Action's result is what its api calls came to.
+      var valueTitle = document.getElementById("run-value-title");
+      if (report.kind === "action") valueTitle.textContent = "Action result";
+      else valueTitle.innerHTML = "Value passed to <code>cb</code>";
       document.getElementById("run-value").textContent = report.ok || report.value !== null ? pretty(report.value) : "—";
       var claims = Object.assign({}, report.claims);
       if (report.scope) claims.scope = report.scope.join(" ");
@@ -152,7 +319,9 @@
       document.getElementById("run-console").textContent = report.console || "(no output)";
     }
 
+    // --- run log ------------------------------------------------------------
     var runsBody = document.getElementById("runs-body");
+    var runsSource = document.getElementById("runs-source");
     function cell(row, text, className) {
       var td = document.createElement("td");
       if (className) td.className = className;
@@ -160,12 +329,15 @@
       row.appendChild(td);
       return td;
     }
+    var pollNumber = 0;
     function pollRuns() {
       if (!runsBody || document.hidden) return;
-      fetch(page.dataset.runsUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      var url = page.dataset.runsUrl + (runsSource.value ? "?source=" + encodeURIComponent(runsSource.value) : "");
+      var mine = ++pollNumber;
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (data) {
-          if (!data) return;
+          if (!data || mine !== pollNumber) return;  // a newer poll (or filter) answers
           runsBody.innerHTML = "";
           if (!data.runs.length) {
             var empty = document.createElement("tr");
@@ -174,8 +346,13 @@
           }
           data.runs.forEach(function (run) {
             var tr = document.createElement("tr");
-            cell(tr, new Date(run.started_at).toLocaleString());
-            cell(tr, run.source + (run.version ? " (v" + run.version + ")" : ""));
+            tr.dataset.source = run.source;
+            cell(tr, "").appendChild(window.tessera.timeElement(new Date(run.started_at)));
+            var source = cell(tr, "");
+            var badge = document.createElement("span");
+            badge.className = "tessera-badge tessera-source-" + run.source;
+            badge.textContent = run.source_display + (run.version ? " (v" + run.version + ")" : "");
+            source.appendChild(badge);
             cell(tr, run.outcome_display, "tessera-outcome tessera-outcome-" + run.outcome);
             cell(tr, run.duration_ms + " ms");
             cell(tr, run.console, "tessera-pre");
@@ -185,6 +362,7 @@
         })
         .catch(function () { /* the next poll retries */ });
     }
+    runsSource.addEventListener("change", pollRuns);
     pollRuns();
     window.setInterval(pollRuns, POLL_MS);
   }

@@ -1,6 +1,8 @@
 """Two tenants with one of everything, and an administrator for each."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -11,6 +13,7 @@ from hooks.models import Hook
 from hooks.services import hook_create
 from tenant.models import Tenant
 from tenant.services import tenant_add_member
+from tests.dashboard.browser import PageProblems
 from tests.factories import make_api, make_client, make_tenant
 
 SEED_SCRIPT = """module.exports = function(client, scope, audience, context, cb) {
@@ -54,6 +57,27 @@ def make_world(slug: str) -> TenantWorld:
     )
 
 
+def record_token_error(world: TenantWorld, message: str) -> None:
+    """A failed production run of the world's hook, as a token request logs it."""
+    from django.utils import timezone
+
+    from hooks.run_log import RunRecord, record_run
+
+    record_run(
+        RunRecord(
+            tenant_id=world.tenant.pk,
+            hook_id=world.hook.pk,
+            hook_version=world.hook.version,
+            source="token",
+            started_at=timezone.now(),
+            duration_ms=2.0,
+            outcome="error",
+            console="",
+            error=message,
+        )
+    )
+
+
 @pytest.fixture
 def world_a(db) -> TenantWorld:
     return make_world("alpha")
@@ -62,3 +86,41 @@ def world_a(db) -> TenantWorld:
 @pytest.fixture
 def world_b(db) -> TenantWorld:
     return make_world("bravo")
+
+
+# --- browser tests ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    import playwright.sync_api as playwright_sync
+
+    from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def world(live_server, settings) -> TenantWorld:  # type: ignore[no-untyped-def]
+    settings.PUBLIC_URL = live_server.url
+    return make_world("alpha")
+
+
+@pytest.fixture
+def problems() -> PageProblems:
+    return PageProblems()
+
+
+@pytest.fixture
+def page(browser, problems):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems.watch(page)
+    yield page
+    context.close()

@@ -2,93 +2,43 @@
 enabled hook, and tenant isolation of guessed URLs."""
 
 import json
-import os
-import shutil
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import jwt
-import pytest
-from django.conf import settings as django_settings
 
+from clients.services import client_rotate_secret
 from hooks.models import Hook
 from hooks.services import hook_create
-from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld, make_world
+from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, hook_url, log_in, wait_for_editor
+from tests.dashboard.conftest import SEED_SCRIPT, make_world
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the
-# tests make alongside it are ordinary synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-import playwright.sync_api as playwright_sync
-
-CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    # Skipped only on a developer machine without Chromium; CI requires it.
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM) and not os.environ.get("TESSERA_REQUIRE_BROWSER"),
-        reason=f"{CHROMIUM} is not installed (make test installs it as root)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def world(live_server, settings) -> TenantWorld:
-    settings.PUBLIC_URL = live_server.url
-    return make_world("alpha")
-
-
-@pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-def log_in(page, live_server, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-" + username)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-
-
-def hook_url(live_server, hook: Hook) -> str:  # type: ignore[no-untyped-def]
-    return f"{live_server.url}/admin/hooks/hook/{hook.pk}/change/"
-
-
-def wait_for_editor(page) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_function("() => window.tesseraHookEditor !== undefined")
+def token_claims(world) -> dict:  # type: ignore[no-untyped-def]
+    """A fresh token for the world's client, over real HTTP, decoded."""
+    secret = client_rotate_secret(client=world.client)
+    body = json.dumps(
+        {
+            "grant_type": "client_credentials",
+            "client_id": world.client.client_id,
+            "client_secret": secret,
+            "audience": world.api.identifier,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        token = json.load(response)["access_token"]
+    return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
 def test_create_hook_then_type_and_save_with_ctrl_s(page, live_server, world):
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/hooks/hook/add/")
     page.fill("#id_name", "typed-hook")
-    page.click("input[name=_continue]")
+    page.click("input[name=_save]")
     wait_for_editor(page)
     hook = Hook.objects.get(tenant=world.tenant, name="typed-hook")
     assert hook.enabled is False  # the seed hook was the point's first
@@ -182,25 +132,7 @@ def test_enabled_hooks_claims_appear_in_a_fresh_token(page, live_server, world):
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/hooks/hook/")
     assert "● enabled" in page.inner_text(".tessera-points")
-    _, secret = world.client, None
-    from clients.services import client_rotate_secret
-
-    secret = client_rotate_secret(client=world.client)
-    body = json.dumps(
-        {
-            "grant_type": "client_credentials",
-            "client_id": world.client.client_id,
-            "client_secret": secret,
-            "audience": world.api.identifier,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        token = json.load(response)["access_token"]
-    claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["https://example.com/tier"] == "gold"
+    assert token_claims(world)["https://example.com/tier"] == "gold"
 
 
 def test_landing_page_shows_the_tenant_at_a_glance(page, live_server, world):
@@ -221,3 +153,37 @@ def test_other_tenants_hook_url_is_404(page, live_server, world):
     assert response is not None
     assert response.status == 404
     assert "alpha-hook" not in page.content()
+
+
+AUTH0_ACTION = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  api.accessToken.setCustomClaim("https://my-api.exampleco.com/request-ip", event.request.ip);
+};"""
+
+
+def test_an_auth0_action_pasted_in_the_dashboard_shapes_a_real_token(page, live_server, world):
+    log_in(page, live_server, world.admin.username)
+    page.goto(f"{live_server.url}/admin/hooks/hook/add/")
+    page.wait_for_function("() => !!document.querySelector('.django-ace-widget').editor")
+    page.select_option("#id_kind", "action")
+    starter = page.evaluate("document.querySelector('.django-ace-widget').editor.getValue()")
+    assert "exports.onExecuteCredentialsExchange" in starter
+    page.evaluate(
+        "text => document.querySelector('.django-ace-widget').editor.setValue(text, -1)",
+        AUTH0_ACTION,
+    )
+    page.fill("#id_name", "request-ip")
+    page.click("input[name=_save]")
+    wait_for_editor(page)
+    action = Hook.objects.get(tenant=world.tenant, name="request-ip")
+    assert (action.kind, action.script) == ("action", AUTH0_ACTION)
+
+    # Run takes the Action's sample event and shows the claim it sets.
+    assert '"event"' in page.evaluate("document.getElementById('id_payload').value")
+    page.click("#run-button")
+    page.wait_for_selector("#run-claims:has-text('request-ip')")
+    assert "127.0.0.1" in page.inner_text("#run-claims")
+    assert page.inner_text("#run-value-title") == "Action result"
+
+    page.click("#hook-enable")
+    page.wait_for_selector("#hook-status:has-text('enabled')")
+    assert token_claims(world)["https://my-api.exampleco.com/request-ip"] == "127.0.0.1"

@@ -9,6 +9,8 @@ from django.contrib.auth.models import User
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from apis.models import Api
+from clients.models import Client
 from hooks.models import Hook
 from tests.dashboard.conftest import TenantWorld
 
@@ -78,9 +80,12 @@ def test_filter_by_other_tenant_shows_nothing(world_a, world_b):
 def test_foreign_key_choices_are_own_tenant(world_a, world_b):
     response = login(world_a.admin).get(reverse("admin:clients_clientgrant_add"))
     form = response.context["adminform"].form
-    assert set(form.fields["api"].queryset) == {world_a.api}
+    # Each tenant also has its built-in Management API.
+    own_apis = set(Api.objects.filter(tenant=world_a.tenant))
+    assert world_a.api in own_apis
+    assert set(form.fields["api"].queryset) == own_apis
     assert set(form.fields["client"].queryset) == {world_a.client}
-    assert {s.api_id for s in form.fields["scopes"].queryset} == {world_a.api.pk}
+    assert {s.api_id for s in form.fields["scopes"].queryset} == {a.pk for a in own_apis}
 
 
 def test_tenant_choice_on_add_is_own_tenant(world_a, world_b):
@@ -216,7 +221,7 @@ def test_save_refuses_a_stale_base_version(world_a):
     url = reverse("admin:hooks_hook_save", args=[world_a.hook.pk])
     first = http.post(url, {"script": world_a.hook.script + "\n", "base_version": 1})
     assert first.status_code == 200
-    stale = http.post(url, {"script": "// mine", "base_version": 1})
+    stale = http.post(url, {"script": world_a.hook.script + "// mine\n", "base_version": 1})
     assert stale.status_code == 409
     world_a.hook.refresh_from_db()
     assert world_a.hook.script != "// mine"
@@ -256,12 +261,25 @@ def test_client_secret_shown_once_on_create(world_a):
             "grants-INITIAL_FORMS": 0,
         },
     )
-    assert response.status_code == 200
-    secret = response.context["secret"]
+    client = Client.objects.get(tenant=world_a.tenant, name="fresh")
+    secret_url = reverse("admin:clients_client_secret", args=[client.pk])
+    assert response.status_code == 302
+    assert response["Location"] == secret_url  # POST-redirect-GET
+    shown = http.get(secret_url)
+    assert "no-store" in shown["Cache-Control"]
+    secret = shown.context["secret"]
     assert len(secret) >= 43
-    client = response.context["client"]
+    assert client.client_secret != secret  # stored hashed
+    again = http.get(secret_url)  # a reload shows it no more, and creates nothing
+    assert secret not in again.content.decode()
+    assert Client.objects.filter(tenant=world_a.tenant, name="fresh").count() == 1
     page = http.get(reverse("admin:clients_client_change", args=[client.pk])).content.decode()
     assert secret not in page
+
+
+def test_secret_page_of_another_tenants_client_is_404(world_a, world_b):
+    url = reverse("admin:clients_client_secret", args=[world_b.client.pk])
+    assert login(world_a.admin).get(url).status_code == 404
 
 
 def test_enabling_a_hook_reports_which_one_it_disabled(world_a):
@@ -284,3 +302,36 @@ def test_runs_endpoint_returns_json(world_a):
     response = login(world_a.admin).get(reverse("admin:hooks_hook_runs", args=[world_a.hook.pk]))
     assert response.status_code == 200
     assert json.loads(response.content) == {"runs": []}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("secret_set", {"name": "K", "value": "v"}),
+        ("save", {"script": "module.exports = function(c, s, a, x, cb) { cb(null, {}); };"}),
+    ],
+)
+def test_page_json_endpoints_need_the_csrf_token(world_a, name, data):
+    http = HttpClient(enforce_csrf_checks=True)
+    http.force_login(world_a.admin)
+    url = reverse(f"admin:hooks_hook_{name}", args=[world_a.hook.pk])
+    response = http.post(url, {**data, "base_version": 1}, headers={"accept": "application/json"})
+    assert response.status_code == 403
+    assert not world_a.hook.secrets.exists()
+    world_a.hook.refresh_from_db()
+    assert world_a.hook.version == 1
+
+
+def test_secret_json_answer_lists_names_only_of_this_hook(world_a, world_b):
+    http = login(world_a.admin)
+    url = reverse("admin:hooks_hook_secret_set", args=[world_a.hook.pk])
+    answer = http.post(
+        url, {"name": "K", "value": "s3cr3t"}, headers={"accept": "application/json"}
+    )
+    assert answer.status_code == 200
+    assert [s["name"] for s in answer.json()["secrets"]] == ["K"]
+    assert "s3cr3t" not in answer.content.decode()
+    other = reverse("admin:hooks_hook_secret_set", args=[world_b.hook.pk])
+    refused = http.post(other, {"name": "K", "value": "x"}, headers={"accept": "application/json"})
+    assert refused.status_code == 404
+    assert not world_b.hook.secrets.exists()

@@ -10,7 +10,7 @@ from clients.models import Client, ClientGrant
 from hooks.models import Hook
 from hooks.services import hook_create, hook_save_script
 from tenant.services import tenant_add_member
-from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld, make_admin
+from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld, make_admin, record_token_error
 from tests.factories import make_api, make_tenant
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,8 @@ def messages_of(response) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_hs256_api_shows_its_signing_secret_once(world_a: TenantWorld):
-    response = login(world_a.admin).post(
+    http = login(world_a.admin)
+    response = http.post(
         reverse("admin:apis_api_add"),
         {
             "tenant": world_a.tenant.pk,
@@ -41,9 +42,15 @@ def test_hs256_api_shows_its_signing_secret_once(world_a: TenantWorld):
             "scopes-0-description": "Read",
         },
     )
-    assert response.status_code == 200
-    assert len(response.context["secret"]) >= 43
-    api = response.context["api"]
+    assert response.status_code == 302
+    shown = login(world_a.admin).get(response["Location"])
+    assert shown.status_code == 200
+    assert "secret-gone" in shown.content.decode()  # another session never sees it
+    shown = http.get(response["Location"])
+    assert len(shown.context["secret"]) >= 43
+    assert "no-store" in shown["Cache-Control"]
+    assert shown.context["secret"] not in http.get(response["Location"]).content.decode()
+    api = shown.context["api"]
     assert [s.value for s in api.scopes.all()] == ["read:hs"]
     assert api.signing_secret_encrypted
 
@@ -54,10 +61,12 @@ def test_rotate_secret_shows_the_new_secret_once(world_a: TenantWorld):
     http = login(world_a.admin)
     assert "Rotate secret" in http.get(url).content.decode()
     response = http.post(url)
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
+    assert response.status_code == 302
     assert Client.objects.get(pk=world_a.client.pk).client_secret != before
-    assert response.context["secret"] in response.content.decode()
+    shown = http.get(response["Location"])
+    assert "no-store" in shown["Cache-Control"]
+    assert shown.context["secret"] in shown.content.decode()
+    assert shown.context["created"] is False
 
 
 def test_grant_refuses_scopes_of_another_api(world_a: TenantWorld):
@@ -226,7 +235,7 @@ def test_single_tenant_user_has_no_switcher(world_a: TenantWorld, world_b: Tenan
     assert "Bravo" not in page
 
 
-def test_landing_lists_recent_errors(world_a: TenantWorld):
+def test_landing_lists_token_errors_but_not_test_runs(world_a: TenantWorld):
     http = login(world_a.admin)
     http.post(
         reverse("admin:hooks_hook_run", args=[world_a.hook.pk]),
@@ -235,5 +244,7 @@ def test_landing_lists_recent_errors(world_a: TenantWorld):
             "payload": "{}",
         },
     )
+    record_token_error(world_a, "Error: from a real token request")
     page = http.get(reverse("admin:tenant_landing", args=["alpha"])).content.decode()
-    assert "kaput" in page
+    assert "from a real token request" in page
+    assert "kaput" not in page  # a test run is not an incident
