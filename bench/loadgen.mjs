@@ -13,30 +13,67 @@
 // takes CPU from the server under test. It takes the same share from both
 // servers, which is why the report leans on the Tessera/peer ratio.
 //
-// Usage: node loadgen.mjs '<json>' where json has
+// Usage: node loadgen.mjs '<json>' (or @file holding it, for long request
+// lists) where json has
 //   url, headers, body, connections, amount, timeoutSeconds, maxSeconds
+// and optionally
+//   requests: [{path, body, headers}] on url's host, cycled through (each
+//     connection starts at its own offset, so together they go round-robin
+//     over the list; the first response of each entry is reported as cold)
+//   vary: true, so that every request differs (its own User-Agent and a
+//     `bench_request` body parameter, so a hook's context differs)
+//   durationSeconds instead of amount: run for that long
+//   overallRate: requests per second over all connections, at most
+//   stopFile: a path; the run stops (untruncated) once that file exists
 // Prints one JSON object (the run's summary) on stdout.
+import { existsSync, readFileSync } from 'node:fs';
+
 import autocannon from 'autocannon';
 
-const options = JSON.parse(process.argv[2] ?? '{}');
-for (const key of ['url', 'body', 'connections', 'amount']) {
+const argument = process.argv[2] ?? '{}';
+const options = JSON.parse(
+  argument.startsWith('@') ? readFileSync(argument.slice(1), 'utf8') : argument,
+);
+for (const key of ['url', 'connections']) {
   if (options[key] === undefined) {
     console.error(`loadgen: missing option ${key}`);
     process.exit(2);
   }
 }
+if (options.body === undefined && !Array.isArray(options.requests)) {
+  console.error('loadgen: give body or requests');
+  process.exit(2);
+}
+if (options.amount === undefined && options.durationSeconds === undefined) {
+  console.error('loadgen: give amount or durationSeconds');
+  process.exit(2);
+}
 
 // A response counts only if it carries a bearer token; anything else
 // (non-2xx, an error body, a truncated body) is a mismatch, i.e. an error.
+// Mismatches are tallied by their OAuth error and description (RFC 6749
+// §5.2), at most MAX_ERROR_KINDS kinds, so that the report can say why.
+const MAX_ERROR_KINDS = 20;
+const errorKinds = {};
+function tallyError(kind) {
+  if (kind in errorKinds || Object.keys(errorKinds).length < MAX_ERROR_KINDS) {
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+  }
+}
+
 function isTokenResponse(body) {
+  let parsed;
   try {
-    const parsed = JSON.parse(body);
-    return typeof parsed.access_token === 'string'
-      && parsed.access_token.split('.').length === 3
-      && String(parsed.token_type).toLowerCase() === 'bearer';
+    parsed = JSON.parse(body);
   } catch {
+    tallyError('(not JSON)');
     return false;
   }
+  const ok = typeof parsed?.access_token === 'string'
+    && parsed.access_token.split('.').length === 3
+    && String(parsed.token_type).toLowerCase() === 'bearer';
+  if (!ok) tallyError(`${parsed?.error ?? '(no error)'}: ${parsed?.error_description ?? ''}`);
+  return ok;
 }
 
 // autocannon 8 writes the next request on a connection as soon as a response
@@ -66,13 +103,59 @@ function honourConnectionClose(client) {
   };
 }
 
+// Every request unique: a serial number in the User-Agent and in the body
+// (JSON object or form), which Tessera passes to the hook's context.
+let serial = 0;
+function varied(request) {
+  serial += 1;
+  const body = String(request.body);
+  const marked = body.startsWith('{')
+    ? `${body.slice(0, -1)},"bench_request":"${serial}"}`
+    : `${body}&bench_request=${serial}`;
+  return {
+    ...request,
+    headers: { ...request.headers, 'user-agent': `tessera-bench/${serial}` },
+    body: marked,
+  };
+}
+
+// The request list: each entry remembers its index, and its response tells
+// the 'response' handler (called right after, in the same tick) which it was.
+let answeredIndex = -1;
+const base = new URL(options.url);
+const requestList = (options.requests ?? [{ path: base.pathname, body: options.body }]).map(
+  (entry, index) => ({
+    method: 'POST',
+    path: entry.path,
+    headers: { ...(options.headers ?? {}), ...(entry.headers ?? {}) },
+    body: entry.body,
+    onResponse: () => { answeredIndex = index; },
+    ...(options.vary ? { setupRequest: varied } : {}),
+  }),
+);
+
+// Connection k starts at entry k·n/c of the list, so that c connections
+// together walk the list round-robin instead of all starting at entry 0.
+let clientsSetUp = 0;
+function startAtOwnOffset(client) {
+  const iterator = client.requestIterator;
+  const offset = Math.floor((clientsSetUp * requestList.length) / options.connections);
+  clientsSetUp += 1;
+  if (offset === 0 || offset >= iterator.requests.length) return;
+  iterator.currentRequestIndex = offset;
+  iterator.currentRequest = iterator.requests[offset];
+  iterator.rebuildRequest();
+}
+
 function percentile(sorted, fraction) {
   if (sorted.length === 0) return null;
   const rank = Math.ceil(fraction * sorted.length) - 1;
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
 }
 
-const latencies = new Float64Array(options.amount + options.connections * 2);
+const latencies = [];
+// Latency of the first response to each entry of the request list.
+const firstLatencies = new Map();
 let responses = 0;
 const statusCodes = {};
 // autocannon's own `duration` is counted in whole ticks of its 1 s sampler;
@@ -84,20 +167,37 @@ const instance = autocannon({
   url: options.url,
   method: 'POST',
   headers: options.headers ?? {},
-  body: options.body,
+  requests: requestList,
   connections: options.connections,
-  amount: options.amount,
+  ...(options.amount !== undefined
+    ? { amount: options.amount }
+    : { duration: options.durationSeconds }),
+  ...(options.overallRate ? { overallRate: options.overallRate } : {}),
   timeout: options.timeoutSeconds ?? 10,
   verifyBody: isTokenResponse,
-  setupClient: honourConnectionClose,
+  setupClient: (client) => {
+    startAtOwnOffset(client);
+    honourConnectionClose(client);
+  },
 });
 
 instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-  if (responses < latencies.length) latencies[responses] = responseTime;
+  latencies.push(responseTime);
+  if (answeredIndex >= 0 && !firstLatencies.has(answeredIndex)) {
+    firstLatencies.set(answeredIndex, responseTime);
+  }
+  answeredIndex = -1;
   responses += 1;
   statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1;
   lastResponseAt = performance.now();
 });
+
+// Another process ends an open-ended run by creating stopFile.
+const stopWatch = options.stopFile
+  ? setInterval(() => {
+    if (existsSync(options.stopFile)) instance.stop();
+  }, 100)
+  : null;
 
 // A run never outlives maxSeconds: a server far slower than expected yields
 // a partial (and flagged) result instead of a hung benchmark.
@@ -109,12 +209,14 @@ const guard = setTimeout(() => {
 
 instance.on('done', (result) => {
   clearTimeout(guard);
-  const sorted = latencies.slice(0, Math.min(responses, latencies.length)).sort();
+  if (stopWatch) clearInterval(stopWatch);
+  const sorted = Float64Array.from(latencies).sort();
+  const cold = Float64Array.from(firstLatencies.values()).sort();
   const mean = sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null;
   const valid = Math.max(0, responses - result.mismatches);
   const durationSeconds = (lastResponseAt - startedAt) / 1000;
   console.log(JSON.stringify({
-    requested: options.amount,
+    requested: options.amount ?? responses,
     responses,
     valid,
     mismatches: result.mismatches,
@@ -129,7 +231,14 @@ instance.on('done', (result) => {
       mean,
       max: sorted.length ? sorted[sorted.length - 1] : null,
     },
+    coldLatencyMs: {
+      count: cold.length,
+      p50: percentile(cold, 0.5),
+      p99: percentile(cold, 0.99),
+      max: cold.length ? cold[cold.length - 1] : null,
+    },
     statusCodes,
+    errorKinds,
     reconnects,
     truncated,
   }));

@@ -2,13 +2,15 @@
 
     python bench/token_endpoint.py [--quick] [--requests N] [--concurrency 1,10,50]
         [--db postgres,sqlite] [--workers 1,2] [--server granian|gunicorn]
-        [--worker-class sync|gthread]
-        [--soak N] [--peer-only] [--append/--no-append]
+        [--worker-class sync|gthread] [--isolation inprocess|process]
+        [--soak N] [--tenants N] [--noisy-neighbour] [--peer-only]
+        [--append/--no-append]
 
-Starts Tessera as deployed (granian, production settings) on each database
-and the peer, drives them alternately with the same bounded load generator
-on 127.0.0.1, verifies sample tokens with PyJWT, prints one table and appends
-it to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
+Starts Tessera as deployed (granian, production settings) on each database,
+the peer and the floor (a bare DRF view signing the same token), drives them
+alternately with the same bounded load generator on 127.0.0.1, verifies
+sample tokens with PyJWT, prints one table with the targets and appends it
+to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from harness.floor import running_floor
 from harness.loadgen import LoadResult, run_load
+from harness.neighbour import NEIGHBOUR_RATE, run_noisy_neighbour
 from harness.node import ensure_node_modules
 from harness.peer import running_peer
 from harness.processes import ProcessError
 from harness.report import (
+    FLOOR,
     HOOK,
     NO_HOOK,
     PEER,
@@ -38,11 +43,13 @@ from harness.report import (
     hook_cost_table,
     machine_description,
     results_table,
+    targets_table,
     versions_description,
     workers_table,
 )
 from harness.soak import run_soak, soak_table, soak_verdict
 from harness.targets import Target
+from harness.tenants import run_tenants
 from harness.tessera import (
     ServerConfig,
     TesseraDeployment,
@@ -71,6 +78,7 @@ class Preset:
 
 FULL = Preset(requests=20_000, concurrency="1,10,50", warmup=None)
 QUICK = Preset(requests=300, concurrency="1,10", warmup=50)
+NOISY = Preset(requests=2_000, concurrency="10", warmup=None)
 
 
 @dataclass(frozen=True)
@@ -85,12 +93,22 @@ class Plan:
     server: str
     worker_class: str
     threads: int
+    blocking_threads: int
     max_seconds: float
     soak: int | None
     soak_concurrency: int
+    tenants: int | None
+    noisy_neighbour: bool
+    neighbour_rate: int
+    isolation: str
     peer_only: bool
     with_hook: bool
     quick: bool
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Tessera's environment that the command line sets."""
+        return {"TESSERA_HOOK_ISOLATION": self.isolation}
 
     def warmup_for(self, concurrency: int) -> int:
         """Requests sent (and discarded) before a measured run."""
@@ -127,6 +145,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
+    parser.add_argument("--blocking-threads", type=int, default=1,
+                        help="granian threads running the app per worker (1)")  # fmt: skip
     parser.add_argument("--warmup", type=int, help="warm-up requests before each run (auto)")
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="stop any single run after this long (300)")  # fmt: skip
@@ -135,6 +155,14 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--soak", type=int, metavar="N",
                         help="instead: N requests to Tessera, RSS at start/middle/end")  # fmt: skip
     parser.add_argument("--soak-concurrency", type=int, default=10)
+    parser.add_argument("--tenants", type=int, metavar="N",
+                        help="instead: N tenants, each with its own hook, round-robin")  # fmt: skip
+    parser.add_argument("--noisy-neighbour", action="store_true",
+                        help="instead: tenant B alone and beside A's looping hook")  # fmt: skip
+    parser.add_argument("--neighbour-rate", type=int, default=NEIGHBOUR_RATE,
+                        help=f"A's rate limit and load, requests/s ({NEIGHBOUR_RATE})")  # fmt: skip
+    parser.add_argument("--isolation", choices=["inprocess", "process"], default="inprocess",
+                        help="TESSERA_HOOK_ISOLATION for Tessera (inprocess)")  # fmt: skip
     parser.add_argument("--peer-only", action="store_true", help="measure only the peer")
     parser.add_argument("--no-hook", action="store_true",
                         help="no seed hook: measure Tessera without hooks only")  # fmt: skip
@@ -143,6 +171,9 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     args = parser.parse_args(argv)
 
     preset = QUICK if args.quick else FULL
+    if args.noisy_neighbour and not args.quick:
+        # B stays under its rate limit, so 20,000 requests would take minutes.
+        preset = NOISY
     plan = Plan(
         requests=args.requests or preset.requests,
         warmup=args.warmup if args.warmup is not None else preset.warmup,
@@ -152,9 +183,14 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         server=args.server,
         worker_class=args.worker_class,
         threads=args.threads,
+        blocking_threads=args.blocking_threads,
         max_seconds=args.max_seconds,
         soak=args.soak,
         soak_concurrency=args.soak_concurrency,
+        tenants=args.tenants,
+        noisy_neighbour=args.noisy_neighbour,
+        neighbour_rate=args.neighbour_rate,
+        isolation=args.isolation,
         peer_only=args.peer_only,
         with_hook=not args.no_hook,
         quick=args.quick,
@@ -187,28 +223,31 @@ def measure_group(
     deployment: TesseraDeployment,
     tessera: Target,
     peer: Target,
+    floor: Target,
     config: ServerConfig,
     database: str,
     plan: Plan,
 ) -> list[Measurement]:
     """All concurrency levels for one (database, server config), alternating servers.
 
-    Each level runs Tessera with the hook, the peer and Tessera without the
-    hook; the order flips every level so that each hook state needs one
-    toggle and neither server always runs first.
+    Each level runs Tessera with the hook, the peer, Tessera without the
+    hook and the floor; the order reverses every level so that each hook
+    state needs one toggle and no server always runs first.
     """
     measurements = []
     hook_enabled = tessera.expectation.with_hook
     for concurrency in plan.concurrency:
         if not deployment.with_hook:
-            order = [NO_HOOK, PEER]
+            order = [NO_HOOK, PEER, FLOOR]
         elif hook_enabled:
-            order = [HOOK, PEER, NO_HOOK]
+            order = [HOOK, PEER, NO_HOOK, FLOOR]
         else:
-            order = [NO_HOOK, PEER, HOOK]
+            order = [FLOOR, NO_HOOK, PEER, HOOK]
         for variant in order:
             if variant == PEER:
                 target = peer
+            elif variant == FLOOR:
+                target = floor
             else:
                 wanted = variant == HOOK
                 if wanted != hook_enabled:
@@ -257,16 +296,20 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
         for database in plan.databases:
             print(f"tessera: provisioning on {database} ...", flush=True)
             with provisioned_tessera(
-                database, with_hook=plan.with_hook, workdir=workdir
+                database, with_hook=plan.with_hook, workdir=workdir, settings=plan.settings
             ) as deployment:
                 for workers in plan.workers:
                     config = server_config(plan, workers)
-                    print(f"tessera: {config.describe()} on {database}", flush=True)
-                    with running_tessera(deployment, config, workdir) as tessera:
+                    print(f"tessera and floor: {config.describe()} on {database}", flush=True)
+                    with (
+                        running_tessera(deployment, config, workdir) as tessera,
+                        running_floor(config, workdir) as floor,
+                    ):
                         measurements += measure_group(
                             deployment=deployment,
                             tessera=tessera,
                             peer=peer,
+                            floor=floor,
                             config=config,
                             database=database,
                             plan=plan,
@@ -275,16 +318,23 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
 
 def load_description(plan: Plan) -> str:
     """How the servers were driven and configured."""
-    server = "" if plan.peer_only else f"Tessera: {server_description(plan)}. "
+    server = (
+        ""
+        if plan.peer_only
+        else f"Tessera (hooks {plan.isolation}) and the floor: {server_description(plan)}. "
+    )
     return (
         f"Load: autocannon, {plan.requests} requests per run after a warm-up, keep-alive, "
         f"127.0.0.1. {server}Peer: one node process (NODE_ENV=production). "
+        "Floor: a bare DRF view signing the same RS256 token (bench/floor). "
         "Errors = responses without a bearer token + connection errors + timeouts."
     )
 
 
 def server_config(plan: Plan, workers: int) -> ServerConfig:
-    return ServerConfig(plan.server, workers, plan.worker_class, plan.threads)
+    return ServerConfig(
+        plan.server, workers, plan.worker_class, plan.threads, plan.blocking_threads
+    )
 
 
 def server_description(plan: Plan) -> str:
@@ -308,6 +358,7 @@ def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str
     if note := connection_note(measurements):
         sections.append(note)
     for table, title in (
+        (targets_table(measurements), "Targets (issue 10)"),
         (hook_cost_table(measurements), "Cost of the seed hook"),
         (workers_table(measurements), "Server workers"),
     ):
@@ -323,7 +374,9 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
     config = server_config(plan, workers)
     print(f"soak: {plan.soak} requests, {database}, {config.describe()}", flush=True)
     with (
-        provisioned_tessera(database, with_hook=plan.with_hook, workdir=workdir) as deployment,
+        provisioned_tessera(
+            database, with_hook=plan.with_hook, workdir=workdir, settings=plan.settings
+        ) as deployment,
         running_tessera(deployment, config, workdir) as tessera,
     ):
         verify_sample(tessera.token_request, tessera.expectation, count=SAMPLE_TOKENS)
@@ -333,6 +386,7 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
             connections=plan.soak_concurrency,
             requests=warmup,
             max_seconds=plan.max_seconds,
+            vary=True,
         )
         report = run_soak(
             tessera,
@@ -345,12 +399,52 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
         versions_description(with_postgres=database == "postgres"),
         (
             f"Soak: Tessera{' with the seed hook' if plan.with_hook else ''} on {database}, "
-            f"{config.describe()}, "
-            f"concurrency {plan.soak_concurrency}, RSS after a {warmup}-request warm-up (start), "
+            f"{config.describe()}, hooks {plan.isolation}, "
+            f"concurrency {plan.soak_concurrency}, every request with its own User-Agent and "
+            f"body parameter; RSS after a {warmup}-request warm-up (start), "
             "half-way (middle) and at the end."
         ),
         soak_table(report),
         soak_verdict(report),
+    ]
+
+
+def run_tenants_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--tenants N: N tenants with their own hooks, requested round-robin."""
+    assert plan.tenants is not None
+    database, workers = plan.databases[0], max(plan.workers)
+    config = server_config(plan, workers)
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        *run_tenants(
+            count=plan.tenants,
+            database=database,
+            config=config,
+            settings=plan.settings,
+            requests=plan.requests,
+            concurrency=max(plan.concurrency),
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+        ),
+    ]
+
+
+def run_noisy_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--noisy-neighbour: B's latency alone and while A's hook loops at A's rate limit."""
+    database, workers = plan.databases[0], max(plan.workers)
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        *run_noisy_neighbour(
+            database=database,
+            config=server_config(plan, workers),
+            settings=plan.settings,
+            requests=plan.requests,
+            rate=plan.neighbour_rate,
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+        ),
     ]
 
 
@@ -384,6 +478,12 @@ def main(argv: Sequence[str]) -> int:
             if plan.soak:
                 title = f"soak, {plan.soak} requests"
                 sections = run_soak_mode(plan, workdir)
+            elif plan.tenants:
+                title = f"{plan.tenants} tenants, each with its own hook"
+                sections = run_tenants_mode(plan, workdir)
+            elif plan.noisy_neighbour:
+                title = "noisy neighbour"
+                sections = run_noisy_mode(plan, workdir)
             else:
                 title = "token endpoint" + (" (peer only)" if plan.peer_only else "")
                 title += " (quick smoke run)" if plan.quick else ""

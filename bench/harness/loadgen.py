@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
-from dataclasses import dataclass
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from harness.node import BENCH_DIR, node_executable
 from harness.processes import ProcessError, Server, run_command
 from harness.targets import Target
+from harness.tokens import TokenRequest
 
 REQUEST_TIMEOUT_SECONDS = 10
 
@@ -32,6 +37,14 @@ class LoadResult:
     truncated: bool
     status_codes: dict[str, int]
     reconnects: int  # responses after which the server closed the connection
+    # The first response to each distinct request of a cycled run (see run_load).
+    cold_count: int = 0
+    cold_p50_ms: float | None = None
+    cold_p99_ms: float | None = None
+    # Highest sampled RSS of each process of the server's tree (pid -> bytes).
+    peak_rss_by_pid: dict[int, int] = field(default_factory=dict)
+    # Responses without a token by "error: error_description" (20 kinds at most).
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
 
 class PeakRssSampler:
@@ -43,9 +56,13 @@ class PeakRssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peak_bytes = 0
+        self.peak_by_pid: dict[int, int] = {}
 
     def _sample(self) -> None:
-        self.peak_bytes = max(self.peak_bytes, self._server.rss_bytes())
+        tree = self._server.tree()
+        self.peak_bytes = max(self.peak_bytes, sum(info.rss_bytes for info in tree))
+        for info in tree:
+            self.peak_by_pid[info.pid] = max(self.peak_by_pid.get(info.pid, 0), info.rss_bytes)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -67,25 +84,61 @@ class PeakRssSampler:
         self._sample()
 
 
-def run_load(target: Target, *, connections: int, requests: int, max_seconds: float) -> LoadResult:
+def run_load(
+    target: Target,
+    *,
+    connections: int,
+    requests: int | None,
+    max_seconds: float,
+    cycle: Sequence[TokenRequest] = (),
+    vary: bool = False,
+    duration_seconds: float | None = None,
+    rate: int | None = None,
+    stop_file: Path | None = None,
+) -> LoadResult:
     """Send ``requests`` token requests over ``connections`` keep-alive connections.
+
+    ``cycle``: requests (on the target's host) sent round-robin instead of the
+    target's own; the first response to each is reported as cold. ``vary``:
+    every request gets its own User-Agent and body parameter. With
+    ``requests=None`` the run lasts ``duration_seconds``; ``rate`` caps the
+    requests per second over all connections; the run also ends once ``stop_file``
+    exists (another thread creates it).
 
     The run stops after ``max_seconds`` even if unfinished (result flagged
     ``truncated``); the node process itself is killed a minute after that.
     """
     request = target.token_request
-    options = {
+    options: dict[str, object] = {
         "url": request.url,
         "headers": {"content-type": request.content_type},
         "body": request.body.decode(),
         "connections": connections,
-        "amount": requests,
         "timeoutSeconds": REQUEST_TIMEOUT_SECONDS,
         "maxSeconds": max_seconds,
+        "vary": vary,
     }
-    with PeakRssSampler(target.server) as sampler:
+    if requests is not None:
+        options["amount"] = requests
+    elif duration_seconds is not None:
+        options["durationSeconds"] = max(1, round(duration_seconds))
+    else:
+        raise ValueError("run_load needs requests or duration_seconds")
+    if rate is not None:
+        options["overallRate"] = rate
+    if stop_file is not None:
+        options["stopFile"] = str(stop_file)
+    if cycle:
+        options["requests"] = [_cycled(item, request) for item in cycle]
+    with (
+        tempfile.TemporaryDirectory(prefix="tessera-bench-loadgen-") as directory,
+        PeakRssSampler(target.server) as sampler,
+    ):
+        # In a file: a thousand tenants' requests exceed one argument's limit.
+        options_file = Path(directory) / "options.json"
+        options_file.write_text(json.dumps(options))
         stdout = run_command(
-            [node_executable(), str(BENCH_DIR / "loadgen.mjs"), json.dumps(options)],
+            [node_executable(), str(BENCH_DIR / "loadgen.mjs"), f"@{options_file}"],
             env=os.environ,
             cwd=BENCH_DIR,
             timeout=max_seconds + 60,
@@ -96,6 +149,7 @@ def run_load(target: Target, *, connections: int, requests: int, max_seconds: fl
     except (ValueError, IndexError):
         raise ProcessError(f"loadgen printed no summary: {stdout[-1000:]!r}") from None
     latency = summary["latencyMs"]
+    cold = summary["coldLatencyMs"]
     return LoadResult(
         requested=summary["requested"],
         responses=summary["responses"],
@@ -111,4 +165,21 @@ def run_load(target: Target, *, connections: int, requests: int, max_seconds: fl
         truncated=summary["truncated"],
         status_codes=summary["statusCodes"],
         reconnects=summary["reconnects"],
+        cold_count=cold["count"] if cycle else 0,
+        cold_p50_ms=cold["p50"] if cycle else None,
+        cold_p99_ms=cold["p99"] if cycle else None,
+        peak_rss_by_pid=sampler.peak_by_pid,
+        error_kinds=summary["errorKinds"],
     )
+
+
+def _cycled(item: TokenRequest, base: TokenRequest) -> dict[str, object]:
+    """One entry of loadgen's request list: a path on ``base``'s host, and its body."""
+    url, base_url = urllib.parse.urlsplit(item.url), urllib.parse.urlsplit(base.url)
+    if url.netloc != base_url.netloc:
+        raise ValueError(f"cycled requests must share a host: {item.url} vs {base.url}")
+    return {
+        "path": url.path,
+        "headers": {"content-type": item.content_type},
+        "body": item.body.decode(),
+    }

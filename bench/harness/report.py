@@ -26,7 +26,17 @@ compare; the Tessera/peer ratio measured in the same run holds better.
 HOOK = "tessera+hook"
 NO_HOOK = "tessera"
 PEER = "peer"
+FLOOR = "floor"
 MIB = 1024 * 1024
+# Issue 10's targets, at 50 connections: (name, numerator, denominator,
+# measure, bound, at least (True) or at most (False)).
+TARGET_CONCURRENCY = 50
+TARGETS = (
+    ("no hook / floor, tokens/s", NO_HOOK, FLOOR, "tokens/s", 0.85, True),
+    ("hook / no hook, tokens/s", HOOK, NO_HOOK, "tokens/s", 0.9, True),
+    ("hook / peer, tokens/s", HOOK, PEER, "tokens/s", 0.7, True),
+    ("hook / peer, p99", HOOK, PEER, "p99", 1.5, False),
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,51 @@ def results_table(measurements: Sequence[Measurement]) -> str:
     return format_table(header, rows)
 
 
+def _measure(result: LoadResult, measure: str) -> float | None:
+    return result.tokens_per_second if measure == "tokens/s" else result.p99_ms
+
+
+def targets_table(measurements: Sequence[Measurement]) -> str | None:
+    """Each of issue 10's ratios next to its target, per (database, setup).
+
+    Measured at 50 connections, or at the highest level run if 50 was not
+    (then the table says so: the targets are set at 50).
+    """
+    by_key = {(m.database, m.setup, m.concurrency, m.variant): m.result for m in measurements}
+    groups = dict.fromkeys((m.database, m.setup) for m in measurements if m.variant != PEER)
+    rows = []
+    for database, setup in groups:
+        levels = {m.concurrency for m in measurements if (m.database, m.setup) == (database, setup)}
+        concurrency = TARGET_CONCURRENCY if TARGET_CONCURRENCY in levels else max(levels)
+        for name, numerator, denominator, measure, bound, at_least in TARGETS:
+            top = by_key.get((database, setup, concurrency, numerator))
+            bottom = by_key.get((database, setup, concurrency, denominator))
+            if top is None or bottom is None:
+                continue
+            top_value, bottom_value = _measure(top, measure), _measure(bottom, measure)
+            if top_value is None or not bottom_value:
+                ratio, verdict = "-", "✗"
+            else:
+                value = top_value / bottom_value
+                ratio = f"{value:.2f}"
+                verdict = "✓" if (value >= bound if at_least else value <= bound) else "✗"
+            rows.append(
+                [
+                    database, setup, name, str(concurrency), ratio,
+                    f"{'≥' if at_least else '≤'} {bound}", verdict,
+                ]
+            )  # fmt: skip
+    if not rows:
+        return None
+    header = ["db", "setup", "ratio", "conc", "measured", "target", "met"]
+    table = format_table(header, rows)
+    if any(row[3] != str(TARGET_CONCURRENCY) for row in rows):
+        table += (
+            f"\n\n(The targets are set at c={TARGET_CONCURRENCY}, which this run did not measure.)"
+        )
+    return table
+
+
 def connection_note(measurements: Sequence[Measurement]) -> str | None:
     """Say which servers closed connections (no keep-alive), since it changes latency."""
     closing = sorted(
@@ -186,7 +241,7 @@ def workers_table(measurements: Sequence[Measurement]) -> str | None:
 
 
 PYTHON_PACKAGES = (
-    "Django", "granian", "gunicorn", "PyJWT", "cryptography", "mini-racer", "psycopg",
+    "Django", "granian", "gunicorn", "PyJWT", "cryptography", "quickjs-ng", "psycopg",
 )  # fmt: skip
 
 

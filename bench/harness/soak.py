@@ -55,7 +55,15 @@ def run_soak(target: Target, *, requests: int, concurrency: int, max_seconds: fl
     snapshot("start")
     for index in range(SOAK_CHUNKS):
         results.append(
-            run_load(target, connections=concurrency, requests=chunk, max_seconds=max_seconds)
+            # Every request differs (User-Agent, a body parameter), so the
+            # hook's context is new each time, as with real traffic.
+            run_load(
+                target,
+                connections=concurrency,
+                requests=chunk,
+                max_seconds=max_seconds,
+                vary=True,
+            )
         )
         done = (index + 1) * chunk
         print(f"  soak: {done}/{chunk * SOAK_CHUNKS} requests", flush=True)
@@ -76,11 +84,33 @@ def soak_table(report: SoakReport) -> str:
         info = report.snapshots[name].get(pid)
         return "-" if info is None else f"{info.rss_bytes / MIB:.1f}"
 
+    def growth(first: str, last: str, pid: int) -> str:
+        before, after = report.snapshots[first].get(pid), report.snapshots[last].get(pid)
+        if before is None or after is None:
+            return "-"
+        return f"{(after.rss_bytes - before.rss_bytes) / MIB:+.1f}"
+
     for pid in pids:
-        rows.append([report.roles.get(pid, "?"), str(pid), *(mib(name, pid) for name in columns)])
+        rows.append(
+            [
+                report.roles.get(pid, "?"),
+                str(pid),
+                *(mib(name, pid) for name in columns),
+                growth("start", "end", pid),
+                growth("middle", "end", pid),
+            ]
+        )
     totals = [sum(i.rss_bytes for i in report.snapshots[name].values()) for name in columns]
-    rows.append(["total", "", *(f"{total / MIB:.1f}" for total in totals)])
-    header = ["process", "pid", "RSS start MiB", "RSS middle MiB", "RSS end MiB"]
+    rows.append(
+        [
+            "total", "", *(f"{total / MIB:.1f}" for total in totals),
+            f"{(totals[2] - totals[0]) / MIB:+.1f}", f"{(totals[2] - totals[1]) / MIB:+.1f}",
+        ]
+    )  # fmt: skip
+    header = [
+        "process", "pid", "RSS start MiB", "RSS middle MiB", "RSS end MiB",
+        "start → end MiB", "middle → end MiB",
+    ]  # fmt: skip
     return format_table(header, rows, text_columns=2)
 
 

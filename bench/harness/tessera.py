@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from base64 import urlsafe_b64encode
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ REPO_DIR = BENCH_DIR.parent
 TENANT = "bench"
 HOOK_NAME = "seed"
 HOOK_FILE = BENCH_DIR / "seed_hook.js"
+PROVISION_SCRIPT = BENCH_DIR / "provision_tenants.py"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_DATABASE = "tessera_bench"
 MANAGE_TIMEOUT_SECONDS = 180
@@ -52,6 +53,28 @@ class ClientCredentials:
 
 
 @dataclass(frozen=True)
+class TenantSpec:
+    """One more tenant for ``provision_tenants.py``: its slug, hook script (or none)
+    and how many clients it has."""
+
+    slug: str
+    script: str | None
+    clients: int = 1
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    """A tenant made by ``provision_tenants.py``, with its clients' credentials."""
+
+    slug: str
+    clients: list[ClientCredentials]
+
+    @property
+    def client(self) -> ClientCredentials:
+        return self.clients[0]
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Which server runs Tessera, and how; recorded with the results."""
 
@@ -59,11 +82,13 @@ class ServerConfig:
     workers: int
     worker_class: str  # gunicorn only
     threads: int  # gunicorn gthread only
+    blocking_threads: int = 1  # granian: threads running the WSGI app per worker
 
     def describe(self) -> str:
         plural = "s" if self.workers > 1 else ""
         if self.server == "granian":
-            return f"granian, {self.workers} worker{plural}"
+            threads = f", {self.blocking_threads} threads each" if self.blocking_threads > 1 else ""
+            return f"granian, {self.workers} worker{plural}{threads}"
         threads = f" ({self.threads} threads)" if self.worker_class == "gthread" else ""
         return f"gunicorn, {self.workers} {self.worker_class} worker{plural}{threads}"
 
@@ -71,7 +96,14 @@ class ServerConfig:
 class TesseraEnvironment:
     """Environment variables shared by manage.py commands and the server for one database."""
 
-    def __init__(self, *, database_url: str, redis_url: str, port: int) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        redis_url: str,
+        port: int,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.public_url = f"http://127.0.0.1:{port}"
         self.issuer = f"{self.public_url}/{TENANT}/"
@@ -89,13 +121,19 @@ class TesseraEnvironment:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PUBLIC_URL": self.public_url,
                 "TESSERA_TOKEN_RATE_LIMIT": "",  # rate limit off
-                # One request at a time per server worker (one blocking thread):
-                # one hook worker is all it uses, as README's production setup.
+                "TESSERA_HOOK_ISOLATION": "inprocess",
+                # Only read with TESSERA_HOOK_ISOLATION=process: one request at
+                # a time per server worker (one blocking thread) needs one hook
+                # worker process.
                 "TESSERA_HOOK_WORKERS": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(settings or {})  # --isolation, --noisy-neighbour's rate limit
         self.variables: Mapping[str, str] = env
+
+    def issuer_of(self, slug: str) -> str:
+        return f"{self.public_url}/{slug}/"
 
     def manage(self, *args: str) -> str:
         """Run one manage.py command with this environment; return its stdout."""
@@ -212,6 +250,44 @@ def provision(env: TesseraEnvironment, *, with_hook: bool) -> ClientCredentials:
         raise ProcessError(f"client create --json printed no {missing}: {client!r}") from None
 
 
+def provision_tenants(
+    env: TesseraEnvironment, tenants: Sequence[TenantSpec], workdir: Path
+) -> list[ProvisionedTenant]:
+    """Create ``tenants`` (API, client, grant, hook) through the project's services,
+    in one process (bench/provision_tenants.py); the CLI would take minutes."""
+    if not tenants:
+        return []
+    spec_path = workdir / "tenants.json"
+    spec = {
+        "audience": AUDIENCE,
+        "tenants": [
+            {"slug": tenant.slug, "script": tenant.script, "clients": tenant.clients}
+            for tenant in tenants
+        ],
+    }
+    spec_path.write_text(json.dumps(spec))
+    output = run_command(
+        [sys.executable, str(PROVISION_SCRIPT), str(spec_path)],
+        env=env.variables,
+        cwd=REPO_DIR,
+        timeout=MANAGE_TIMEOUT_SECONDS + 2 * len(tenants),
+    )
+    try:
+        created = json.loads(output.strip().splitlines()[-1])
+        return [
+            ProvisionedTenant(
+                slug=str(item["slug"]),
+                clients=[
+                    ClientCredentials(str(client["client_id"]), str(client["client_secret"]))
+                    for client in item["clients"]
+                ],
+            )
+            for item in created
+        ]
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise ProcessError(f"provision_tenants.py printed no list: {output[-1000:]!r}") from None
+
+
 def _create_seed_hook(env: TesseraEnvironment) -> None:
     """Create (and so enable) the seed hook with ``wt create``."""
     env.manage(
@@ -236,8 +312,10 @@ def _parse_json_object(output: str) -> dict[str, object]:
     return parsed
 
 
-def tessera_token_request(env: TesseraEnvironment, client: ClientCredentials) -> TokenRequest:
-    """Tessera's token request: JSON body, as Auth0's docs show it."""
+def tessera_token_request(
+    env: TesseraEnvironment, client: ClientCredentials, *, slug: str = TENANT
+) -> TokenRequest:
+    """Tessera's token request (to tenant ``slug``): JSON body, as Auth0's docs show it."""
     body = json.dumps(
         {
             "grant_type": "client_credentials",
@@ -246,28 +324,33 @@ def tessera_token_request(env: TesseraEnvironment, client: ClientCredentials) ->
             "audience": AUDIENCE,
         }
     ).encode()
-    return TokenRequest(url=f"{env.issuer}oauth/token", content_type="application/json", body=body)
+    issuer = env.issuer_of(slug)
+    return TokenRequest(url=f"{issuer}oauth/token", content_type="application/json", body=body)
 
 
-def tessera_expectation(env: TesseraEnvironment, *, with_hook: bool) -> TokenExpectation:
-    """What Tessera's tokens must contain, with the seed hook on or off."""
+def tessera_expectation(
+    env: TesseraEnvironment, *, with_hook: bool, slug: str = TENANT
+) -> TokenExpectation:
+    """What Tessera's tokens (from tenant ``slug``) must contain, with the seed hook on or off."""
+    issuer = env.issuer_of(slug)
     return TokenExpectation(
-        issuer=env.issuer,
+        issuer=issuer,
         audience=AUDIENCE,
-        jwks_url=f"{env.issuer}.well-known/jwks.json",
+        jwks_url=f"{issuer}.well-known/jwks.json",
         with_hook=with_hook,
     )
 
 
-def server_command(env: TesseraEnvironment, config: ServerConfig) -> list[str]:
+def server_command(*, app: str, port: int, config: ServerConfig) -> list[str]:
     """The server as deployed (README "Production"); no access log, so the bench
-    measures the app, not log writes."""
+    measures the app, not log writes. The floor (harness/floor.py) runs with
+    exactly the same command, only ``app`` differs."""
     if config.server == "granian":
-        bind = ["--host", "127.0.0.1", "--port", str(env.port)]
+        bind = ["--host", "127.0.0.1", "--port", str(port)]
     else:
-        bind = ["--bind", f"127.0.0.1:{env.port}"]
+        bind = ["--bind", f"127.0.0.1:{port}"]
     return [
-        sys.executable, "-m", config.server, "tenant.wsgi:application",
+        sys.executable, "-m", config.server, app,
         *bind, "--workers", str(config.workers), *server_arguments(config),
     ]  # fmt: skip
 
@@ -281,7 +364,8 @@ def server_arguments(config: ServerConfig) -> list[str]:
     per worker runs the WSGI app: the endpoint is CPU-bound, and more Python
     threads only contend for the GIL (with granian's default pool, p99 at 50
     connections was several times worse). ``--runtime-mode st``: one Rust I/O
-    thread per worker, on 2 cores.
+    thread per worker, on 2 cores. ``--respawn-failed-workers``: as deployed,
+    a worker that dies is replaced instead of taking the server down.
 
     gunicorn, for comparison (``--server gunicorn``): sync workers by default
     (gunicorn's default too). Each free worker accepts the next connection from
@@ -295,9 +379,10 @@ def server_arguments(config: ServerConfig) -> list[str]:
     if config.server == "granian":
         return [
             "--interface", "wsgi",
-            "--blocking-threads", "1",
+            "--blocking-threads", str(config.blocking_threads),
             "--runtime-mode", "st",
             "--no-ws",
+            "--respawn-failed-workers",
             "--log-level", "warning",
         ]  # fmt: skip
     arguments = [
@@ -319,6 +404,7 @@ class TesseraDeployment:
     env: TesseraEnvironment
     client: ClientCredentials
     with_hook: bool
+    tenants: list[ProvisionedTenant]
 
     def set_hook_enabled(self, enabled: bool) -> None:
         """Toggle the seed hook with the ``hooks`` command."""
@@ -336,14 +422,23 @@ class TesseraDeployment:
 
 @contextlib.contextmanager
 def provisioned_tessera(
-    database: str, *, with_hook: bool, workdir: Path
+    database: str,
+    *,
+    with_hook: bool,
+    workdir: Path,
+    settings: Mapping[str, str] | None = None,
+    tenants: Sequence[TenantSpec] = (),
 ) -> Iterator[TesseraDeployment]:
     """A fresh database of kind ``database`` (and a fresh Redis) with the bench tenant,
-    API, client and, unless ``with_hook`` is false, the seed hook."""
+    API, client and, unless ``with_hook`` is false, the seed hook; then ``tenants``.
+    ``settings``: environment variables for manage.py and the server."""
     with bench_database(database) as database_url, running_redis(workdir) as redis_url:
-        env = TesseraEnvironment(database_url=database_url, redis_url=redis_url, port=free_port())
+        env = TesseraEnvironment(
+            database_url=database_url, redis_url=redis_url, port=free_port(), settings=settings
+        )
         client = provision(env, with_hook=with_hook)
-        yield TesseraDeployment(env=env, client=client, with_hook=with_hook)
+        extra = provision_tenants(env, tenants, workdir)
+        yield TesseraDeployment(env=env, client=client, with_hook=with_hook, tenants=extra)
 
 
 @contextlib.contextmanager
@@ -354,7 +449,7 @@ def running_tessera(
     env = deployment.env
     with running_server(
         f"tessera ({config.describe()})",
-        server_command(env, config),
+        server_command(app="tenant.wsgi:application", port=env.port, config=config),
         env=env.variables,
         cwd=REPO_DIR,
         log_path=workdir / f"{config.server}-{config.workers}w-{env.port}.log",

@@ -1,0 +1,1 @@
+"""The floor: a bare DRF view signing the bench's RS256 token (see views.py)."""

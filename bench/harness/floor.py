@@ -1,0 +1,70 @@
+"""Run the floor (bench/floor/): a bare DRF view signing the same RS256 token,
+served with exactly Tessera's server command (harness/tessera.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from harness.node import BENCH_DIR
+from harness.processes import free_port, running_server
+from harness.targets import AUDIENCE, Target
+from harness.tessera import ServerConfig, server_command
+from harness.tokens import TokenExpectation, TokenRequest, wait_until_ready
+
+FLOOR_LABEL = "floor"
+FLOOR_APP = "floor.wsgi:application"
+
+
+def _new_private_key_pem() -> str:
+    """A fresh RSA-2048 key (as Tessera's tenant key), shared by all floor workers."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@contextlib.contextmanager
+def running_floor(config: ServerConfig, workdir: Path) -> Iterator[Target]:
+    """Serve bench/floor with ``config`` (same server, workers and flags as Tessera)."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}/floor/"
+    env = {
+        **{key: value for key, value in os.environ.items() if key != "DEBUG"},
+        "DJANGO_SETTINGS_MODULE": "floor.settings",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FLOOR_ISSUER": issuer,
+        "FLOOR_PRIVATE_KEY": _new_private_key_pem(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with running_server(
+        f"floor ({config.describe()})",
+        server_command(app=FLOOR_APP, port=port, config=config),
+        env=env,
+        cwd=BENCH_DIR,
+        log_path=workdir / f"floor-{config.workers}w-{port}.log",
+    ) as server:
+        jwks_url = f"{issuer}.well-known/jwks.json"
+        wait_until_ready(server, jwks_url, timeout=60)
+        body = (
+            '{"grant_type": "client_credentials", "client_id": "floor-client", '
+            f'"client_secret": "unused", "audience": "{AUDIENCE}"}}'
+        ).encode()
+        yield Target(
+            label=FLOOR_LABEL,
+            server=server,
+            token_request=TokenRequest(
+                url=f"{issuer}oauth/token", content_type="application/json", body=body
+            ),
+            expectation=TokenExpectation(
+                issuer=issuer, audience=AUDIENCE, jwks_url=jwks_url, with_hook=True
+            ),
+        )
