@@ -6,7 +6,7 @@ PORT ?= 8000
 # Issuers follow the port make run serves on, unless set explicitly.
 PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test lint bench venv browser
+.PHONY: run test lint bench venv browser screenshots
 
 venv: $(VENV)/.installed
 
@@ -29,8 +29,20 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed: browser tests will be skipped (apt-get install chromium)"; fi; }
 
-test: venv browser
+# The compatibility suite's node clients (tests/compat), pinned by its lock
+# file; reinstalled only when the pins change, like the venv stamp.
+COMPAT_NODE := tests/compat/node_modules/.installed
+
+$(COMPAT_NODE): tests/compat/package.json tests/compat/package-lock.json
+	cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: venv browser $(COMPAT_NODE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Refreshes docs/screenshots/ on purpose; `make test` never touches them.
+screenshots: venv browser
+	TESSERA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/dashboard/test_browser.py -q -k "run_shows_claims or landing_page_shows"
 
 lint: venv
 	$(VENV)/bin/ruff check .

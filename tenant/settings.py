@@ -9,6 +9,7 @@ secrets at rest) are generated once into ``var/`` so that restarts keep them.
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -67,16 +68,22 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "oauth2_provider",
     "django_ace",
     "tenant",
     "apis",
     "clients",
     "hooks",
+    "axes",
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer on an API path, from any layer below, is JSON.
+    "tenant.middleware.IssuerJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "tenant.metrics.TokenMetricsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenant.config_cache.ConfigGenerationMiddleware",
     "tenant.middleware.TenantDomainMiddleware",
@@ -86,7 +93,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tenant.middleware.IssuerJsonErrorsMiddleware",
+    # After authentication, as django-axes requires: turns a locked-out login
+    # into its page.
+    "axes.middleware.AxesMiddleware",
+    # Innermost, so a database outage is a 503 before any 500 handler sees it.
+    "tenant.dependencies.DependencyErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "tenant.urls"
@@ -116,19 +127,49 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# SQLite as a real embedded database: readers never block the writer (WAL),
+# writers queue for the lock (busy timeout, seconds) instead of failing with
+# "database is locked", and transactions take the write lock when they begin
+# (IMMEDIATE): a DEFERRED one that reads then writes cannot wait for the lock,
+# SQLite fails it at once.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+
 # "default" holds what may differ per process (rate-limit counters without
 # Redis); "shared" what every process must agree on: the configuration
 # generation that invalidates memoised lookups, and hook storage copies.
 # Without Redis, "shared" is a file cache, shared by the processes of one
 # machine (runserver, gunicorn workers, manage.py commands).
 REDIS_URL = os.environ.get("REDIS_URL")
+# Seconds to connect to or hear from Redis before falling back (sub-second).
+TESSERA_REDIS_TIMEOUT = float(os.environ.get("TESSERA_REDIS_TIMEOUT", "0.25"))
 if REDIS_URL:
-    _redis = {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "tessera",
+    # Short timeouts and a circuit breaker (tenant.dependencies): a Redis that
+    # is down or frozen costs a request a fraction of a second, then nothing.
+    _redis_options = {
+        "SOCKET_CONNECT_TIMEOUT": TESSERA_REDIS_TIMEOUT,
+        "SOCKET_TIMEOUT": TESSERA_REDIS_TIMEOUT,
     }
-    CACHES = {"default": _redis, "shared": _redis}
+    CACHES = {
+        # Rate limits fall back to per-process counters while Redis is away.
+        "default": {
+            "BACKEND": "tenant.dependencies.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tessera",
+            "OPTIONS": {**_redis_options, "FALLBACK": "local"},
+        },
+        # Shared copies of database data miss, and are read from the database.
+        "shared": {
+            "BACKEND": "tenant.dependencies.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tessera",
+            "OPTIONS": {**_redis_options, "FALLBACK": "miss"},
+        },
+    }
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -155,6 +196,21 @@ PASSWORD_HASHERS = [
     "clients.hashers.ClientSecretHasher",
 ]
 
+# Dashboard login throttling (django-axes): after AXES_FAILURE_LIMIT wrong
+# passwords, a username is locked out from that address for AXES_COOLOFF_TIME.
+# Unlock early: python manage.py axes_reset_username NAME (README, "The dashboard").
+AUTHENTICATION_BACKENDS = [
+    "tenant.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("TESSERA_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("TESSERA_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tenant.login_throttle.login_locked_out"
+# The address is REMOTE_ADDR: behind a proxy every login comes from the
+# proxy's address, and the lockout is then per username.
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
 OAUTH2_PROVIDER = {"CLIENT_SECRET_HASHER": "tessera_client_secret_sha256"}
 
@@ -165,15 +221,41 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 # Token requests per client per period ("100/s", "6000/m"); empty turns it off.
 TESSERA_TOKEN_RATE_LIMIT = os.environ.get("TESSERA_TOKEN_RATE_LIMIT", "100/s")
 # Token request bodies are a handful of short fields.
 TESSERA_TOKEN_MAX_BODY_BYTES = 16_384
+# Request headers on API paths, in total (names and values): beyond it, 431.
+TESSERA_MAX_HEADER_BYTES = 16_384
 
 # Hooks (SPEC §4). Per-tenant time and memory limits live on the Tenant.
 TESSERA_HOOK_MAX_SCRIPT_BYTES = 100_000
+# "inprocess" (default): hooks run in QuickJS on the server's own threads.
+# "process": the same engine in worker processes that hold no server secrets,
+# for operators hosting tenants they do not trust (README, "Hook isolation").
+TESSERA_HOOK_ISOLATION = os.environ.get("TESSERA_HOOK_ISOLATION", "inprocess")
+if TESSERA_HOOK_ISOLATION not in ("inprocess", "process"):
+    raise ValueError("TESSERA_HOOK_ISOLATION must be 'inprocess' or 'process'")
+# Worker processes per server process, with TESSERA_HOOK_ISOLATION=process.
+TESSERA_HOOK_WORKERS = int(os.environ.get("TESSERA_HOOK_WORKERS", "2"))
+# Warm hook contexts kept per server thread (or worker), least recently used
+# dropped first; each is a few hundred kB.
+TESSERA_HOOK_CONTEXTS_PER_THREAD = int(os.environ.get("TESSERA_HOOK_CONTEXTS_PER_THREAD", "256"))
+# Fairness, per server process: concurrent hook runs one tenant may have (a
+# run over it waits this many ms for a slot, then is refused), concurrent test
+# runs (the dashboard's Run), and the breaker that fails a hook fast for a
+# cool-down after that many timeouts or memory failures in a row (at once for
+# a run that burns its whole CPU budget).
+TESSERA_HOOK_TENANT_CONCURRENCY = int(os.environ.get("TESSERA_HOOK_TENANT_CONCURRENCY", "1"))
+TESSERA_HOOK_TENANT_QUEUE_MS = float(os.environ.get("TESSERA_HOOK_TENANT_QUEUE_MS", "100"))
+TESSERA_HOOK_TEST_RUNS_PER_PROCESS = int(os.environ.get("TESSERA_HOOK_TEST_RUNS_PER_PROCESS", "2"))
+TESSERA_HOOK_BREAKER_FAILURES = int(os.environ.get("TESSERA_HOOK_BREAKER_FAILURES", "3"))
+TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS = float(
+    os.environ.get("TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS", "30")
+)
 # Namespaced claims may not use these hosts (nor their subdomains); the
 # deployment's PUBLIC_URL host and each tenant's own domain are added.
 TESSERA_RESERVED_CLAIM_DOMAINS = env_list(
@@ -182,6 +264,36 @@ TESSERA_RESERVED_CLAIM_DOMAINS = env_list(
 # Token requests log hook runs from a background thread; tests write at once.
 TESSERA_HOOK_RUN_LOG_ASYNC = env_bool("TESSERA_HOOK_RUN_LOG_ASYNC", True)
 TESSERA_HOOK_RUN_RETENTION_DAYS = int(os.environ.get("TESSERA_HOOK_RUN_RETENTION_DAYS", "7"))
+# Concurrent dashboard test runs (the Run button) per user and server process;
+# beyond it Run answers "busy" (the process-wide cap is the governor's above).
+TESSERA_TEST_RUNS_PER_USER = int(os.environ.get("TESSERA_TEST_RUNS_PER_USER", "2"))
+
+# --- Running as a fleet (README, "Operating a fleet") ---------------------------
+# No server serves configuration older than this many seconds after a change
+# commits, whatever happens to Redis (tenant.config_cache).
+TESSERA_CONFIG_MAX_STALENESS = float(os.environ.get("TESSERA_CONFIG_MAX_STALENESS", "1"))
+# While the database does not answer, serve the configuration held for this
+# long (tokens keep flowing through a database restart), then answer 503.
+TESSERA_CONFIG_OUTAGE_GRACE = float(os.environ.get("TESSERA_CONFIG_OUTAGE_GRACE", "120"))
+# A thread per process re-reads the generation; the unit tests read it inline.
+TESSERA_CONFIG_WATCH = env_bool("TESSERA_CONFIG_WATCH", True)
+# Bearer token for /metrics and /readyz; without it only loopback clients get them.
+TESSERA_METRICS_TOKEN = os.environ.get("TESSERA_METRICS_TOKEN", "")
+# Hook-run records held per process while the database is away (≈ 1-2 minutes
+# of a busy worker); beyond it they are dropped, counted and logged.
+TESSERA_HOOK_RUN_LOG_BUFFER = int(os.environ.get("TESSERA_HOOK_RUN_LOG_BUFFER", "100000"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that accepts but never answers must not hang a request for
+    # psycopg's default connect timeout (minutes): fail fast and answer 503.
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options.setdefault(
+        "connect_timeout", int(os.environ.get("TESSERA_DB_CONNECT_TIMEOUT", "3"))
+    )
+    _pg_options.setdefault(
+        "options",
+        f"-c statement_timeout={int(os.environ.get('TESSERA_DB_STATEMENT_TIMEOUT_MS', '10000'))}",
+    )
+# ------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -210,4 +322,29 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "WARNING"},
     },
+}
+
+# Management API rate limit: requests per window per client, shared by all
+# servers through the "shared" cache; answered with X-RateLimit-* headers.
+TESSERA_MANAGEMENT_RATE_LIMIT = int(os.environ.get("TESSERA_MANAGEMENT_RATE_LIMIT", "600"))
+TESSERA_MANAGEMENT_RATE_WINDOW_S = int(os.environ.get("TESSERA_MANAGEMENT_RATE_WINDOW_S", "60"))
+
+# The Management API's OpenAPI document ({issuer}api/v2/openapi.json) and its
+# Swagger UI page ({issuer}api/v2/docs), assets from drf-spectacular-sidecar.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tessera Management API",
+    "DESCRIPTION": "Auth0 Management API v2, for hooks, resource servers, clients and "
+    "client grants. Authenticate with a token of the tenant's own token endpoint for "
+    "the audience {issuer}api/v2/.",
+    "VERSION": "2",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+    },
+    "SECURITY": [{"bearerAuth": []}],
 }
