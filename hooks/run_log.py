@@ -15,9 +15,18 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    router,
+)
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
 from hooks.models import HookRun
@@ -46,8 +55,52 @@ class RunRecord:
     error: str
 
 
+# HookRun's columns, in the order _row gives them.
+_COLUMNS = (
+    "tenant_id",
+    "hook_id",
+    "hook_version",
+    "source",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "console",
+    "error",
+)
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, which a hook may print."""
+    return value.replace("\x00", "\ufffd")
+
+
+def _row(record: RunRecord, ops: BaseDatabaseOperations) -> tuple[Any, ...]:
+    return (
+        record.tenant_id,
+        record.hook_id,
+        record.hook_version,
+        record.source,
+        ops.adapt_datetimefield_value(record.started_at),
+        record.duration_ms,
+        record.outcome,
+        _text(record.console),
+        _text(record.error),
+    )
+
+
 def _write(records: list[RunRecord]) -> None:
-    HookRun.objects.bulk_create([HookRun(**record.__dict__) for record in records])
+    """One INSERT of every record, without a model instance each:
+    ``bulk_create`` took about 50 µs of the web worker's CPU per record on
+    PostgreSQL, and held the GIL for about 10 ms per batch."""
+    connection = connections[router.db_for_write(HookRun)]
+    ops = connection.ops
+    table = ops.quote_name(HookRun._meta.db_table)
+    columns = ", ".join(ops.quote_name(column) for column in _COLUMNS)
+    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
+    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(records))}"  # noqa: S608
+    params: list[Any] = [value for record in records for value in _row(record, ops)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def prune_runs(*, now: datetime | None = None) -> int:
@@ -83,16 +136,15 @@ class _Writer:
         try:
             self.queue.put_nowait(record)
         except queue.Full:  # the database is far behind: shed logs, never tokens
-            self.dropped += 1
-            metrics.RUN_LOG_DROPPED.inc()
-            now = time.monotonic()
-            if now - self.dropped_logged_at >= DROP_LOG_EVERY_SECONDS:
-                self.dropped_logged_at = now
-                logger.error(
-                    "Hook run log buffer full (%d records): %d run records dropped so far",
-                    self.queue.maxsize,
-                    self.dropped,
-                )
+            self._dropped(f"buffer full ({self.queue.maxsize} records)")
+
+    def _dropped(self, reason: str) -> None:
+        self.dropped += 1
+        metrics.RUN_LOG_DROPPED.inc()
+        now = time.monotonic()
+        if now - self.dropped_logged_at >= DROP_LOG_EVERY_SECONDS:
+            self.dropped_logged_at = now
+            logger.error("Hook run log: %s; %d run records dropped so far", reason, self.dropped)
 
     def _drain(self, batch: list[RunRecord | None]) -> None:
         """Take what is queued, up to a full batch or the stop sentinel."""
@@ -106,11 +158,16 @@ class _Writer:
         """Write ``records``, retrying while the database is away; False if
         stopping made it give up."""
         pause = RETRY_FIRST_SECONDS
-        while True:
+        while records:
             try:
                 close_old_connections()
                 _write(records)
                 return True
+            except (DataError, IntegrityError):
+                # Not an outage: some record can never be stored (its hook was
+                # deleted meanwhile). Retrying the batch would stall the log.
+                records = self._write_each(records)
+                continue
             except DatabaseError as error:
                 connections.close_all()
                 metrics.DEPENDENCY_ERRORS.labels(dependency="database").inc()
@@ -125,6 +182,19 @@ class _Writer:
                 return False
             time.sleep(pause)
             pause = min(pause * 2, RETRY_MAX_SECONDS)
+        return True
+
+    def _write_each(self, records: list[RunRecord]) -> list[RunRecord]:
+        """Write records one at a time, dropping those the database refuses;
+        returns the ones left unwritten if the database goes away meanwhile."""
+        for index, record in enumerate(records):
+            try:
+                _write([record])
+            except (DataError, IntegrityError) as error:
+                self._dropped(f"a run record was refused ({error.__class__.__name__})")
+            except DatabaseError:
+                return records[index:]
+        return []
 
     def _loop(self) -> None:
         while True:

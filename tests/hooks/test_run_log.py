@@ -77,3 +77,68 @@ def test_prune_deletes_runs_older_than_retention(settings):
         )
     assert run_log.prune_runs(now=now) == 2
     assert HookRun.objects.count() == 2
+
+
+def record(tenant, *, hook_id=None, console=""):
+    return run_log.RunRecord(
+        tenant_id=tenant.pk,
+        hook_id=hook_id,
+        hook_version=None,
+        source="token",
+        started_at=timezone.now(),
+        duration_ms=1.0,
+        outcome="ok",
+        console=console,
+        error="",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_the_database_refuses_is_dropped_and_the_rest_are_written(settings):
+    settings.TESSERA_HOOK_RUN_LOG_ASYNC = True
+    tenant = make_tenant("acme")
+    other = make_tenant("other")
+    deleted = hook_create(tenant=tenant, name="gone", script=SCRIPT)
+    deleted_id = deleted.pk
+    deleted.delete()  # as if deleted while its last runs were queued
+    dropped_before = run_log._get_writer().dropped
+
+    for n, hook_id in enumerate([None, deleted_id, None]):
+        run_log.record_run(record(tenant, hook_id=hook_id, console=f"run {n}"))
+    run_log.record_run(record(other, console="other tenant"))
+    writer = run_log._get_writer()
+    run_log.shutdown()
+
+    assert writer.dropped - dropped_before == 1
+    assert sorted(HookRun.objects.filter(tenant=tenant).values_list("console", flat=True)) == [
+        "run 0",
+        "run 2",
+    ]
+    assert HookRun.objects.get(tenant=other).console == "other tenant"
+
+
+@pytest.mark.django_db
+def test_a_hook_printing_nul_gets_its_token_and_its_run_recorded():
+    tenant = make_tenant("acme")
+    api = make_api(tenant, "aud")
+    client, secret = make_client(tenant, {api: []})
+    hook = hook_create(
+        tenant=tenant,
+        name="nul",
+        script="module.exports = function(c, s, a, ctx, cb) {"
+        " console.log('a\\u0000b'); cb(null, {}); };",
+        enabled=True,
+    )
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "audience": "aud",
+    }
+
+    response = HttpClient().post(
+        "/acme/oauth/token", json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert HookRun.objects.get(hook=hook).console == "a\ufffdb\n"
