@@ -15,6 +15,30 @@ from tests.factories import make_api, make_client, make_tenant
 SCRIPT = "module.exports = function(c, s, a, ctx, cb) { console.log('ran'); cb(null, {}); };"
 
 
+def token_request(client, secret):
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "audience": "aud",
+    }
+    return HttpClient().post("/acme/oauth/token", json.dumps(body), content_type="application/json")
+
+
+def record(tenant, *, hook_id=None, console=""):
+    return run_log.RunRecord(
+        tenant_id=tenant.pk,
+        hook_id=hook_id,
+        hook_version=None,
+        source="token",
+        started_at=timezone.now(),
+        duration_ms=1.0,
+        outcome="ok",
+        console=console,
+        error="",
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_token_request_run_is_written_by_the_background_writer(settings):
     settings.TESSERA_HOOK_RUN_LOG_ASYNC = True
@@ -22,15 +46,7 @@ def test_token_request_run_is_written_by_the_background_writer(settings):
     api = make_api(tenant, "aud")
     client, secret = make_client(tenant, {api: []})
     hook = hook_create(tenant=tenant, name="h", script=SCRIPT, enabled=True)
-    body = {
-        "grant_type": "client_credentials",
-        "client_id": client.client_id,
-        "client_secret": secret,
-        "audience": "aud",
-    }
-    response = HttpClient().post(
-        "/acme/oauth/token", json.dumps(body), content_type="application/json"
-    )
+    response = token_request(client, secret)
     assert response.status_code == 200
 
     run_log.shutdown()  # writes what is queued, and closes the writer's connection
@@ -45,19 +61,7 @@ def test_background_writer_records_every_run_of_a_burst_larger_than_a_batch(sett
     tenant = make_tenant("acme")
     burst = 2 * run_log.BATCH_SIZE + 5
     for n in range(burst):
-        run_log.record_run(
-            run_log.RunRecord(
-                tenant_id=tenant.pk,
-                hook_id=None,
-                hook_version=None,
-                source="token",
-                started_at=timezone.now(),
-                duration_ms=1.0,
-                outcome="ok",
-                console=f"run {n}",
-                error="",
-            )
-        )
+        run_log.record_run(record(tenant, console=f"run {n}"))
     run_log.shutdown()
     assert HookRun.objects.filter(tenant=tenant).count() == burst
 
@@ -77,20 +81,6 @@ def test_prune_deletes_runs_older_than_retention(settings):
         )
     assert run_log.prune_runs(now=now) == 2
     assert HookRun.objects.count() == 2
-
-
-def record(tenant, *, hook_id=None, console=""):
-    return run_log.RunRecord(
-        tenant_id=tenant.pk,
-        hook_id=hook_id,
-        hook_version=None,
-        source="token",
-        started_at=timezone.now(),
-        duration_ms=1.0,
-        outcome="ok",
-        console=console,
-        error="",
-    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,16 +119,8 @@ def test_a_hook_printing_nul_gets_its_token_and_its_run_recorded():
         " console.log('a\\u0000b'); cb(null, {}); };",
         enabled=True,
     )
-    body = {
-        "grant_type": "client_credentials",
-        "client_id": client.client_id,
-        "client_secret": secret,
-        "audience": "aud",
-    }
 
-    response = HttpClient().post(
-        "/acme/oauth/token", json.dumps(body), content_type="application/json"
-    )
+    response = token_request(client, secret)
 
     assert response.status_code == 200, response.content
     assert HookRun.objects.get(hook=hook).console == "a\ufffdb\n"
