@@ -23,6 +23,9 @@ SCRIPT_V1 = """module.exports = function(client, scope, audience, context, cb) {
 };
 """
 SCRIPT_V2 = SCRIPT_V1.replace("'https://example.com/key'", "'https://example.com/v2'")
+# Long enough never to turn up by chance inside a random id or secret.
+FIRST_KEY = "first-hook-secret-value"
+SECOND_KEY = "second-hook-secret-value"
 
 
 def sdk(managed: ManagedTenant, cls):
@@ -77,12 +80,12 @@ def test_full_round_trip(acme):
         {"name": "add-key", "script": SCRIPT_V1, "triggerId": "credentials-exchange"}
     )
     assert hook["enabled"] is False
-    hooks.add_secrets(hook["id"], {"KEY": "k1", "OTHER": "o1"})
+    hooks.add_secrets(hook["id"], {"KEY": FIRST_KEY, "OTHER": "other-secret-value"})
     assert hooks.get_secrets(hook["id"]) == {
         "KEY": "_VALUE_NOT_SHOWN_",
         "OTHER": "_VALUE_NOT_SHOWN_",
     }
-    hooks.update_secrets(hook["id"], {"KEY": "k2"})
+    hooks.update_secrets(hook["id"], {"KEY": SECOND_KEY})
     hooks.delete_secrets(hook["id"], ["OTHER"])
     assert hooks.get_secrets(hook["id"]) == {"KEY": "_VALUE_NOT_SHOWN_"}
     # Disabled: the token carries no hook claim.
@@ -91,7 +94,7 @@ def test_full_round_trip(acme):
 
     hooks.update(hook["id"], {"enabled": True})
     claims = token_claims(issuer, client["client_id"], secret, rs["identifier"])
-    assert claims["https://example.com/key"] == "k2"
+    assert claims["https://example.com/key"] == SECOND_KEY
 
     assert [h["name"] for h in hooks.all()] == ["add-key"]  # the SDK asks enabled=true
     page = hooks.all(enabled=None, include_totals=True, per_page=1, page=0)
@@ -101,7 +104,7 @@ def test_full_round_trip(acme):
     updated = hooks.update(hook["id"], {"script": SCRIPT_V2})
     assert updated["script"] == SCRIPT_V2
     claims = token_claims(issuer, client["client_id"], secret, rs["identifier"])
-    assert claims["https://example.com/v2"] == "k2"
+    assert claims["https://example.com/v2"] == SECOND_KEY
 
     with pytest.raises(Auth0Error) as error:
         hooks.update(hook["id"], {"script": "module.exports = function( {"})
@@ -123,7 +126,8 @@ def test_full_round_trip(acme):
         rows.filter(object_type="hook").values_list("action", flat=True)
     )
     dumped = str(list(rows.values_list("before", "after")))
-    assert "k1" not in dumped and "k2" not in dumped and secret not in dumped
+    assert FIRST_KEY not in dumped and SECOND_KEY not in dumped and secret not in dumped
+    assert "other-secret-value" not in dumped
 
 
 def test_errors_are_auth0_shaped(acme):
