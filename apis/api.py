@@ -18,7 +18,7 @@ from tenant.management_api import (
     ManagementView,
     conflict,
     created,
-    not_found,
+    found,
     paginated,
     select_fields,
     validated,
@@ -28,12 +28,10 @@ from tenant.models import Tenant
 
 def get_api(tenant: Tenant, id_or_identifier: str) -> Api:
     """By API id, or (as Auth0 allows) by identifier; another tenant's is a 404."""
-    api = Api.objects.filter(tenant=tenant, public_id=id_or_identifier).first()
-    if api is None:
-        api = Api.objects.filter(tenant=tenant, identifier=id_or_identifier).first()
-    if api is None:
-        raise not_found("resource_server")
-    return api
+    by_id = Api.objects.filter(tenant=tenant, public_id=id_or_identifier).first()
+    return by_id or found(
+        Api.objects.filter(tenant=tenant, identifier=id_or_identifier), "resource_server"
+    )
 
 
 class ScopeSerializer(serializers.Serializer):

@@ -27,8 +27,8 @@ from tenant.management_api import (
     ManagementView,
     conflict,
     created,
+    found,
     invalid_body,
-    not_found,
     paginated,
     select_fields,
     validated,
@@ -39,21 +39,12 @@ GRANT_TYPES = ["client_credentials"]
 
 
 def get_client(tenant: Tenant, client_id: str) -> Client:
-    client = Client.objects.filter(tenant=tenant, client_id=client_id).first()
-    if client is None:
-        raise not_found("client")
-    return client
+    return found(Client.objects.filter(tenant=tenant, client_id=client_id), "client")
 
 
 def get_grant(tenant: Tenant, public_id: str) -> ClientGrant:
-    grant = (
-        ClientGrant.objects.select_related("client__tenant", "api")
-        .filter(client__tenant=tenant, public_id=public_id)
-        .first()
-    )
-    if grant is None:
-        raise not_found("client_grant")
-    return grant
+    grants = ClientGrant.objects.select_related("client__tenant", "api")
+    return found(grants.filter(client__tenant=tenant, public_id=public_id), "client_grant")
 
 
 class ClientOutputSerializer(serializers.Serializer):
@@ -215,12 +206,10 @@ class ClientGrantListView(ManagementView):
     @extend_schema(request=InputSerializer, responses={201: ClientGrantOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
-        client = Client.objects.filter(tenant=self.tenant, client_id=data["client_id"]).first()
-        if client is None:
-            raise not_found("client")
-        api = Api.objects.filter(tenant=self.tenant, identifier=data["audience"]).first()
-        if api is None:
-            raise not_found("resource_server")
+        client = get_client(self.tenant, data["client_id"])
+        api = found(
+            Api.objects.filter(tenant=self.tenant, identifier=data["audience"]), "resource_server"
+        )
         if ClientGrant.objects.filter(client=client, api=api).exists():
             raise conflict("A client grant for this client and audience already exists.")
         try:

@@ -32,8 +32,8 @@ from tenant.management_api import (
     ManagementView,
     conflict,
     created,
+    found,
     invalid_body,
-    not_found,
     paginated,
     query_bool,
     select_fields,
@@ -48,10 +48,7 @@ NAME_PATTERN = r"^[a-zA-Z0-9]([ \-a-zA-Z0-9]*[a-zA-Z0-9])?$"
 
 def get_hook(tenant: Tenant, public_id: str) -> Hook:
     """The tenant's hook by API id; another tenant's is the same 404 as none."""
-    hook = Hook.objects.filter(tenant=tenant, public_id=public_id).first()
-    if hook is None:
-        raise not_found("hook")
-    return hook
+    return found(Hook.objects.filter(tenant=tenant, public_id=public_id), "hook")
 
 
 class DependenciesField(serializers.DictField):

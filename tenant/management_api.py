@@ -12,7 +12,7 @@ tenant's JWKS, ``iss`` = this tenant's issuer, ``aud`` = its Management API,
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from django.conf import settings
@@ -20,7 +20,7 @@ from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.utils import OpenApiParameter
@@ -37,6 +37,7 @@ from tenant.models import SigningKey, Tenant
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 ALGORITHMS = ["RS256"]
 MAX_PER_PAGE = 100
@@ -68,6 +69,15 @@ class ApiError(exceptions.APIException):
 def not_found(what: str) -> ApiError:
     """Auth0's 404 for a missing (or another tenant's) object."""
     return ApiError(404, f"The {what.replace('_', ' ')} does not exist.", f"inexistent_{what}")
+
+
+def found(queryset: QuerySet[M], what: str) -> M:
+    """The object ``queryset`` names (already narrowed to one tenant), or
+    Auth0's 404 for ``what``."""
+    obj = queryset.first()
+    if obj is None:
+        raise not_found(what)
+    return obj
 
 
 def invalid_body(message: str) -> ApiError:
