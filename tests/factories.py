@@ -2,18 +2,18 @@
 
 from collections.abc import Iterable
 from itertools import count
-from pathlib import Path
 
 from apis.models import Api
 from apis.services import api_create
 from clients.models import Client
 from clients.services import client_create, client_grant_create
+from tenant.management.commands.demo import SEED_HOOK
 from tenant.models import Tenant
 from tenant.services import tenant_create
 
 _numbers = count(1)
-# The seed documents' hook (Auth0's "Using Hooks with Client Credentials Grant").
-SEED_HOOK = (Path(__file__).with_name("seed_hook.js")).read_text()
+# The seed documents' hook, as `make run` installs it; tests import it from here.
+__all__ = ["SEED_HOOK", "make_api", "make_client", "make_tenant"]
 
 
 def make_tenant(slug: str | None = None, **kwargs) -> Tenant:
