@@ -1,17 +1,26 @@
-"""Tenant resolution from the Host header, and JSON errors on API paths."""
+"""Tenant resolution from the Host header, JSON errors on API paths, and the
+dashboard's middleware kept off them."""
 
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware as _Authentication
+from django.contrib.messages.middleware import MessageMiddleware as _Messages
+from django.contrib.sessions.middleware import SessionMiddleware as _Sessions
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.common import CommonMiddleware as _Common
+from django.middleware.csrf import CsrfViewMiddleware as _Csrf
+from django.utils.deprecation import MiddlewareMixin
 
 from tenant.selectors import tenant_for_domain
 
 
 class TenantDomainMiddleware:
-    """Serve a tenant with its own domain at that domain's root."""
+    """Serve a tenant with its own domain at that domain's root, and mark
+    requests for an API path (``request.api_path``) for the layers below."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -24,7 +33,44 @@ class TenantDomainMiddleware:
             if tenant is not None:
                 request.tenant = tenant  # type: ignore[attr-defined]
                 request.urlconf = "tenant.domain_urls"
+        request.api_path = answers_json(request)  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+class DashboardOnly(MiddlewareMixin):
+    """Mixin for a middleware the dashboard needs and API paths do not.
+
+    Issuers, the management API and token endpoints read no cookies, keep no
+    session, render no page and are all CSRF-exempt, so sessions, CSRF,
+    ``request.user``, messages and slash redirects step aside there: on the
+    token endpoint they cost about a tenth of a token's CPU. Subclasses keep
+    Django's names, so the admin's checks for them still pass.
+    """
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if getattr(request, "api_path", False):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(DashboardOnly, _Sessions):
+    pass
+
+
+class CommonMiddleware(DashboardOnly, _Common):
+    pass
+
+
+class CsrfViewMiddleware(DashboardOnly, _Csrf):
+    pass
+
+
+class AuthenticationMiddleware(DashboardOnly, _Authentication):
+    pass
+
+
+class MessageMiddleware(DashboardOnly, _Messages):
+    pass
 
 
 # Paths that answer JSON for every error. The dashboard (/admin/) keeps HTML.
@@ -113,7 +159,9 @@ class IssuerJsonErrorsMiddleware:
             if token_path and _declared_length(request) > settings.TESSERA_TOKEN_MAX_BODY_BYTES:
                 return json_error(413)
         response = self.get_response(request)
-        if not answers_json(request):
+        # TenantDomainMiddleware marked the request, unless it never got that far.
+        api_path = getattr(request, "api_path", None)
+        if not (answers_json(request) if api_path is None else api_path):
             return response
         if response.status_code >= 400 and not _is_json(response):
             kept = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}

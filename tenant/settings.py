@@ -87,11 +87,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenant.config_cache.ConfigGenerationMiddleware",
     "tenant.middleware.TenantDomainMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's own, stepping aside on API paths (tenant.middleware.DashboardOnly).
+    "tenant.middleware.SessionMiddleware",
+    "tenant.middleware.CommonMiddleware",
+    "tenant.middleware.CsrfViewMiddleware",
+    "tenant.middleware.AuthenticationMiddleware",
+    "tenant.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication, as django-axes requires: turns a locked-out login
     # into its page.
