@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from hooks import runtime
 from hooks.choices import RunOutcome, RunSource
@@ -54,15 +54,25 @@ _lock = threading.Lock()
 _process: tuple[int, HookRuntime, runtime.Governor] | None = None
 
 
+def _forget_runtime_after_fork() -> None:
+    """A forked child makes its own runtime: its parent's workers and
+    counters are not its own."""
+    global _lock, _process
+    _lock = threading.Lock()  # a fork may have copied it held
+    _process = None
+
+
+os.register_at_fork(after_in_child=_forget_runtime_after_fork)
+
+
 def hook_runtime() -> tuple[HookRuntime, runtime.Governor]:
-    """This process's runtime and governor, made on first use (and anew in a
-    forked child, whose parent's workers and counters are not its own)."""
+    """This process's runtime and governor, made on first use."""
     global _process
     current = _process
-    if current is None or current[0] != os.getpid():
+    if current is None:
         with _lock:
             current = _process
-            if current is None or current[0] != os.getpid():
+            if current is None:
                 current = (os.getpid(), *_make_runtime())
                 _process = current
                 atexit.register(close_hook_runtime)
@@ -230,7 +240,7 @@ def execute(
     engine, governor = hook_runtime()
     limits = limits_for(tenant)
     context_key = (tenant.pk, hook_id or 0, key or script_key(script), str(source))
-    started_at = timezone.now()
+    started_at = datetime.now(UTC)
     start = time.perf_counter()
     try:
         result = governor.run(

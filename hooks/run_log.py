@@ -10,12 +10,11 @@ pruned by the writer now and then, and by ``manage.py hooks prune-runs``.
 import atexit
 import logging
 import os
-import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter, deque
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import (
@@ -25,6 +24,7 @@ from django.db import (
     close_old_connections,
     connections,
     router,
+    transaction,
 )
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
@@ -42,8 +42,7 @@ RETRY_MAX_SECONDS = 5.0
 DROP_LOG_EVERY_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     tenant_id: int
     hook_id: int | None
     hook_version: int | None
@@ -70,8 +69,15 @@ _COLUMNS = (
 
 
 def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL, which a hook may print."""
-    return value.replace("\x00", "\ufffd")
+    """Text the database can store: PostgreSQL text holds no NUL, and no
+    database takes a lone UTF-16 surrogate (a hook may print either)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 def _row(record: RunRecord, ops: BaseDatabaseOperations) -> tuple[Any, ...]:
@@ -89,18 +95,38 @@ def _row(record: RunRecord, ops: BaseDatabaseOperations) -> tuple[Any, ...]:
 
 
 def _write(records: list[RunRecord]) -> None:
-    """One INSERT of every record, without a model instance each:
-    ``bulk_create`` took about 50 µs of the web worker's CPU per record on
-    PostgreSQL, and held the GIL for about 10 ms per batch."""
+    """Write the records in one statement, without a model instance each
+    (``bulk_create`` took about 50 µs of the web worker's CPU per record):
+    a batch is a COPY on PostgreSQL, elsewhere an INSERT run per record in
+    one transaction; a single record is one INSERT."""
     connection = connections[router.db_for_write(HookRun)]
     ops = connection.ops
     table = ops.quote_name(HookRun._meta.db_table)
     columns = ", ".join(ops.quote_name(column) for column in _COLUMNS)
-    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
-    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(records))}"  # noqa: S608
-    params: list[Any] = [value for record in records for value in _row(record, ops)]
+    rows = [_row(record, ops) for record in records]
+    slots = ", ".join(["%s"] * len(_COLUMNS))
+    insert = f"INSERT INTO {table} ({columns}) VALUES ({slots})"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if len(rows) == 1:
+            cursor.execute(insert, rows[0])
+        elif connection.vendor == "postgresql":
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            with transaction.atomic(using=connection.alias):  # all of the batch or none
+                cursor.executemany(insert, rows)
+
+
+def _count(records: list[RunRecord]) -> None:
+    """The runs' metrics, counted off the request path."""
+    for outcome, runs in Counter(record.outcome for record in records).items():
+        metrics.HOOK_RUNS.labels(outcome=outcome).inc(runs)
+    for record in records:
+        metrics.HOOK_DURATION.observe(record.duration_ms / 1000)
 
 
 def prune_runs(*, now: datetime | None = None) -> int:
@@ -113,19 +139,20 @@ def prune_runs(*, now: datetime | None = None) -> int:
 class _Writer:
     """A bounded buffer of records and the thread that writes them in order.
 
-    When the database does not answer, the batch in hand is kept and retried
-    (with a growing pause, at most ``RETRY_MAX_SECONDS``) before anything
-    newer is written; the buffer holds ``TESSERA_HOOK_RUN_LOG_BUFFER`` records,
-    and records beyond it are dropped, counted (``tessera_hook_run_log_dropped``)
+    A token request only appends to the buffer: no lock, no wake-up (a
+    wake-up per record is a GIL hand-off per token). The thread gathers for
+    ``BATCH_LINGER_SECONDS``, then writes what is there in batches. When the
+    database does not answer, the batch in hand is kept and retried (with a
+    growing pause, at most ``RETRY_MAX_SECONDS``) before anything newer is
+    written; the buffer holds ``TESSERA_HOOK_RUN_LOG_BUFFER`` records, and
+    records beyond it are dropped, counted (``tessera_hook_run_log_dropped``)
     and logged.
     """
 
     def __init__(self) -> None:
-        # None is the sentinel that stops the thread.
-        self.queue: queue.Queue[RunRecord | None] = queue.Queue(
-            maxsize=settings.TESSERA_HOOK_RUN_LOG_BUFFER
-        )
-        self.pid = os.getpid()
+        self.buffer: deque[RunRecord] = deque()
+        self.limit = settings.TESSERA_HOOK_RUN_LOG_BUFFER
+        self.stopping = threading.Event()
         self.batches = 0
         self.dropped = 0
         self.dropped_logged_at = 0.0
@@ -133,10 +160,11 @@ class _Writer:
         self.thread.start()
 
     def put(self, record: RunRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:  # the database is far behind: shed logs, never tokens
-            self._dropped(f"buffer full ({self.queue.maxsize} records)")
+        if len(self.buffer) >= self.limit:  # the database is far behind: shed logs, never tokens
+            _count([record])
+            self._dropped(f"buffer full ({self.limit} records)")
+        else:
+            self.buffer.append(record)
 
     def _dropped(self, reason: str) -> None:
         self.dropped += 1
@@ -146,13 +174,13 @@ class _Writer:
             self.dropped_logged_at = now
             logger.error("Hook run log: %s; %d run records dropped so far", reason, self.dropped)
 
-    def _drain(self, batch: list[RunRecord | None]) -> None:
-        """Take what is queued, up to a full batch or the stop sentinel."""
-        while len(batch) < BATCH_SIZE and batch[-1] is not None:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                return
+    def _take(self) -> list[RunRecord]:
+        """Up to a batch of the oldest buffered records."""
+        records: list[RunRecord] = []
+        buffer = self.buffer
+        while buffer and len(records) < BATCH_SIZE:
+            records.append(buffer.popleft())
+        return records
 
     def _write_until_done(self, records: list[RunRecord], stopping: bool) -> bool:
         """Write ``records``, retrying while the database is away; False if
@@ -175,7 +203,7 @@ class _Writer:
                     "Could not record %d hook runs (%s); %d more waiting, retrying in %.1f s",
                     len(records),
                     error.__class__.__name__,
-                    self.queue.qsize(),
+                    len(self.buffer),
                     pause,
                 )
             if stopping:
@@ -197,37 +225,35 @@ class _Writer:
         return []
 
     def _loop(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            self._drain(batch)
-            if len(batch) < BATCH_SIZE and batch[-1] is not None:
-                # Gather for a moment: one INSERT per record would cost each
-                # token request an ORM round trip on this thread. Sleeping
-                # rather than waiting on the queue, so that a put() wakes
-                # nobody: a wake-up per record is a GIL hand-off per token.
-                time.sleep(BATCH_LINGER_SECONDS)
-                self._drain(batch)
-            stopping = batch[-1] is None
-            records = [record for record in batch if record is not None]
-            metrics.RUN_LOG_BUFFERED.set(self.queue.qsize() + len(records))
-            if records and not self._write_until_done(records, stopping):
-                logger.error("Stopping with the database away: %d run records lost", len(records))
-            self.batches += 1
-            if self.batches % PRUNE_EVERY_BATCHES == 0:
-                try:
-                    prune_runs()
-                except DatabaseError:
-                    logger.warning("Could not prune old hook runs", exc_info=True)
-            metrics.RUN_LOG_BUFFERED.set(self.queue.qsize())
-            if stopping:
-                connections.close_all()
-                return
+        stopping = False
+        while not stopping:
+            if len(self.buffer) < BATCH_SIZE:
+                # Gather for a moment: a write per record would cost each
+                # token request a database round trip on this thread.
+                self.stopping.wait(BATCH_LINGER_SECONDS)
+            stopping = self.stopping.is_set()
+            # When stopping, write everything; otherwise a full batch at most
+            # and gather again, unless a full batch is already waiting.
+            while records := self._take():
+                _count(records)
+                metrics.RUN_LOG_BUFFERED.set(len(self.buffer) + len(records))
+                if not self._write_until_done(records, stopping):
+                    lost = len(records) + len(self.buffer)
+                    logger.error("Stopping with the database away: %d run records lost", lost)
+                    break
+                self.batches += 1
+                if self.batches % PRUNE_EVERY_BATCHES == 0:
+                    try:
+                        prune_runs()
+                    except DatabaseError:
+                        logger.warning("Could not prune old hook runs", exc_info=True)
+                if not stopping:
+                    break
+            metrics.RUN_LOG_BUFFERED.set(len(self.buffer))
+        connections.close_all()
 
     def stop(self, timeout: float) -> None:
-        try:
-            self.queue.put(None, timeout=timeout)
-        except queue.Full:
-            return  # the writer is stuck; it is a daemon and dies with the process
+        self.stopping.set()
         self.thread.join(timeout)
 
 
@@ -235,27 +261,30 @@ _writer: _Writer | None = None
 _writer_lock = threading.Lock()
 
 
-def _new_lock_after_fork() -> None:
-    global _writer_lock
+def _forget_writer_after_fork() -> None:
+    global _writer, _writer_lock
+    _writer = None  # its thread did not survive the fork
     _writer_lock = threading.Lock()  # a fork may have copied it held
 
 
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+os.register_at_fork(after_in_child=_forget_writer_after_fork)
 
 
 def _get_writer() -> _Writer:
     global _writer
-    with _writer_lock:
-        if _writer is None or _writer.pid != os.getpid():  # new after a fork
-            _writer = _Writer()
-        return _writer
+    writer = _writer
+    if writer is None:
+        with _writer_lock:
+            if _writer is None:
+                _writer = _Writer()
+            writer = _writer
+    return writer
 
 
 def record_run(record: RunRecord, *, now: bool = False) -> None:
     """Record a run: in the background unless ``now`` or async logging is off."""
-    metrics.HOOK_RUNS.labels(outcome=record.outcome).inc()
-    metrics.HOOK_DURATION.observe(record.duration_ms / 1000)
     if now or not settings.TESSERA_HOOK_RUN_LOG_ASYNC:
+        _count([record])
         _write([record])
     else:
         _get_writer().put(record)
@@ -267,5 +296,5 @@ def shutdown(timeout: float = 5.0) -> None:
     global _writer
     with _writer_lock:
         writer, _writer = _writer, None
-    if writer is not None and writer.pid == os.getpid():
+    if writer is not None:
         writer.stop(timeout)

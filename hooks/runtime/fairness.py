@@ -22,8 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -71,26 +70,29 @@ class Governor:
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._running: dict[Hashable, int] = {}
+        self._waiting = 0  # runs waiting in _wait_for_slot
         self._tests = 0
         self._breakers: OrderedDict[Hashable, _Breaker] = OrderedDict()
 
     def run(self, *, tenant: Hashable, hook: Hashable, test: bool, call: Callable[[], T]) -> T:
         """``call()`` if the tenant and the hook may run now; raises
         ``HookBusy`` or ``HookSuspended`` (without calling) otherwise."""
-        with self._admitted(tenant=tenant, hook=hook, test=test):
-            try:
-                result = call()
-            except (HookTimeout, HookMemoryLimit) as error:
-                if isinstance(error, HookCpuLimit):
-                    self._failed(hook, self.breaker_failures)
-                elif not isinstance(error, HookStalled):  # a stalled hook cost nothing
-                    self._failed(hook, 1)
-                raise
-            except HookError:
-                self._succeeded(hook)  # the hook ran and chose to fail: it is healthy
-                raise
-            self._succeeded(hook)
-            return result
+        self._admit(tenant=tenant, hook=hook, test=test)
+        try:
+            result = call()
+        except (HookTimeout, HookMemoryLimit) as error:
+            if isinstance(error, HookCpuLimit):
+                self._failed(hook, self.breaker_failures)
+            elif not isinstance(error, HookStalled):  # a stalled hook cost nothing
+                self._failed(hook, 1)
+            raise
+        except HookError:
+            self._succeeded(hook)  # the hook ran and chose to fail: it is healthy
+            raise
+        finally:
+            self._release(tenant=tenant, test=test)
+        self._succeeded(hook)
+        return result
 
     def suspended_for(self, hook: Hashable) -> float:
         """Seconds left of the hook's cool-down (0 when it may run)."""
@@ -98,12 +100,10 @@ class Governor:
             breaker = self._breakers.get(hook)
             return max(0.0, breaker.open_until - time.monotonic()) if breaker else 0.0
 
-    @contextmanager
-    def _admitted(self, *, tenant: Hashable, hook: Hashable, test: bool) -> Iterator[None]:
+    def _admit(self, *, tenant: Hashable, hook: Hashable, test: bool) -> None:
         with self._lock:
             breaker = self._breakers.get(hook)
-            now = time.monotonic()
-            if breaker is not None and breaker.open_until > now:
+            if breaker is not None and breaker.open_until > (now := time.monotonic()):
                 wait = breaker.open_until - now
                 raise HookSuspended(
                     f"the hook is suspended for {wait:.0f} s after "
@@ -112,7 +112,18 @@ class Governor:
                 )
             if test and self._tests >= self.max_concurrent_tests:
                 raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
-            give_up = now + self.queue_s
+            running = self._running.get(tenant, 0)
+            if running >= self.max_concurrent_per_tenant:
+                running = self._wait_for_slot(tenant)
+            self._running[tenant] = running + 1
+            self._tests += test
+
+    def _wait_for_slot(self, tenant: Hashable) -> int:
+        """Wait (holding ``_lock`` between waits) until the tenant is under its
+        cap; returns its running count, or raises ``HookBusy`` after ``queue_s``."""
+        give_up = time.monotonic() + self.queue_s
+        self._waiting += 1
+        try:
             while (running := self._running.get(tenant, 0)) >= self.max_concurrent_per_tenant:
                 left = give_up - time.monotonic()
                 if left <= 0:
@@ -121,18 +132,19 @@ class Governor:
                         retry_after_s=1,
                     )
                 self._freed.wait(left)
-            self._running[tenant] = running + 1
-            self._tests += test
-        try:
-            yield
+            return running
         finally:
-            with self._lock:
-                left = self._running[tenant] - 1
-                if left:
-                    self._running[tenant] = left
-                else:
-                    del self._running[tenant]
-                self._tests -= test
+            self._waiting -= 1
+
+    def _release(self, *, tenant: Hashable, test: bool) -> None:
+        with self._lock:
+            left = self._running[tenant] - 1
+            if left:
+                self._running[tenant] = left
+            else:
+                del self._running[tenant]
+            self._tests -= test
+            if self._waiting:
                 self._freed.notify_all()
 
     def _failed(self, hook: Hashable, weight: int) -> None:

@@ -22,11 +22,23 @@ from .errors import HookError
 from .records import Limits, RunResult, StorageSnapshot
 
 DEFAULT_MAX_CONTEXTS = 256
+_forks = 0  # forks this process came through: a child's contexts are not its parent's
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+# The run's arguments as the prelude reads them: ASCII JSON.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class _ThreadCache(threading.local):
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self.forks = _forks
         self.sandboxes: OrderedDict[tuple[Hashable, Limits], engine.Sandbox] = OrderedDict()
 
 
@@ -60,7 +72,6 @@ class InProcessRuntime:
         ``api.cache``. ``context_key`` names the warm context: the caller makes
         it differ for every tenant and hook version that must not share globals.
         """
-        check_script_size(script, limits)
         request = request_json(arg_names, payload, secrets, storage, cache)
         started = time.monotonic()
         budget = engine.Budget.start(limits)
@@ -68,6 +79,7 @@ class InProcessRuntime:
         key = (context_key, limits)
         sandbox = sandboxes.get(key)
         if sandbox is None:
+            check_script_size(script, limits)
             sandbox = engine.Sandbox.open(script, limits, budget)
             if sandbox.failed is not None:
                 raise replies.failure(
@@ -111,8 +123,8 @@ class InProcessRuntime:
 
     def _sandboxes(self) -> OrderedDict[tuple[Hashable, Limits], engine.Sandbox]:
         local = self._local
-        if local.pid != os.getpid():  # a forked child: its parent's contexts are not its own
-            local.pid = os.getpid()
+        if local.forks != _forks:  # a forked child: its parent's contexts are not its own
+            local.forks = _forks
             local.sandboxes = OrderedDict()
         return local.sandboxes
 
@@ -133,7 +145,7 @@ def request_json(
 ) -> str:
     """The run's arguments as the prelude reads them (ASCII JSON)."""
     values = dict(payload)
-    return json.dumps(
+    return _ENCODER.encode(
         {
             "event": values.pop("event", None),
             "request": values.pop("request", None),
@@ -142,7 +154,5 @@ def request_json(
             "secrets": dict(secrets),
             "storage": None if storage is None else {"data": storage.data},
             "cache": dict(cache or {}),
-        },
-        separators=(",", ":"),
-        allow_nan=False,
+        }
     )

@@ -107,20 +107,28 @@ def test_a_record_the_database_refuses_is_dropped_and_the_rest_are_written(setti
     assert HookRun.objects.get(tenant=other).console == "other tenant"
 
 
-@pytest.mark.django_db
-def test_a_hook_printing_nul_gets_its_token_and_its_run_recorded():
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("printed", ["\\u0000", "\\ud800"], ids=["nul", "lone-surrogate"])
+@pytest.mark.parametrize("background", [False, True], ids=["at-once", "background"])
+def test_a_hook_printing_what_no_database_stores_gets_its_token_and_its_run_recorded(
+    settings, printed, background
+):
+    """PostgreSQL text holds no NUL, and no database takes a lone surrogate:
+    either is stored as U+FFFD, and the rest of the batch is written too."""
+    settings.TESSERA_HOOK_RUN_LOG_ASYNC = background
     tenant = make_tenant("acme")
     api = make_api(tenant, "aud")
     client, secret = make_client(tenant, {api: []})
     hook = hook_create(
         tenant=tenant,
-        name="nul",
+        name="odd-text",
         script="module.exports = function(c, s, a, ctx, cb) {"
-        " console.log('a\\u0000b'); cb(null, {}); };",
+        f" console.log('a{printed}b'); cb(null, {{}}); }};",
         enabled=True,
     )
 
-    response = token_request(client, secret)
+    responses = [token_request(client, secret) for _ in range(2)]
+    run_log.shutdown()
 
-    assert response.status_code == 200, response.content
-    assert HookRun.objects.get(hook=hook).console == "a\ufffdb\n"
+    assert [response.status_code for response in responses] == [200, 200]
+    assert [run.console for run in HookRun.objects.filter(hook=hook)] == ["a\ufffdb\n"] * 2
