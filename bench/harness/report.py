@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,15 +80,42 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
-def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadResult | None:
+def _round_of(measurements: Sequence[Measurement], measurement: Measurement) -> int:
+    """Which round ``measurement`` belongs to: a concurrency level given more
+    than once (``--concurrency 50,50,50``) runs every server once per round."""
+    key = (measurement.database, measurement.setup, measurement.concurrency, measurement.variant)
+    earlier = 0
+    for other in measurements:
+        if other is measurement:
+            return earlier
+        if (other.database, other.setup, other.concurrency, other.variant) == key:
+            earlier += 1
+    raise ValueError("measurement not in measurements")
+
+
+def _rounds(
+    measurements: Sequence[Measurement], database: str, setup: str, concurrency: int
+) -> list[dict[str, LoadResult]]:
+    """Per round, each server's result at one (database, setup, concurrency)."""
+    rounds: list[dict[str, LoadResult]] = []
     for measurement in measurements:
-        if (
-            measurement.variant == PEER
-            and measurement.concurrency == other.concurrency
-            and (measurement.database, measurement.setup) == (other.database, other.setup)
+        if (measurement.database, measurement.setup, measurement.concurrency) != (
+            database,
+            setup,
+            concurrency,
         ):
-            return measurement.result
-    return None
+            continue
+        index = _round_of(measurements, measurement)
+        while len(rounds) <= index:
+            rounds.append({})
+        rounds[index][measurement.variant] = measurement.result
+    return rounds
+
+
+def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadResult | None:
+    """The peer's result from the same round as ``other``."""
+    rounds = _rounds(measurements, other.database, other.setup, other.concurrency)
+    return rounds[_round_of(measurements, other)].get(PEER)
 
 
 def results_table(measurements: Sequence[Measurement]) -> str:
@@ -134,25 +162,35 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
     """Each of issue 10's ratios next to its target, per (database, setup).
 
     Measured at 50 connections, or at the highest level run if 50 was not
-    (then the table says so: the targets are set at 50).
+    (then the table says so: the targets are set at 50). With several rounds,
+    each ratio is taken within its round (the servers ran back to back) and
+    the median of the rounds is judged; the rounds' own values follow it.
     """
-    by_key = {(m.database, m.setup, m.concurrency, m.variant): m.result for m in measurements}
     groups = dict.fromkeys((m.database, m.setup) for m in measurements if m.variant != PEER)
     rows = []
     for database, setup in groups:
         levels = {m.concurrency for m in measurements if (m.database, m.setup) == (database, setup)}
         concurrency = TARGET_CONCURRENCY if TARGET_CONCURRENCY in levels else max(levels)
+        rounds = _rounds(measurements, database, setup, concurrency)
         for name, numerator, denominator, measure, bound, at_least in TARGETS:
-            top = by_key.get((database, setup, concurrency, numerator))
-            bottom = by_key.get((database, setup, concurrency, denominator))
-            if top is None or bottom is None:
+            ratios = []
+            for results in rounds:
+                top, bottom = results.get(numerator), results.get(denominator)
+                if top is None or bottom is None:
+                    continue
+                top_value, bottom_value = _measure(top, measure), _measure(bottom, measure)
+                ratios.append(
+                    None if top_value is None or not bottom_value else top_value / bottom_value
+                )
+            if not ratios:
                 continue
-            top_value, bottom_value = _measure(top, measure), _measure(bottom, measure)
-            if top_value is None or not bottom_value:
+            if None in ratios:
                 ratio, verdict = "-", "✗"
             else:
-                value = top_value / bottom_value
+                value = statistics.median(r for r in ratios if r is not None)
                 ratio = f"{value:.2f}"
+                if len(ratios) > 1:
+                    ratio += " (" + ", ".join(f"{r:.2f}" for r in ratios if r is not None) + ")"
                 verdict = "✓" if (value >= bound if at_least else value <= bound) else "✗"
             rows.append(
                 [
@@ -164,6 +202,8 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
         return None
     header = ["db", "setup", "ratio", "conc", "measured", "target", "met"]
     table = format_table(header, rows)
+    if any(len(row[4].split(" (")) > 1 for row in rows):
+        table += "\n\n(Several rounds: the median of the rounds' ratios, then each round's.)"
     if any(row[3] != str(TARGET_CONCURRENCY) for row in rows):
         table += (
             f"\n\n(The targets are set at c={TARGET_CONCURRENCY}, which this run did not measure.)"
@@ -189,12 +229,21 @@ def connection_note(measurements: Sequence[Measurement]) -> str | None:
 
 
 def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
-    """What the seed hook costs: the same setup and concurrency with and without it."""
-    by_key = {(m.database, m.setup, m.concurrency, m.variant): m.result for m in measurements}
+    """What the seed hook costs: the same setup and concurrency with and
+    without it, round by round."""
     rows = []
-    for (database, setup, concurrency, variant), with_hook in by_key.items():
-        without = by_key.get((database, setup, concurrency, NO_HOOK))
-        if variant != HOOK or without is None or without.tokens_per_second <= 0:
+    for measurement in measurements:
+        if measurement.variant != HOOK:
+            continue
+        database, setup, concurrency = (
+            measurement.database,
+            measurement.setup,
+            measurement.concurrency,
+        )
+        rounds = _rounds(measurements, database, setup, concurrency)
+        index = _round_of(measurements, measurement)
+        with_hook, without = measurement.result, rounds[index].get(NO_HOOK)
+        if without is None or without.tokens_per_second <= 0:
             continue
         change = with_hook.tokens_per_second / without.tokens_per_second - 1
         p50_delta = (
@@ -202,9 +251,10 @@ def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
             if with_hook.p50_ms is not None and without.p50_ms is not None
             else "-"
         )
+        compare = "hook vs none" + (f", round {index + 1}" if len(rounds) > 1 else "")
         rows.append(
             [
-                database, setup, "hook vs none", str(concurrency),
+                database, setup, compare, str(concurrency),
                 f"{without.tokens_per_second:.0f}", f"{with_hook.tokens_per_second:.0f}",
                 f"{change:+.0%}", p50_delta,
             ]
