@@ -96,6 +96,8 @@
 
     function save(confirmFailing) {
       if (saving) { saveQueued = true; setStatus("Saving… (another save queued)"); return; }
+      // A habitual Ctrl+S on saved text makes no new version.
+      if (!isDirty()) { setStatus("No changes to save.", "ok"); return; }
       saving = true;
       hideConfirm();
       setStatus("Saving…");

@@ -185,12 +185,22 @@ def test_two_quick_saves_are_serialised(page, live_server, world, problems):
     assert (world.hook.version, world.hook.script) == (3, SEED_SCRIPT + "// b\n")
     assert list(world.hook.versions.values_list("number", flat=True)) == [3, 2, 1]
     assert problems.items == []  # no 409, no 500
-    # Ctrl+S twice on the same text saves once.
+    # Ctrl+S twice saves once, however quickly the first save answers.
+    set_script(page, SEED_SCRIPT + "// c\n")
     page.keyboard.press("Control+s")
     page.keyboard.press("Control+s")
-    page.wait_for_timeout(800)
+    page.wait_for_function(
+        "() => document.getElementById('hook-save-status').textContent === 'Saved version 4.'"
+    )
+    page.wait_for_timeout(300)
+    # Ctrl+S on saved text makes no new version.
+    page.keyboard.press("Control+s")
+    page.wait_for_function(
+        "() => document.getElementById('hook-save-status').textContent === 'No changes to save.'"
+    )
     world.hook.refresh_from_db()
-    assert world.hook.version == 4
+    assert (world.hook.version, world.hook.script) == (4, SEED_SCRIPT + "// c\n")
+    assert world.hook.versions.count() == 4
 
 
 def test_reloading_the_new_client_page_creates_no_second_client(page, live_server, world):
