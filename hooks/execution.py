@@ -239,12 +239,13 @@ def execute(
     """
     engine, governor = hook_runtime()
     limits = limits_for(tenant)
-    context_key = (tenant.pk, hook_id or 0, key or script_key(script), str(source))
+    tenant_id = tenant.pk
+    context_key = (tenant_id, hook_id or 0, key or script_key(script), str(source))
     started_at = datetime.now(UTC)
     start = time.perf_counter()
     try:
         result = governor.run(
-            tenant=tenant.pk,
+            tenant=tenant_id,
             hook=context_key,
             test=source == RunSource.TEST,
             call=lambda: engine.run(
@@ -293,7 +294,7 @@ def execute(
         return execution  # a script that is not a saved hook has no run log
     record_run(
         RunRecord(
-            tenant_id=tenant.pk,
+            tenant_id=tenant_id,
             hook_id=hook_id,
             hook_version=hook_version,
             source=source,

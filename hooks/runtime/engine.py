@@ -213,6 +213,8 @@ class Sandbox:
             self.failed = self._failure(error)
             return self.failed, ""
         meta_text, _, value = envelope.partition("\n")
+        if not meta_text:  # a quiet success
+            return {"status": OK, "console": "", "truncated": False, "kind": self.kind}, value
         reply = _classify(json.loads(meta_text))
         reply["kind"] = self.kind
         if reply["status"] not in (OK, ERROR):
@@ -222,12 +224,13 @@ class Sandbox:
     # ---- engine calls ---------------------------------------------------------------
 
     def _arm(self, budget: Budget) -> None:
-        """Bound the next engine call by ``budget`` (raises if it is spent)."""
-        remaining = budget.remaining()
+        """Bound the next engine call by ``budget``: our interrupt handler
+        reads it, so arming reads no clock; the wrapper's own limit is set to
+        what is left (raises if nothing is)."""
         if self._own_interrupts:
             _running.budget = budget
         else:
-            self._context.set_time_limit(remaining)
+            self._context.set_time_limit(budget.remaining())
 
     def _call(self, op: str, text: str, budget: Budget) -> str:
         self._arm(budget)
@@ -241,13 +244,15 @@ class Sandbox:
 
     def _drain_jobs(self, budget: Budget) -> None:
         context = self._context
+        self._arm(budget)
         while True:
-            self._arm(budget)
             try:
                 if not context.execute_pending_job():
                     return
             except _quickjs.JSException as error:
                 raise _engine_error(error, budget) from None
+            budget.remaining()  # raises once spent: jobs queueing jobs end at the deadline too
+            self._arm(budget)
 
     @staticmethod
     def _sleep(seconds: float, budget: Budget) -> None:

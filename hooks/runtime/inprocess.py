@@ -1,9 +1,9 @@
 """Hooks run in the server process, on the calling thread.
 
 Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
-used from two threads), keyed by the caller's context key and the limits the
-sandbox was made with, so one tenant's hook version never sees another's
-globals. A sandbox whose run timed out, ran out of memory or crashed is thrown
+used from two threads), keyed by the caller's context key, so one tenant's
+hook version never sees another's globals; a sandbox made with other limits
+than the run's is replaced. A sandbox whose run timed out, ran out of memory or crashed is thrown
 away; the next run of that hook starts from a fresh one.
 """
 
@@ -39,7 +39,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 class _ThreadCache(threading.local):
     def __init__(self) -> None:
         self.forks = _forks
-        self.sandboxes: OrderedDict[tuple[Hashable, Limits], engine.Sandbox] = OrderedDict()
+        self.sandboxes: OrderedDict[Hashable, engine.Sandbox] = OrderedDict()
 
 
 class InProcessRuntime:
@@ -76,9 +76,9 @@ class InProcessRuntime:
         started = time.monotonic()
         budget = engine.Budget.start(limits)
         sandboxes = self._sandboxes()
-        key = (context_key, limits)
-        sandbox = sandboxes.get(key)
-        if sandbox is None:
+        sandbox = sandboxes.get(context_key)
+        # Limits are memoised by the caller: the same object while unchanged.
+        if sandbox is None or (sandbox.limits is not limits and sandbox.limits != limits):
             check_script_size(script, limits)
             sandbox = engine.Sandbox.open(script, limits, budget)
             if sandbox.failed is not None:
@@ -88,14 +88,15 @@ class InProcessRuntime:
                     console=replies.console_of(sandbox.failed, limits),
                     duration_ms=(time.monotonic() - started) * 1000,
                 )
-            sandboxes[key] = sandbox
+            sandboxes[context_key] = sandbox
+            sandboxes.move_to_end(context_key)  # it may replace one made with other limits
             while len(sandboxes) > self._max_contexts:
                 sandboxes.popitem(last=False)
         else:
-            sandboxes.move_to_end(key)
+            sandboxes.move_to_end(context_key)
         reply, value = sandbox.run(request, budget)
         if sandbox.failed is not None:
-            sandboxes.pop(key, None)
+            sandboxes.pop(context_key, None)
         return replies.decode(
             reply,
             value,
@@ -121,7 +122,7 @@ class InProcessRuntime:
         """Drop the calling thread's sandboxes."""
         self._sandboxes().clear()
 
-    def _sandboxes(self) -> OrderedDict[tuple[Hashable, Limits], engine.Sandbox]:
+    def _sandboxes(self) -> OrderedDict[Hashable, engine.Sandbox]:
         local = self._local
         if local.forks != _forks:  # a forked child: its parent's contexts are not its own
             local.forks = _forks

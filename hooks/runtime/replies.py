@@ -65,6 +65,8 @@ def decode(
 def console_of(reply: Mapping[str, Any], limits: Limits) -> str:
     console = str(reply.get("console") or "")
     truncated = bool(reply.get("truncated"))
+    if not (console or truncated):
+        return ""
     encoded = console.encode(errors="replace")
     if len(encoded) > limits.max_log_bytes:
         console = encoded[: limits.max_log_bytes].decode(errors="ignore")

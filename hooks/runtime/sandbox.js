@@ -17,7 +17,8 @@
 //   host('console', '')   the console output of the current run (after an
 //                         interrupted run, whose envelope never came)
 //
-// An envelope is <meta JSON> "\n" <value JSON>. Everything the prelude relies
+// An envelope is <meta JSON> "\n" <value JSON>; a quiet success (no console
+// output, no storage or cache writes) has an empty meta. Everything the prelude relies
 // on is captured before user code runs, so a hook that rewrites built-ins can
 // only spoil its own result. Limits are fixed when the context is created.
 (function (global, limits) {
@@ -298,8 +299,11 @@
   // Thrown by the replacer below; never seen by the hook.
   const TOO_LARGE = objectCreate(null);
 
+  function tooLarge() {
+    return resultError('RangeError', 'hook result is larger than ' + limits.result + ' bytes');
+  }
+
   function encodeValue(value, meta) {
-    const tooLarge = 'hook result is larger than ' + limits.result + ' bytes';
     // Strings are counted as JSON.stringify meets them, so a result with a
     // 50 MB claim is refused before anything copies it.
     let left = limits.result;
@@ -318,13 +322,13 @@
       json = stringify(value, bounded);
     } catch (e) {
       if (e === TOO_LARGE) {
-        meta.error = resultError('RangeError', tooLarge);
+        meta.error = tooLarge();
         return null;
       }
       const reason = describeError(e, false).message;
       meta.error =
         reason === 'out of memory'
-          ? resultError('RangeError', tooLarge)
+          ? tooLarge()
           : resultError('TypeError', 'hook result is not JSON-serialisable: ' + reason);
       return null;
     }
@@ -332,7 +336,7 @@
       return 'null';
     }
     if (utf8Length(json, limits.result) > limits.result) {
-      meta.error = resultError('RangeError', tooLarge);
+      meta.error = tooLarge();
       return null;
     }
     return json;
@@ -345,7 +349,11 @@
   // Joined, not concatenated: a long concatenation is a rope string, which
   // the engine's wrapper cannot hand to Python.
   function envelope(meta, json) {
-    meta.console = consoleText();
+    const text = consoleText();
+    if (meta.ok && text === '' && !logTruncated && !meta.storage && !meta.cache) {
+      return arrayJoin(['', json], '\n');
+    }
+    meta.console = text;
     meta.truncated = logTruncated;
     return arrayJoin([stringify(meta), json], '\n');
   }

@@ -503,6 +503,20 @@ def test_hook_versions_do_not_share_globals(runtime: Runtime) -> None:
     assert run(runtime, second).value == {"leak": "undefined", "other": "undefined"}
 
 
+def test_changed_limits_reach_a_warm_hook(runtime: Runtime) -> None:
+    script = hook(
+        "globalThis.runs = (globalThis.runs || 0) + 1;\n"
+        "cb(null, {runs: runs, big: new Array(200000).fill(1.5).length});"
+    )
+    roomy = Limits(timeout_ms=1000, cpu_ms=1000, memory_mb=64)
+    tight = Limits(timeout_ms=1000, cpu_ms=1000, memory_mb=1)
+
+    assert [run(runtime, script, limits=roomy).value["runs"] for _ in range(2)] == [1, 2]
+    with pytest.raises(HookMemoryLimit):
+        run(runtime, script, limits=tight)
+    assert run(runtime, script, limits=roomy).value["big"] == 200000
+
+
 def test_secrets_are_in_context_webtask(runtime: Runtime) -> None:
     script = hook("cb(null, {key: context.webtask.secrets.API_KEY, ip: context.ip});")
 
