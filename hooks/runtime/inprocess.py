@@ -3,8 +3,8 @@
 Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
 used from two threads), keyed by the caller's context key, so one tenant's
 hook version never sees another's globals; a sandbox made with other limits
-than the run's is replaced. A sandbox whose run timed out, ran out of memory or crashed is thrown
-away; the next run of that hook starts from a fresh one.
+than the run's is replaced. A sandbox whose run timed out, ran out of memory
+or crashed is thrown away; the next run of that hook starts from a fresh one.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@
 //                         interrupted run, whose envelope never came)
 //
 // An envelope is <meta JSON> "\n" <value JSON>; a quiet success (no console
-// output, no storage or cache writes) has an empty meta. Everything the prelude relies
-// on is captured before user code runs, so a hook that rewrites built-ins can
-// only spoil its own result. Limits are fixed when the context is created.
+// output, no storage or cache writes) has an empty meta. Everything the
+// prelude relies on is captured before user code runs, so a hook that
+// rewrites built-ins can only spoil its own result. Limits are fixed when the
+// context is created.
 (function (global, limits) {
   'use strict';
 
