@@ -51,7 +51,7 @@ class HookRuntime(Protocol):
 
 
 _lock = threading.Lock()
-_process: tuple[int, HookRuntime, runtime.Governor] | None = None
+_process: tuple[HookRuntime, runtime.Governor] | None = None
 
 
 def _forget_runtime_after_fork() -> None:
@@ -73,10 +73,10 @@ def hook_runtime() -> tuple[HookRuntime, runtime.Governor]:
         with _lock:
             current = _process
             if current is None:
-                current = (os.getpid(), *_make_runtime())
+                current = _make_runtime()
                 _process = current
                 atexit.register(close_hook_runtime)
-    return current[1], current[2]
+    return current
 
 
 def close_hook_runtime() -> None:
@@ -85,8 +85,8 @@ def close_hook_runtime() -> None:
     global _process
     with _lock:
         current, _process = _process, None
-    if current is not None and current[0] == os.getpid():
-        current[1].close()
+    if current is not None:  # a forked child's is None: its parent's is not its own
+        current[0].close()
 
 
 def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:

@@ -168,6 +168,7 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
     """
     groups = dict.fromkeys((m.database, m.setup) for m in measurements if m.variant != PEER)
     rows = []
+    several_rounds = False
     for database, setup in groups:
         levels = {m.concurrency for m in measurements if (m.database, m.setup) == (database, setup)}
         concurrency = TARGET_CONCURRENCY if TARGET_CONCURRENCY in levels else max(levels)
@@ -184,13 +185,15 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
                 )
             if not ratios:
                 continue
-            if None in ratios:
+            values = [r for r in ratios if r is not None]
+            if len(values) < len(ratios):
                 ratio, verdict = "-", "✗"
             else:
-                value = statistics.median(r for r in ratios if r is not None)
+                value = statistics.median(values)
                 ratio = f"{value:.2f}"
-                if len(ratios) > 1:
-                    ratio += " (" + ", ".join(f"{r:.2f}" for r in ratios if r is not None) + ")"
+                if len(values) > 1:
+                    ratio += " (" + ", ".join(f"{r:.2f}" for r in values) + ")"
+                    several_rounds = True
                 verdict = "✓" if (value >= bound if at_least else value <= bound) else "✗"
             rows.append(
                 [
@@ -202,7 +205,7 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
         return None
     header = ["db", "setup", "ratio", "conc", "measured", "target", "met"]
     table = format_table(header, rows)
-    if any(len(row[4].split(" (")) > 1 for row in rows):
+    if several_rounds:
         table += "\n\n(Several rounds: the median of the rounds' ratios, then each round's.)"
     if any(row[3] != str(TARGET_CONCURRENCY) for row in rows):
         table += (
