@@ -485,9 +485,13 @@ def claims(body: dict) -> dict:
 
 
 def reflected_everywhere(fleet: Fleet, check) -> float:
-    """Seconds until every server reflects the change, then confirms it on
-    enough further requests that both workers of each server answered."""
+    """Seconds until every server reflects the change (called just after it);
+    then, once the bound has passed, confirms it on enough further requests
+    that both workers of each server answered. Before the bound, one worker
+    of a server may reflect it while the other does not yet."""
+    changed = time.monotonic()
     elapsed = max(wait_for(lambda s=server: check(s), BOUND + 5) for server in fleet.servers)
+    time.sleep(max(0.0, changed + BOUND - time.monotonic()))
     for server in fleet.servers:
         for _ in range(12):
             assert check(server), f"server {server.name} served the old configuration again"
