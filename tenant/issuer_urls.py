@@ -7,13 +7,14 @@ from clients.views import TokenView
 from tenant import views
 
 app_name = "issuer"
+token_view = TokenView.as_view()
 
 # Issuer documents read no cookies: CSRF has nothing to protect here, and its
 # HTML 403 must never answer a POST to a path that is not an endpoint. (The
 # management API's DRF views are CSRF-exempt by DRF, which checks CSRF itself
 # for session authentication.)
 urlpatterns = [
-    path("oauth/token", TokenView.as_view(), name="token"),
+    path("oauth/token", token_view, name="token"),
     path(".well-known/jwks.json", csrf_exempt(views.jwks), name="jwks"),
     path(
         ".well-known/openid-configuration",
