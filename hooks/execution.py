@@ -268,28 +268,27 @@ def execute(
         )
         error_text = describe_error(error.name, error.message, error.line, error.column)
     else:
-        execution = Execution(
-            outcome=RunOutcome.OK,
-            duration_ms=result.duration_ms,
-            console=result.console,
-            kind=result.kind,
-            value=result.value,
-        )
-        error_text = ""
+        console, error_text = result.console, ""
         if result.cache_writes and keep_cache is not None:
             keep_cache(result.cache_writes)
         write = result.storage_write
         if write is not None and keep_storage is not None and not keep_storage(write):
-            execution.console += (
-                "\n[tessera] storage.set lost a conflict: another run wrote first\n"
-            )
+            console += "\n[tessera] storage.set lost a conflict: another run wrote first\n"
         try:
-            execution.claims = filter_token_claims(
+            claims = filter_token_claims(
                 result.value, reserved_domains=reserved_domains_for(tenant), kind=result.kind
             )
         except HookResultInvalid as invalid:
-            execution.outcome = RunOutcome.ERROR
-            execution.invalid_result = error_text = str(invalid)
+            claims, error_text = FilteredClaims(scope=[]), str(invalid)
+        execution = Execution(
+            outcome=RunOutcome.ERROR if error_text else RunOutcome.OK,
+            duration_ms=result.duration_ms,
+            console=console,
+            kind=result.kind,
+            value=result.value,
+            claims=claims,
+            invalid_result=error_text,
+        )
     if hook_id is None:
         return execution  # a script that is not a saved hook has no run log
     record_run(

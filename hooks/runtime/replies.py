@@ -4,7 +4,7 @@ decoding for both isolation modes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import engine
@@ -44,7 +44,7 @@ def decode(
     if reply.get("status") != engine.OK:
         raise failure(reply, limits, console=console, duration_ms=duration_ms)
     try:
-        decoded = json.loads(value) if value else None
+        decoded = _value_of(value) if value else None
     except ValueError:
         raise HookCrashed(
             "the hook sandbox returned a malformed result",
@@ -60,6 +60,22 @@ def decode(
         kind=str(reply.get("kind") or engine.HOOK),
         cache_writes=reply.get("cache"),
     )
+
+
+# The C scanner behind json.loads, minus its two Python frames: the value is
+# the prelude's own JSON.stringify output, with no whitespace around it.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _value_of(text: str) -> Any:
+    """The hook's value from its JSON text; ``ValueError`` if malformed."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:  # no value where one starts
+        raise ValueError("no JSON value") from None
+    if end != len(text):
+        raise ValueError("data after the JSON value")
+    return value
 
 
 def console_of(reply: Mapping[str, Any], limits: Limits) -> str:
