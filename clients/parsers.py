@@ -38,6 +38,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+# Built once: json.loads(text, object_pairs_hook=...) builds a decoder per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 class StrictJSONParser(BaseParser):
     """``application/json``, UTF-8 only, duplicate keys refused at any depth."""
 
@@ -48,7 +52,7 @@ class StrictJSONParser(BaseParser):
     ) -> Any:
         text = _read_utf8(stream)
         try:
-            return json.loads(text, object_pairs_hook=_unique_keys)
+            return _DECODER.decode(text)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ParseError(MALFORMED) from None
 

@@ -9,10 +9,11 @@ from django.http import Http404, QueryDict
 from oauthlib.oauth2.rfc6749 import errors
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 from rest_framework.views import APIView
 
 from clients.models import Client
@@ -30,6 +31,7 @@ from clients.tokens import (
 from hooks.pipeline import credentials_exchange
 from hooks.points import FilteredClaims, credentials_exchange_payload
 from tenant.dependencies import DATABASE_UNAVAILABLE
+from tenant.json_text import compact_encoder
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,24 @@ class AlwaysJson(DefaultContentNegotiation):
         return renderer, renderer.media_type
 
 
+class TokenJSONRenderer(JSONRenderer):
+    """DRF's JSON renderer as configured (compact, UTF-8, NaN refused, DRF's
+    encoder for other types), from one encoder built at import: DRF's
+    ``json.dumps`` builds one per response. The negotiation above never
+    passes an ``indent``."""
+
+    _encode = staticmethod(compact_encoder(ascii_only=False, default=DRFJSONEncoder().default))
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        if data is None:
+            return b""
+        text = self._encode(data)
+        # As DRF does: these two are valid JSON but not valid JavaScript.
+        return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
 def request_params(request: Request) -> dict[str, str]:
     """The body's parameters as strings; each may appear once (RFC 6749 §3.2).
     A JSON ``null`` is an absent parameter, as at Auth0 (its SDKs send
@@ -90,6 +110,7 @@ class TokenView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
     parser_classes = [StrictJSONParser, StrictFormParser]
+    renderer_classes = [TokenJSONRenderer]
     content_negotiation_class = AlwaysJson
     client: Client
 

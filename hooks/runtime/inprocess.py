@@ -9,13 +9,14 @@ or crashed is thrown away; the next run of that hook starts from a fresh one.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
+
+from tenant.json_text import compact_encoder
 
 from . import engine, replies
 from .errors import HookError
@@ -33,27 +34,8 @@ def _count_fork() -> None:
 os.register_at_fork(after_in_child=_count_fork)
 
 
-def _not_serialisable(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _make_encoder() -> Callable[[Any], str]:
-    """ASCII JSON without spaces, NaN refused: ``JSONEncoder.encode``, minus
-    the C encoder it builds anew on every call (half of its 5 µs for a
-    token's arguments). The arguments are built from JSON, so they hold no
-    cycles to look for."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-    encode = make(
-        None, _not_serialisable, json.encoder.encode_basestring_ascii, None, ":", ",",
-        False, False, False,
-    )  # fmt: skip
-    return lambda value: "".join(encode(value, 0))
-
-
 # The run's arguments as the prelude reads them.
-_encode = _make_encoder()
+_encode = compact_encoder(ascii_only=True)
 
 
 class _ThreadCache(threading.local):
