@@ -1,13 +1,17 @@
 """The token request's database work, pinned (SPEC §8 "Fast"), and the
 invalidation that keeps memoised configuration correct."""
 
+import gc
+import io
 import json
 import time
 
 import jwt
 import pytest
 from django.core.cache import caches
-from django.db import connection
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 from django.test import Client as HttpClient
 from django.test.utils import CaptureQueriesContext
 
@@ -47,7 +51,11 @@ def token(tenant, client, secret):
 
 def scope_of(response):
     assert response.status_code == 200, response.content
-    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})["scope"]
+    return scope_of_token(response.json()["access_token"])
+
+
+def scope_of_token(access_token):
+    return jwt.decode(access_token, options={"verify_signature": False})["scope"]
 
 
 @pytest.fixture
@@ -175,3 +183,61 @@ def test_rotated_hs256_secret_signs_the_next_token(setup):
     jwt.decode(legacy_token(), old_secret, algorithms=["HS256"], audience="legacy")
     new_secret = api_rotate_signing_secret(api=api)
     jwt.decode(legacy_token(), new_secret, algorithms=["HS256"], audience="legacy")
+
+
+@pytest.fixture
+def wsgi_handler():
+    """Django's WSGI handler as granian calls it, with no test client around
+    it; like the test client, it leaves the test's database connection open."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield WSGIHandler()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.mark.parametrize("with_hook", [False, True], ids=["no hook", "hook"])
+def test_token_requests_leave_nothing_for_the_garbage_collector(
+    setup, slow_recheck, wsgi_handler, with_hook
+):
+    """DRF's view, request and response point at each other; untied once the
+    response is rendered, reference counting frees a token request whole,
+    and the collector has nothing to pause a worker for."""
+    tenant, _, client, secret = setup
+    if with_hook:
+        hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+    body = json.dumps(
+        {
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "audience": AUD,
+        }
+    ).encode()
+
+    def request() -> str:
+        started: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": f"/{tenant.slug}/oauth/token",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+        }
+        content = b"".join(wsgi_handler(environ, lambda status, headers: started.append(status)))
+        assert started == ["200 OK"], content
+        return json.loads(content)["access_token"]
+
+    assert ("extra" in scope_of_token(request())) is with_hook
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            request()
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0
