@@ -64,10 +64,10 @@ class AlwaysJson(DefaultContentNegotiation):
 
 
 class TokenJSONRenderer(JSONRenderer):
-    """DRF's JSON renderer as configured (compact, UTF-8, NaN refused, DRF's
-    encoder for other types), from one encoder built at import: DRF's
-    ``json.dumps`` builds one per response. The negotiation above never
-    passes an ``indent``."""
+    """DRF's JSON renderer with DRF's defaults, which Tessera keeps (compact,
+    UTF-8, NaN refused, DRF's encoder for other types), from one encoder
+    built at import: DRF's ``json.dumps`` builds one per response. The
+    negotiation above never passes an ``indent``."""
 
     _encode = staticmethod(compact_encoder(ascii_only=False, default=DRFJSONEncoder().default))
 
