@@ -21,12 +21,10 @@ def _not_serialisable(value: Any) -> Any:
 def compact_encoder(*, ascii_only: bool, default: Callable[[Any], Any] | None = None) -> Encode:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only,
     allow_nan=False, default=default)``, as one reusable function."""
-    default = default or _not_serialisable
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False, default=default
-        ).encode
     escape = json.encoder.encode_basestring_ascii if ascii_only else json.encoder.encode_basestring
-    encode = make(None, default, escape, None, ":", ",", False, False, False)
+    # CPython's C encoder: markers (None: no cycle check), default, escape,
+    # indent, separators, sort_keys, skipkeys, allow_nan.
+    encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, default or _not_serialisable, escape, None, ":", ",", False, False, False
+    )
     return lambda value: "".join(encode(value, 0))
