@@ -166,7 +166,7 @@ class IssuerJsonErrorsMiddleware:
         if response.status_code >= 400 and not _is_json(response):
             kept = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
             response = json_error(response.status_code, **kept)
-        if token_path:
+        if token_path and response.get("Cache-Control") != "no-store":  # the view's own say it
             response["Cache-Control"] = "no-store"
         return response
 
