@@ -196,9 +196,13 @@ def wsgi_handler():
     request_finished.connect(close_old_connections)
 
 
-@pytest.mark.parametrize("with_hook", [False, True], ids=["no hook", "hook"])
+@pytest.mark.parametrize(
+    ("with_hook", "wrong_secret"),
+    [(False, False), (True, False), (True, True)],
+    ids=["no hook", "hook", "refused client"],
+)
 def test_token_requests_leave_nothing_for_the_garbage_collector(
-    setup, slow_recheck, wsgi_handler, with_hook
+    setup, slow_recheck, wsgi_handler, with_hook, wrong_secret
 ):
     """DRF's view, request and response point at each other; untied once the
     response is rendered, reference counting frees a token request whole,
@@ -210,7 +214,7 @@ def test_token_requests_leave_nothing_for_the_garbage_collector(
         {
             "grant_type": "client_credentials",
             "client_id": client.client_id,
-            "client_secret": secret,
+            "client_secret": secret + "x" if wrong_secret else secret,
             "audience": AUD,
         }
     ).encode()
@@ -228,10 +232,16 @@ def test_token_requests_leave_nothing_for_the_garbage_collector(
             "wsgi.input": io.BytesIO(body),
         }
         content = b"".join(wsgi_handler(environ, lambda status, headers: started.append(status)))
+        if wrong_secret:
+            assert started == ["401 Unauthorized"], content
+            assert json.loads(content)["error"] == "invalid_client"
+            return ""
         assert started == ["200 OK"], content
         return json.loads(content)["access_token"]
 
-    assert ("extra" in scope_of_token(request())) is with_hook
+    token = request()
+    if not wrong_secret:
+        assert ("extra" in scope_of_token(token)) is with_hook
     gc.collect()
     gc.disable()
     try:
