@@ -6,7 +6,7 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenant.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenant.site.settings")
     from django.core.management import execute_from_command_line
     from django.db import InterfaceError, OperationalError
 

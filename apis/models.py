@@ -7,10 +7,10 @@ from django.db import models
 from django.db.models import Q
 
 from apis.choices import SigningAlgorithm
-from tenant.models import Tenant
+from tenant.models import MAX_TOKEN_LIFETIME, Tenant
 
 DEFAULT_TOKEN_LIFETIME = 86_400
-MAX_TOKEN_LIFETIME = 2_592_000
+
 
 # RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
 validate_scope_value = RegexValidator(

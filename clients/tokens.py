@@ -27,7 +27,7 @@ from clients.selectors import client_for_token, client_granted_scopes
 from hooks import runtime
 from hooks.choices import RunOutcome
 from hooks.execution import Execution
-from tenant.json_text import compact_encoder
+from hooks.runtime.json_text import compact_encoder
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 

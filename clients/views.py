@@ -30,8 +30,8 @@ from clients.tokens import (
 )
 from hooks.pipeline import credentials_exchange
 from hooks.points import FilteredClaims, credentials_exchange_payload
+from hooks.runtime.json_text import compact_encoder
 from tenant.dependencies import DATABASE_UNAVAILABLE
-from tenant.json_text import compact_encoder
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)

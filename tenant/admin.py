@@ -29,6 +29,9 @@ from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant, TenantMembership
 from tenant.services import tenant_create, tenant_update
 
+# The session key of the tenant switcher's choice (the admin site sets it).
+CURRENT_TENANT_SESSION_KEY = "tessera_tenant"
+
 
 def user_tenants(request: HttpRequest) -> QuerySet[Tenant]:
     """The tenants the request's user administers (all of them for superusers)."""
@@ -38,6 +41,12 @@ def user_tenants(request: HttpRequest) -> QuerySet[Tenant]:
     if user.is_superuser:
         return Tenant.objects.all()
     return Tenant.objects.filter(memberships__user=user)
+
+
+def current_tenant(request: HttpRequest) -> Tenant | None:
+    """The tenant last opened in the switcher, if the user still administers it."""
+    slug = request.session.get(CURRENT_TENANT_SESSION_KEY)
+    return user_tenants(request).filter(slug=slug).first() if slug else None
 
 
 def _tenant_path(model: type[models.Model]) -> str | None:
@@ -142,8 +151,6 @@ class TenantScopedMixin:
     def _preselected_tenant(self, request: HttpRequest, choices: QuerySet[Tenant]) -> Any:
         """The tenant an add form starts with: the user's only one, else the
         one whose page they came from (the switcher's current tenant)."""
-        from tenant.admin_site import current_tenant
-
         tenants = list(choices[:2])
         if len(tenants) == 1:  # nothing to choose
             return tenants[0].pk

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class TenantConfig(AppConfig):
@@ -8,13 +7,6 @@ class TenantConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
-        from tenant.config_cache import connect_invalidation
+        from tenant.config_cache import watch_config_models
 
-        connect_invalidation()
-
-
-class AdminConfig(admin_apps.AdminConfig):
-    """The dashboard: Django admin, served by Tessera's own admin site."""
-
-    default = False
-    default_site = "tenant.admin_site.TesseraAdminSite"
+        watch_config_models("tenant.Tenant", "tenant.SigningKey")

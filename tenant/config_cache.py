@@ -354,32 +354,25 @@ class ConfigGenerationMiddleware:
             return self.get_response(request)
 
 
-# Models whose rows a token request reads.
-CONFIG_MODELS = (
-    "tenant.Tenant",
-    "tenant.SigningKey",
-    "apis.Api",
-    "apis.ApiScope",
-    "clients.Client",
-    "clients.ClientGrant",
-    "hooks.Hook",
-    "hooks.HookSecret",
-)
-
-
 def _on_change(**kwargs: Any) -> None:
     if str(kwargs.get("action", "post_")).startswith("pre_"):
         return  # m2m_changed fires before and after; one change row is enough
     invalidate()
 
 
-def connect_invalidation() -> None:
-    """Invalidate on every save and delete of configuration, inside the
-    transaction that makes it (QuerySet.update bypasses signals: services that
-    use it call ``invalidate`` themselves)."""
-    for label in CONFIG_MODELS:
-        model = apps.get_model(label)
+def watch_config_models(*labels: str) -> None:
+    """Invalidate on every save and delete of these models (``app.Model``,
+    or ``app.Model.field`` for a many-to-many field's rows): each app names,
+    from its ``AppConfig.ready()``, the models whose rows a token request
+    reads. The change row is written inside the transaction that makes the
+    change (QuerySet.update bypasses signals: services that use it call
+    ``invalidate`` themselves)."""
+    for label in labels:
+        app_label, model_name, *field = label.split(".")
+        model = apps.get_model(app_label, model_name)
+        if field:
+            through = getattr(model, field[0]).through
+            m2m_changed.connect(_on_change, sender=through, dispatch_uid=f"config-m2m-{label}")
+            continue
         post_save.connect(_on_change, sender=model, dispatch_uid=f"config-save-{label}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"config-delete-{label}")
-    grant_scopes = apps.get_model("clients.ClientGrant").scopes.through
-    m2m_changed.connect(_on_change, sender=grant_scopes, dispatch_uid="config-grant-scopes")

@@ -1,20 +1,17 @@
 """The Management API's common ground (Auth0 Management API v2 under each
-issuer): tenant-token authentication, scope checks, Auth0's error body,
-pagination and field selection, and rate-limit headers.
+issuer): scope checks, Auth0's error body, pagination and field selection,
+and rate-limit headers.
 
-Tokens come from the tenant's own token endpoint for its built-in API
-(``{issuer}api/v2/``) and are verified here, locally: RS256 only (no
-``none``, no HS256 with the public key as secret), a ``kid`` of this
-tenant's JWKS, ``iss`` = this tenant's issuer, ``aud`` = its Management API,
-``exp``.
+Callers authenticate with tokens from the tenant's own token endpoint for
+its built-in API (``{issuer}api/v2/``); the DRF authentication class that
+verifies them is named in settings (``clients.authentication``), so this
+base knows no client or API model.
 """
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import jwt
 from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
@@ -22,24 +19,20 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
-from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.utils import OpenApiParameter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apis.models import Api
-from clients.models import Client
 from tenant.audit import Actor
-from tenant.models import SigningKey, Tenant
+from tenant.management_auth import MISSING_AUTHENTICATION, ApiError, ManagementToken, unauthorized
+from tenant.models import Tenant
 from tenant.resolution import tenant_for_request
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
 
-ALGORITHMS = ["RS256"]
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 50
 INVALID_QUERY = "invalid_query_string"
@@ -55,15 +48,6 @@ REASONS = {
     429: "Too Many Requests",
     500: "Internal Server Error",
 }
-
-
-class ApiError(exceptions.APIException):
-    """An error answered with Auth0's body ``{statusCode, error, message, errorCode}``."""
-
-    def __init__(self, status_code: int, message: str, error_code: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_code = error_code
 
 
 def not_found(what: str) -> ApiError:
@@ -147,65 +131,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return response
 
 
-@dataclass(frozen=True)
-class ManagementToken:
-    """A verified management token: who calls, and what they may do."""
-
-    client: Client
-    scopes: frozenset[str]
-
-    @property
-    def actor(self) -> Actor:
-        return Actor.for_client(client_id=self.client.client_id, name=self.client.name)
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, message, "invalid_token" if message != "Missing authentication" else "")
-
-
-def verify_management_token(*, tenant: Tenant, authorization: str) -> ManagementToken:
-    """Verify a ``Bearer`` management token of ``tenant``; raises a 401 ApiError."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("Missing authentication")
-    token = token.strip()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise _unauthorized("Invalid token") from None
-    kid = header.get("kid")
-    if header.get("alg") not in ALGORITHMS or not isinstance(kid, str):
-        raise _unauthorized("Invalid token")
-    jwk = (
-        SigningKey.objects.filter(tenant=tenant, kid=kid).values_list("public_jwk", flat=True)
-    ).first()
-    api = Api.objects.filter(tenant=tenant, is_system=True).only("identifier").first()
-    if jwk is None or api is None:
-        raise _unauthorized("Invalid token")
-    try:
-        key = jwt.PyJWK(jwk, algorithm="RS256").key
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=ALGORITHMS,
-            audience=api.identifier,
-            issuer=tenant.issuer,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise _unauthorized("Expired token received for JSON Web Token validation") from None
-    except jwt.PyJWTError:
-        raise _unauthorized("Invalid token") from None
-    client_id = claims.get("azp") or str(claims["sub"]).removesuffix("@clients")
-    client = Client.objects.filter(tenant=tenant, client_id=client_id).first()
-    if client is None:
-        raise _unauthorized("Invalid token")
-    scope = claims.get("scope", "")
-    return ManagementToken(
-        client=client, scopes=frozenset(scope.split() if isinstance(scope, str) else [])
-    )
-
-
 def check_rate_limit(*, tenant: Tenant, client_id: str) -> dict[str, str]:
     """Count one request in the client's fixed window (shared by all servers);
     returns the X-RateLimit-* headers, or raises 429 with them."""
@@ -261,7 +186,8 @@ class ManagementView(APIView):
     and ``self.token`` are set before the handler runs.
     """
 
-    authentication_classes: list[Any] = []
+    # Authentication: the project's DEFAULT_AUTHENTICATION_CLASSES (DRF).
+
     permission_classes: list[Any] = []
     scopes: dict[str, str] = {}
     tenant: Tenant
@@ -273,14 +199,12 @@ class ManagementView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self._rate_headers = {}
-        super().initial(request, *args, **kwargs)
         self.tenant = tenant_for_request(request, kwargs.get("tenant_slug"))
-        self.token = verify_management_token(
-            tenant=self.tenant, authorization=request.headers.get("Authorization", "")
-        )
-        self._rate_headers = check_rate_limit(
-            tenant=self.tenant, client_id=self.token.client.client_id
-        )
+        super().initial(request, *args, **kwargs)  # authenticates
+        if not isinstance(request.auth, ManagementToken):
+            raise unauthorized(MISSING_AUTHENTICATION)
+        self.token = request.auth
+        self._rate_headers = check_rate_limit(tenant=self.tenant, client_id=self.token.client_id)
         _check_text(kwargs, "Path")
         _check_text(dict(request.query_params), "Query")
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -400,26 +324,6 @@ def api_not_found(request: HttpRequest, **kwargs: Any) -> JsonResponse:
     response = JsonResponse(error_body(404, "Not Found", "inexistent_resource"), status=404)
     response["Cache-Control"] = "no-store"
     return response
-
-
-class ManagementSchemaView(SpectacularAPIView):
-    """``{issuer}api/v2/openapi.json``: the OpenAPI document generated from
-    these views, with this tenant's API as its server. Public, like Auth0's."""
-
-    urlconf = "tenant.management_api_urls"
-    renderer_classes = [OpenApiJsonRenderer]
-    schema = None  # not an endpoint of the API it describes
-
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        tenant = tenant_for_request(request, kwargs.get("tenant_slug"))
-        self.custom_settings = {"SERVERS": [{"url": f"{tenant.issuer}api/v2"}]}
-        return super().get(request)  # type: ignore[no-any-return]
-
-
-class ManagementDocsView(SpectacularSwaggerView):
-    """``{issuer}api/v2/docs``: Swagger UI on the document, assets served locally."""
-
-    url = "openapi.json"  # relative: this tenant's document
 
 
 # OpenAPI descriptions of the query parameters every list and read takes.

@@ -18,6 +18,9 @@ validate_domain = RegexValidator(
 )
 
 MAX_HOOK_TIMEOUT_MS = 20_000
+# The longest an access token of any tenant lives (30 days): an API's token
+# lifetime is capped by it, and a retired signing key stays in the JWKS as long.
+MAX_TOKEN_LIFETIME = 2_592_000
 
 
 class Tenant(models.Model):

@@ -9,10 +9,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apis.models import MAX_TOKEN_LIFETIME
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
-from tenant.models import AuditEntry, SigningKey, Tenant
+from tenant.models import MAX_TOKEN_LIFETIME, AuditEntry, SigningKey, Tenant
 
 
 @dataclass(frozen=True)

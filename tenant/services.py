@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -18,6 +19,37 @@ from tenant.crypto import encrypt
 from tenant.models import SigningKey, Tenant, TenantMembership
 
 RSA_KEY_BITS = 2048
+
+
+class TenantExtensions:
+    """What other apps add to a tenant's life, registered from their
+    ``AppConfig.ready()`` (the tenancy base imports no app): steps run inside
+    the transaction of the service that calls them."""
+
+    def __init__(self) -> None:
+        self._on_create: list[Callable[..., Any]] = []
+        self._on_issuer_change: list[Callable[..., Any]] = []
+
+    def on_create(self, step: Callable[..., Any]) -> None:
+        """``step(tenant=, actor=)`` runs when a tenant is created."""
+        if step not in self._on_create:
+            self._on_create.append(step)
+
+    def on_issuer_change(self, step: Callable[..., Any]) -> None:
+        """``step(tenant=)`` runs when a tenant's issuer URL changes."""
+        if step not in self._on_issuer_change:
+            self._on_issuer_change.append(step)
+
+    def created(self, *, tenant: Tenant, actor: Actor) -> None:
+        for step in self._on_create:
+            step(tenant=tenant, actor=actor)
+
+    def issuer_changed(self, *, tenant: Tenant) -> None:
+        for step in self._on_issuer_change:
+            step(tenant=tenant)
+
+
+tenant_extensions = TenantExtensions()
 
 
 def _jwk_thumbprint(jwk: dict[str, str]) -> str:
@@ -64,15 +96,14 @@ def _audit(tenant: Tenant, actor: Actor, action: str, before: State, after: Stat
 def tenant_create(
     *, slug: str, name: str = "", domain: str | None = None, actor: Actor = SYSTEM
 ) -> Tenant:
-    """Create a tenant with its first signing key and its Management API."""
+    """Create a tenant with its first signing key, and what the apps add to it
+    (its Management API)."""
     tenant = Tenant(slug=slug, name=name or slug, domain=domain or None)
     tenant.full_clean()
     tenant.save()
     _audit(tenant, actor, "create", None, tenant_state(tenant))
     signing_key_create(tenant=tenant)
-    from apis.services import management_api_ensure  # apis depends on tenant, not back
-
-    management_api_ensure(tenant=tenant, actor=actor)
+    tenant_extensions.created(tenant=tenant, actor=actor)
     return tenant
 
 
@@ -105,9 +136,7 @@ def tenant_update(
     if after != before:
         _audit(tenant, actor, "update", before, after)
     if after["domain"] != before["domain"]:
-        from apis.services import management_api_rename
-
-        management_api_rename(tenant=tenant)  # its audience follows the issuer
+        tenant_extensions.issuer_changed(tenant=tenant)
     return tenant
 
 

@@ -7,9 +7,9 @@ from apis.models import Api
 from apis.services import api_create
 from clients.models import Client
 from clients.services import client_create, client_grant_create
-from tenant.management.commands.demo import SEED_HOOK
 from tenant.models import Tenant
 from tenant.services import tenant_create
+from tenant.site.management.commands.demo import SEED_HOOK
 
 _numbers = count(1)
 # The seed documents' hook, as `make run` installs it; tests import it from here.

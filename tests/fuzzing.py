@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from django.test import Client as HttpClient
 from hypothesis import strategies as st
 
-from tenant.middleware import is_token_path
+from tenant.site.middleware import is_token_path
 
 # What attackers send: NUL and other controls, lone surrogates, a BOM, bytes
 # that are not UTF-8 once percent-decoded, separators of each encoding.

@@ -1,37 +1,93 @@
-"""The layout is a map: a token request flows clients → hooks → tenant and
-never back (docs/DEVELOPING.md)."""
+"""The layout is a map (docs/DEVELOPING.md): a token request flows clients →
+hooks → tenant and never back; the tenancy base (``tenant/`` less
+``tenant/site/``) imports no app; the site above them all is imported by
+nothing; the hook runtime imports nothing of the project."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# app -> apps it must never import (tenant/ is also the Django project, whose
-# URLs, admin site and demo command put every app together).
-FORBIDDEN = {"hooks": {"clients", "apis"}}
+SITE = "tenant.site"
+# floor -> what it must never import. A floor is a folder; its subfolders
+# that are floors of their own are left to their own row.
+FORBIDDEN = {
+    "tenant": {"apis", "clients", "hooks", SITE},
+    "apis": {"clients", "hooks", SITE},
+    "hooks": {"apis", "clients", SITE},
+    "clients": {SITE},
+    "hooks/runtime": {"apis", "clients", "hooks", "tenant", "django", "rest_framework"},
+}
+OWN_FLOORS = {"tenant": ["tenant/site"], "hooks": ["hooks/runtime"]}
 
 
-def imported_apps(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module an import statement names, with its parents
+    (``tenant.site.urls`` gives ``tenant``, ``tenant.site`` and itself)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {".".join(m.split(".")[:i]) for m in modules for i in range(1, m.count(".") + 2)}
 
 
-@pytest.mark.parametrize("app", sorted(FORBIDDEN))
-def test_app_never_imports_what_comes_before_it_in_the_token_flow(app):
+def floor_files(floor: str) -> list[Path]:
+    skip = [ROOT / own for own in OWN_FLOORS.get(floor, [])]
+    return [
+        path
+        for path in (ROOT / floor).rglob("*.py")
+        if "migrations" not in path.parts and not any(path.is_relative_to(s) for s in skip)
+    ]
+
+
+@pytest.mark.parametrize("floor", sorted(FORBIDDEN))
+def test_no_import_runs_up_a_floor(floor):
     offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_apps(path) & FORBIDDEN[app])
-        for path in (ROOT / app).rglob("*.py")
-        if "migrations" not in path.parts
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN[floor])
+        for path in floor_files(floor)
     }
 
-    assert {path: apps for path, apps in offenders.items() if apps} == {}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_floor_check_sees_a_wrong_way_import(tmp_path):
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("from clients.models import Client\nimport tenant.site.urls\n")
+
+    assert {"clients", "tenant.site"} <= imported_modules(wrong)
+
+
+def test_the_runtime_loads_by_path_without_the_project():
+    """The process-isolation worker loads the runtime package by path, with
+    no project on ``sys.path``: it must import nothing of Django or the apps."""
+    code = (
+        "import importlib.util, os, sys\n"
+        "here = sys.argv[1]\n"
+        "spec = importlib.util.spec_from_file_location('hooks_runtime', os.path.join(here, "
+        "'__init__.py'), submodule_search_locations=[here])\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['hooks_runtime'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'tenant', 'hooks', 'clients', 'apis'))\n"
+        "print(','.join(bad) or 'clean')\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-I", "-c", code, str(ROOT / "hooks" / "runtime")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "clean"
 
 
 def test_commands_share_helpers_never_each_other():

@@ -30,7 +30,7 @@ from harness.tokens import TokenRequest, verify_sample
 
 SAMPLE_TOKENS = 4
 WORKER_WARMUP = 500  # requests to the bench tenant before the cold pass
-# The product's default for TESSERA_HOOK_CONTEXTS_PER_THREAD (tenant/settings.py).
+# The product's default for TESSERA_HOOK_CONTEXTS_PER_THREAD (tenant/site/settings.py).
 DEFAULT_CONTEXTS_PER_THREAD = 256
 # What one warm hook context may hold in a server process: the issue measured
 # "a few hundred kB" per QuickJS context; this allows 1 MiB.

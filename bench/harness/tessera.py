@@ -110,7 +110,7 @@ class TesseraEnvironment:
         env = {key: value for key, value in os.environ.items() if key != "DEBUG"}
         env.update(
             {
-                "DJANGO_SETTINGS_MODULE": "tenant.settings",
+                "DJANGO_SETTINGS_MODULE": "tenant.site.settings",
                 "DATABASE_URL": database_url,
                 # The shared cache carries the configuration generation: without
                 # it a `hooks disable` never reaches the running workers.
@@ -449,7 +449,7 @@ def running_tessera(
     env = deployment.env
     with running_server(
         f"tessera ({config.describe()})",
-        server_command(app="tenant.wsgi:application", port=env.port, config=config),
+        server_command(app="tenant.site.wsgi:application", port=env.port, config=config),
         env=env.variables,
         cwd=REPO_DIR,
         log_path=workdir / f"{config.server}-{config.workers}w-{env.port}.log",

@@ -16,10 +16,9 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from tenant.json_text import compact_encoder
-
 from . import engine, replies
 from .errors import HookError
+from .json_text import compact_encoder
 from .records import Limits, RunResult, StorageSnapshot
 
 DEFAULT_MAX_CONTEXTS = 256

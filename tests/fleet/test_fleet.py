@@ -253,7 +253,7 @@ class Fleet:
             if not key.startswith(("TESSERA_", "PROMETHEUS_", "DATABASE_URL", "REDIS_URL"))
         }
         env.update(
-            DJANGO_SETTINGS_MODULE="tenant.settings",
+            DJANGO_SETTINGS_MODULE="tenant.site.settings",
             TESSERA_VAR_DIR=str(self.var),
             DATABASE_URL=self.direct_url,
             REDIS_URL=self.redis.url,
@@ -336,7 +336,7 @@ class Fleet:
                 "--respawn-failed-workers",
                 "--respawn-interval",
                 "0.5",
-                "tenant.wsgi:application",
+                "tenant.site.wsgi:application",
             ],
             cwd=settings.BASE_DIR,
             env=self.env(

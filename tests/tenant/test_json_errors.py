@@ -189,7 +189,7 @@ def test_over_real_http_oversized_headers_are_json_431(live_server, settings):
 def test_wsgi_entry_point_survives_a_charset_that_is_no_text_encoding(charset):
     # Django builds the request with the charset; with a query string that
     # raised LookupError before any middleware ran (a bare 500 from the server).
-    from tenant.wsgi import application
+    from tenant.site.wsgi import application
 
     make_tenant("acme")
     body = b'{"grant_type": "client_credentials", "client_id": "x", "client_secret": "y", "audience": "a"}'

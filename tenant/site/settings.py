@@ -15,7 +15,7 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("TESSERA_VAR_DIR", BASE_DIR / "var"))
 
 
@@ -60,7 +60,7 @@ PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 TENANT_DOMAIN_SCHEME = os.environ.get("TENANT_DOMAIN_SCHEME", "https")
 
 INSTALLED_APPS = [
-    "tenant.apps.AdminConfig",
+    "tenant.site.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -77,22 +77,23 @@ INSTALLED_APPS = [
     "clients",
     "hooks",
     "axes",
+    "tenant.site",  # the wiring, above every app
 ]
 
 MIDDLEWARE = [
     # First, so that every answer on an API path, from any layer below, is JSON.
-    "tenant.middleware.IssuerJsonErrorsMiddleware",
+    "tenant.site.middleware.IssuerJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tenant.metrics.TokenMetricsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenant.config_cache.ConfigGenerationMiddleware",
-    "tenant.middleware.TenantDomainMiddleware",
-    # Django's own, stepping aside on API paths (tenant.middleware.DashboardOnly).
-    "tenant.middleware.SessionMiddleware",
-    "tenant.middleware.CommonMiddleware",
-    "tenant.middleware.CsrfViewMiddleware",
-    "tenant.middleware.AuthenticationMiddleware",
-    "tenant.middleware.MessageMiddleware",
+    "tenant.site.middleware.TenantDomainMiddleware",
+    # Django's own, stepping aside on API paths (tenant.site.middleware.DashboardOnly).
+    "tenant.site.middleware.SessionMiddleware",
+    "tenant.site.middleware.CommonMiddleware",
+    "tenant.site.middleware.CsrfViewMiddleware",
+    "tenant.site.middleware.AuthenticationMiddleware",
+    "tenant.site.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After authentication, as django-axes requires: turns a locked-out login
     # into its page.
@@ -101,8 +102,8 @@ MIDDLEWARE = [
     "tenant.dependencies.DependencyErrorsMiddleware",
 ]
 
-ROOT_URLCONF = "tenant.urls"
-WSGI_APPLICATION = "tenant.wsgi.application"
+ROOT_URLCONF = "tenant.site.urls"
+WSGI_APPLICATION = "tenant.site.wsgi.application"
 
 TEMPLATES = [
     {
@@ -201,14 +202,14 @@ PASSWORD_HASHERS = [
 # passwords, a username is locked out from that address for AXES_COOLOFF_TIME.
 # Unlock early: python manage.py axes_reset_username NAME (README, "The dashboard").
 AUTHENTICATION_BACKENDS = [
-    "tenant.login_throttle.LoginThrottleBackend",
+    "tenant.site.login_throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("TESSERA_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("TESSERA_LOGIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "tenant.login_throttle.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "tenant.site.login_throttle.login_locked_out"
 # The address is REMOTE_ADDR: behind a proxy every login comes from the
 # proxy's address, and the lockout is then per username.
 
@@ -222,6 +223,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "UNAUTHENTICATED_USER": None,
+    # The Management API's callers (tenant.management_api.ManagementView);
+    # the token endpoint and the public OpenAPI views authenticate nobody.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clients.authentication.ManagementTokenAuthentication"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -3,8 +3,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from tenant import health
-from tenant.issuer_urls import token_view
+from tenant.site import health
+from tenant.site.issuer_urls import token_view
 
 urlpatterns = [
     # No trailing slash: "<slug>/" below never matches these.
@@ -17,5 +17,5 @@ urlpatterns = [
     # The hottest path resolves in one step rather than two (the same view is
     # the include's first route, where reverse() finds it).
     path("<slug:tenant_slug>/oauth/token", token_view),
-    path("<slug:tenant_slug>/", include("tenant.issuer_urls")),
+    path("<slug:tenant_slug>/", include("tenant.site.issuer_urls")),
 ]

@@ -21,6 +21,6 @@ urlpatterns = [
         csrf_exempt(views.openid_configuration),
         name="discovery",
     ),
-    path("api/v2/", include("tenant.management_api_urls")),
+    path("api/v2/", include("tenant.site.management_api_urls")),
     re_path(r"^.*$", csrf_exempt(views.not_found), name="not-found"),
 ]

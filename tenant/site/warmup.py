@@ -2,7 +2,7 @@
 
 A fresh process would otherwise parse each tenant's signing key (≈ 50 ms
 each) and load enabled hooks on the first token requests that need them.
-``warm()`` runs at import of ``tenant.wsgi`` (so in each granian or gunicorn
+``warm()`` runs at import of ``tenant.site.wsgi`` (so in each granian or gunicorn
 worker) and is the one place more warm-up belongs.
 """
 

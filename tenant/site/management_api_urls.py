@@ -1,6 +1,12 @@
 """Management API v2 routes under an issuer (``{issuer}api/v2/…``)."""
 
+from typing import Any
+
 from django.urls import path, re_path
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from apis.api import ResourceServerDetailView, ResourceServerListView
 from clients.api import (
@@ -11,7 +17,31 @@ from clients.api import (
     ClientRotateSecretView,
 )
 from hooks.api import HookDetailView, HookListView, HookSecretsView
-from tenant.management_api import ManagementDocsView, ManagementSchemaView, api_not_found
+from tenant.management_api import api_not_found
+from tenant.resolution import tenant_for_request
+
+
+class ManagementSchemaView(SpectacularAPIView):
+    """``{issuer}api/v2/openapi.json``: the OpenAPI document generated from
+    these views, with this tenant's API as its server. Public, like Auth0's."""
+
+    urlconf = __name__
+    renderer_classes = [OpenApiJsonRenderer]
+    authentication_classes: list[Any] = []  # public, like Auth0's
+    schema = None  # not an endpoint of the API it describes
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        tenant = tenant_for_request(request, kwargs.get("tenant_slug"))
+        self.custom_settings = {"SERVERS": [{"url": f"{tenant.issuer}api/v2"}]}
+        return super().get(request)  # type: ignore[no-any-return]
+
+
+class ManagementDocsView(SpectacularSwaggerView):
+    """``{issuer}api/v2/docs``: Swagger UI on the document, assets served locally."""
+
+    url = "openapi.json"  # relative: this tenant's document
+    authentication_classes: list[Any] = []
+
 
 urlpatterns = [
     path("openapi.json", ManagementSchemaView.as_view(), name="mgmt-openapi"),

@@ -5,9 +5,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
-from tenant.models import Tenant
-
-CURRENT_TENANT_SESSION_KEY = "tessera_tenant"
+from apis.models import Api
+from clients.models import Client
+from hooks.choices import RunOutcome, RunSource
+from hooks.models import Hook
+from hooks.selectors import hook_runs
+from tenant.selectors import audit_entries
 
 
 class TesseraAdminSite(admin.AdminSite):
@@ -28,7 +31,9 @@ class TesseraAdminSite(admin.AdminSite):
         return urls + super().get_urls()
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
-        from tenant.admin import user_tenants
+        # tenant.admin registers its ModelAdmins on this site: imported here,
+        # not at the top, because this module is loaded to make the site.
+        from tenant.admin import CURRENT_TENANT_SESSION_KEY, user_tenants
 
         context = super().each_context(request)
         if request.user.is_authenticated and request.user.is_staff:
@@ -49,13 +54,7 @@ class TesseraAdminSite(admin.AdminSite):
 
     def tenant_landing(self, request: HttpRequest, slug: str) -> HttpResponse:
         """One tenant at a glance: APIs, clients, hooks and recent runs."""
-        from apis.models import Api
-        from clients.models import Client
-        from hooks.choices import RunOutcome, RunSource
-        from hooks.models import Hook
-        from hooks.selectors import hook_runs
-        from tenant.admin import user_tenants
-        from tenant.selectors import audit_entries
+        from tenant.admin import CURRENT_TENANT_SESSION_KEY, user_tenants
 
         tenant = user_tenants(request).filter(slug=slug).first()
         if tenant is None:
@@ -76,11 +75,3 @@ class TesseraAdminSite(admin.AdminSite):
         }
         context["tessera_current_tenant"] = tenant
         return TemplateResponse(request, "admin/tenant_landing.html", context)
-
-
-def current_tenant(request: HttpRequest) -> Tenant | None:
-    """The tenant last opened in the switcher, if the user still administers it."""
-    from tenant.admin import user_tenants
-
-    slug = request.session.get(CURRENT_TENANT_SESSION_KEY)
-    return user_tenants(request).filter(slug=slug).first() if slug else None

@@ -1,5 +1,5 @@
-"""WSGI entry point: ``granian --interface wsgi tenant.wsgi:application``
-(or ``gunicorn tenant.wsgi:application``). Importing it warms the process."""
+"""WSGI entry point: ``granian --interface wsgi tenant.site.wsgi:application``
+(or ``gunicorn tenant.site.wsgi:application``). Importing it warms the process."""
 
 import codecs
 import os
@@ -9,7 +9,7 @@ from typing import Any
 from django.core.wsgi import get_wsgi_application
 from django.utils.http import parse_header_parameters
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenant.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenant.site.settings")
 
 
 def _is_text_codec(name: str) -> bool:
@@ -40,6 +40,6 @@ class TextCharsetsOnly:
 
 application = TextCharsetsOnly(get_wsgi_application())
 
-from tenant.warmup import warm  # noqa: E402 - needs the app registry ready
+from tenant.site.warmup import warm  # noqa: E402 - needs the app registry ready
 
 warm()

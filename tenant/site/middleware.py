@@ -32,7 +32,7 @@ class TenantDomainMiddleware:
             tenant = tenant_for_domain(host=host)
             if tenant is not None:
                 request.tenant = tenant  # type: ignore[attr-defined]
-                request.urlconf = "tenant.domain_urls"
+                request.urlconf = "tenant.site.domain_urls"
         request.api_path = answers_json(request)  # type: ignore[attr-defined]
         return self.get_response(request)
 
@@ -75,7 +75,7 @@ class MessageMiddleware(DashboardOnly, _Messages):
 
 # Paths that answer JSON for every error. The dashboard (/admin/) keeps HTML.
 _TOKEN_PATH = re.compile(r"/oauth/token/*$")
-_ISSUER_PATH = re.compile(r"^/[-a-zA-Z0-9_]+/")  # the <slug:> of tenant/urls.py
+_ISSUER_PATH = re.compile(r"^/[-a-zA-Z0-9_]+/")  # the <slug:> of tenant/site/urls.py
 _MANAGEMENT_API = "/api/v2"
 _DASHBOARD = "/admin/"
 
@@ -105,7 +105,7 @@ def answers_json(request: HttpRequest) -> bool:
         return True
     if _is_dashboard(path):
         return False
-    if getattr(request, "urlconf", None) == "tenant.domain_urls":
+    if getattr(request, "urlconf", None) == "tenant.site.domain_urls":
         return True
     return _ISSUER_PATH.match(path) is not None
 

@@ -5,5 +5,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("tenant.issuer_urls")),
+    path("", include("tenant.site.issuer_urls")),
 ]
