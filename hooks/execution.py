@@ -43,6 +43,7 @@ class HookRuntime(Protocol):
         storage: runtime.StorageSnapshot | None,
         limits: runtime.Limits,
         cache: Mapping[str, Any] | None = None,
+        egress: runtime.EgressPolicy | None = None,
     ) -> runtime.RunResult: ...
 
     def check(self, *, script: str, limits: runtime.Limits) -> str: ...
@@ -128,6 +129,49 @@ def _limits(timeout_ms: int, cpu_ms: int, memory_mb: int, max_script_bytes: int)
     )
 
 
+def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
+    """Where ``tenant``'s hooks may send requests; None when hooks have no network."""
+    if not settings.TESSERA_HOOK_NETWORK:
+        return None
+    return _egress(
+        settings.TESSERA_EGRESS_ALLOW,
+        settings.TESSERA_EGRESS_DENY,
+        settings.TESSERA_EGRESS_PROXY,
+        settings.TESSERA_EGRESS_CA_FILE,
+        settings.TESSERA_HOOK_MAX_FETCHES,
+        settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _egress(
+    allow: str, deny: str, proxy: str | None, ca_file: str | None, requests: int, size: int
+) -> runtime.EgressPolicy:
+    return runtime.EgressPolicy.from_text(
+        allow=allow,
+        deny=deny,
+        proxy=proxy,
+        ca_file=ca_file,
+        max_requests=requests,
+        max_response_bytes=size,
+    )
+
+
+def fetch_lines(fetches: list[dict[str, Any]] | None) -> str:
+    """The run's requests as console lines, for every place that shows a run."""
+    lines = []
+    for fetch in fetches or []:
+        if "status" in fetch:
+            took = f"{fetch.get('duration_ms', 0):.0f} ms"
+            outcome = f"→ {fetch['status']} in {took}, {fetch.get('bytes', 0)} bytes"
+        else:
+            outcome = f"✗ {fetch.get('error', 'failed')}"
+            if fetch.get("refused"):
+                outcome += f" (and {fetch['refused'] - 1} more like it)"
+        lines.append(f"[fetch] {fetch.get('method', 'GET')} {fetch.get('url', '')} {outcome}\n")
+    return "".join(lines)
+
+
 def reserved_domains_for(tenant: Tenant) -> tuple[str, ...]:
     """Hosts a namespaced claim may not use: the deployment's own domains,
     the tenant's, and Auth0's (configurable)."""
@@ -188,6 +232,7 @@ class Execution:
     claims: FilteredClaims = field(default_factory=lambda: FilteredClaims(scope=[]))
     error: runtime.HookError | None = None  # the run failed (or was refused)
     invalid_result: str = ""  # the run finished, but its result is not a claims object
+    fetches: list[dict[str, Any]] = field(default_factory=list)  # its requests, as logged
 
     @property
     def ok(self) -> bool:
@@ -257,18 +302,20 @@ def execute(
                 storage=storage,
                 limits=limits,
                 cache=cache,
+                egress=egress_for(tenant),
             ),
         )
     except runtime.HookError as error:
         execution = Execution(
             outcome=outcome_of(error),
             duration_ms=error.duration_ms or (time.perf_counter() - start) * 1000,
-            console=error.console,
+            console=error.console + fetch_lines(error.fetches),
             error=error,
+            fetches=error.fetches or [],
         )
         error_text = describe_error(error.name, error.message, error.line, error.column)
     else:
-        console, error_text = result.console, ""
+        console, error_text = result.console + fetch_lines(result.fetches), ""
         if result.cache_writes and keep_cache is not None:
             keep_cache(result.cache_writes)
         write = result.storage_write
@@ -288,6 +335,7 @@ def execute(
             value=result.value,
             claims=claims,
             invalid_result=error_text,
+            fetches=result.fetches or [],
         )
     if hook_id is None:
         return execution  # a script that is not a saved hook has no run log

@@ -6,7 +6,7 @@ Django; the token pipeline, the test runner and the CLI call it through
 The narrow interface, the same in both isolation modes:
 
 - ``run(context_key=, script=, arg_names=, payload=, secrets=, storage=,
-  limits=)`` returns a :class:`RunResult` or raises a :class:`HookError`
+  limits=, egress=)`` returns a :class:`RunResult` or raises a :class:`HookError`
   subclass;
 - ``check(script=, limits=)`` compiles a script and runs its module body in
   a throwaway context, returning what the module exports, or raises.
@@ -19,6 +19,7 @@ trips a breaker for hooks that keep timing out. ``engine.py`` is the only
 module that touches QuickJS, so the engine can be swapped behind it.
 """
 
+from .egress import EgressPolicy
 from .errors import (
     HookBusy,
     HookCpuLimit,
@@ -38,6 +39,7 @@ from .pool import HookPool
 from .records import Limits, RunResult, StorageSnapshot, StorageWrite
 
 __all__ = [
+    "EgressPolicy",
     "Governor",
     "HookBusy",
     "HookCpuLimit",

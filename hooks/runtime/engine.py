@@ -38,6 +38,7 @@ from typing import Any
 
 import _quickjs
 
+from .egress import Network
 from .records import Limits
 
 Reply = dict[str, Any]
@@ -52,6 +53,7 @@ MEMORY = "memory"
 CRASH = "crash"
 
 PRELUDE = Path(__file__).with_name("sandbox.js").read_text(encoding="utf-8")
+WEB = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
 STACK_BYTES = 512 * 1024
 # After an interrupted run, reading its console output may take this long.
 CONSOLE_ALLOWANCE_S = 0.05
@@ -180,6 +182,7 @@ class Sandbox:
                 )
             )
             sandbox._host = factory(context.globalThis, config)
+            context.eval(WEB)(context.globalThis, sandbox._host)
             loaded = sandbox._call("load", json.dumps(script), budget)
         except (_OutOfTime, _OutOfMemory, _EngineFault, _quickjs.JSException) as error:
             sandbox.failed = sandbox._failure(error)
@@ -191,9 +194,13 @@ class Sandbox:
             sandbox.failed = _classify(json.loads(meta))
         return sandbox
 
-    def run(self, payload_json: str, budget: Budget) -> tuple[Reply, str]:
-        """One invocation. Returns the reply and the value's JSON text."""
+    def run(
+        self, payload_json: str, budget: Budget, network: Network | None = None
+    ) -> tuple[Reply, str]:
+        """One invocation. Returns the reply and the value's JSON text.
+        ``network`` performs the run's fetches (none: each one fails)."""
         assert self.failed is None, "run() on a sandbox whose script did not load"
+        network = network or Network()
         try:
             envelope = self._call("run", payload_json, budget)
             while envelope.startswith(PENDING):
@@ -201,22 +208,36 @@ class Sandbox:
                 envelope = self._call("poll", "", budget)
                 if not envelope.startswith(PENDING):
                     break
+                network.start(json.loads(self._call("outbox", "", budget)), budget.wall_end)
                 wait_ms = int(envelope[1:])
-                if wait_ms < 0:
+                if network.waiting():
+                    timer_s = wait_ms / 1000 if wait_ms >= 0 else None
+                    finished = network.wait(timer_s, budget.wall_end)
+                    if finished:
+                        envelope = self._call("deliver", json.dumps(finished), budget)
+                        continue
+                    budget.remaining()  # raises once the deadline has passed
+                elif wait_ms < 0:
                     raise _Stalled()
-                self._sleep(wait_ms / 1000, budget)
+                else:
+                    self._sleep(wait_ms / 1000, budget)
                 envelope = self._call("fire", "", budget)
             # A run is over once nothing it started is still running: a promise
             # loop left behind after cb must not eat the next run's budget.
             self._drain_jobs(budget)
         except (_OutOfTime, _OutOfMemory, _Stalled, _EngineFault, _quickjs.JSException) as error:
             self.failed = self._failure(error)
+            self.failed["fetches"] = network.log
             return self.failed, ""
+        finally:
+            network.abandon()
         meta_text, _, value = envelope.partition("\n")
-        if not meta_text:  # a quiet success
+        if not meta_text and not network.log:  # a quiet success
             return {"status": OK, "console": "", "truncated": False, "kind": self.kind}, value
-        reply = _classify(json.loads(meta_text))
+        reply = _classify(json.loads(meta_text) if meta_text else {"ok": True})
         reply["kind"] = self.kind
+        if network.log:
+            reply["fetches"] = network.log
         if reply["status"] not in (OK, ERROR):
             self.failed = reply  # memory or an unusable result: start afresh next time
         return reply, value

@@ -26,6 +26,8 @@ should report it:
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HookError(Exception):
     """The hook failed. Base class of every runtime failure."""
@@ -39,6 +41,7 @@ class HookError(Exception):
         column: int | None = None,
         console: str = "",
         duration_ms: float = 0.0,
+        fetches: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -47,6 +50,7 @@ class HookError(Exception):
         self.column = column
         self.console = console
         self.duration_ms = duration_ms
+        self.fetches = fetches  # the run's requests, as RunResult.fetches
 
     def __str__(self) -> str:
         where = f" (line {self.line}, column {self.column})" if self.line is not None else ""

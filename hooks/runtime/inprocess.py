@@ -17,6 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from . import engine, replies
+from .egress import EgressPolicy, Network
 from .errors import HookError
 from .json_text import compact_encoder
 from .records import Limits, RunResult, StorageSnapshot
@@ -63,6 +64,7 @@ class InProcessRuntime:
         storage: StorageSnapshot | None,
         limits: Limits,
         cache: Mapping[str, Any] | None = None,
+        egress: EgressPolicy | None = None,
     ) -> RunResult:
         """Run the hook; raise a ``HookError`` on failure.
 
@@ -72,6 +74,7 @@ class InProcessRuntime:
         the Hook arguments and ``payload["request"]``, and ``cache`` as
         ``api.cache``. ``context_key`` names the warm context: the caller makes
         it differ for every tenant and hook version that must not share globals.
+        ``egress`` says where the run's ``fetch`` may go (None: nowhere).
         """
         request = request_json(arg_names, payload, secrets, storage, cache)
         started = time.monotonic()
@@ -95,7 +98,7 @@ class InProcessRuntime:
                 sandboxes.popitem(last=False)
         else:
             sandboxes.move_to_end(context_key)
-        reply, value = sandbox.run(request, budget)
+        reply, value = sandbox.run(request, budget, Network(egress))
         if sandbox.failed is not None:
             sandboxes.pop(context_key, None)
         return replies.decode(

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import engine, replies
 from . import worker as protocol
+from .egress import EgressPolicy
 from .errors import HookCrashed, HookError, HookMemoryLimit, HookTimeout
 from .inprocess import check_script_size, request_json
 from .records import Limits, RunResult, StorageSnapshot
@@ -268,14 +269,22 @@ class HookPool:
         storage: StorageSnapshot | None,
         limits: Limits,
         cache: Mapping[str, Any] | None = None,
+        egress: EgressPolicy | None = None,
     ) -> RunResult:
-        """As ``InProcessRuntime.run``, in a worker. ``context_key`` must be a
-        tuple of JSON scalars (it crosses the pipe)."""
+        """As ``InProcessRuntime.run``, in a worker, which also makes the run's
+        requests. ``context_key`` must be a tuple of JSON scalars (it crosses
+        the pipe)."""
         check_script_size(script, limits)
         request = request_json(arg_names, payload, secrets, storage, cache).encode()
         key = tuple(context_key) if isinstance(context_key, tuple) else (context_key,)
         warm_key = (*key, limits)
-        meta = {"op": "run", "key": list(key), "script": None, "limits": _limits_meta(limits)}
+        meta = {
+            "op": "run",
+            "key": list(key),
+            "script": None,
+            "limits": _limits_meta(limits),
+            "egress": None if egress is None else egress.to_meta(),
+        }
         reply, value, duration_ms = self._call(meta, request, limits, key=warm_key, script=script)
         return replies.decode(
             reply, value.decode(), limits=limits, duration_ms=duration_ms, storage=storage

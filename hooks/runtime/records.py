@@ -52,3 +52,6 @@ class RunResult:
     # An Action's api.cache changes: key -> {"value", "expires_at"} (ms), or None
     # for a delete. The caller applies them to the hook's shared cache.
     cache_writes: dict[str, Any] | None = None
+    # The run's fetches, as logged: method, URL (secrets redacted), status or
+    # error, duration_ms, bytes.
+    fetches: list[dict[str, Any]] | None = None

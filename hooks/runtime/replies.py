@@ -59,6 +59,7 @@ def decode(
         storage_write=storage_write_of(reply, storage),
         kind=str(reply.get("kind") or engine.HOOK),
         cache_writes=reply.get("cache"),
+        fetches=reply.get("fetches"),
     )
 
 
@@ -126,4 +127,5 @@ def failure(
         column=column if isinstance(column, int) else None,
         console=console,
         duration_ms=duration_ms,
+        fetches=reply.get("fetches"),
     )

@@ -16,6 +16,10 @@
 //   host('fire', '')      run the timers that are due, then as 'poll'
 //   host('console', '')   the console output of the current run (after an
 //                         interrupted run, whose envelope never came)
+//   host('outbox', '')    the fetch requests queued since the last call (JSON
+//                         list); the host performs them (egress.py)
+//   host('deliver', json) settle finished fetches ([{id, response|error}]),
+//                         then as 'poll'
 //
 // An envelope is <meta JSON> "\n" <value JSON>; a quiet success (no console
 // output, no storage or cache writes) has an empty meta. Everything the
@@ -90,6 +94,10 @@
   let actionCacheWrites = null;
   const timers = new MapCtor();
   let nextTimerId = 1;
+  // fetch requests: queued for the host, then settled when it delivers.
+  const fetches = new MapCtor();
+  let outbox = [];
+  let nextFetchId = 1;
   let logParts = [];
   let logLength = 0;
   let logTruncated = false;
@@ -402,6 +410,43 @@
       reflectApply(fn, thisArg, args);
     } catch (e) {
       fail(e);
+    }
+  }
+
+  // ---- fetch: the host performs requests; web.js builds fetch() on this ----
+
+  // Queue `request` ({method, url, headers, body64, redirect}); `settle(error,
+  // response)` runs when the host delivers, unless the run ended or the
+  // request was cancelled first. Returns the id to cancel with.
+  function sendFetch(request, settle) {
+    const id = nextFetchId++;
+    const entry = objectCreate(null);
+    entry.settle = settle;
+    entry.generation = generation;
+    mapSet(fetches, id, entry);
+    request.id = id;
+    arrayPush(outbox, request);
+    return id;
+  }
+
+  function cancelFetch(id) {
+    mapDelete(fetches, id);
+  }
+
+  function deliver(text) {
+    const results = parse(text);
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i];
+      const entry = mapGet(fetches, result.id);
+      if (entry === undefined) {
+        continue; // aborted meanwhile
+      }
+      mapDelete(fetches, result.id);
+      if (result.error !== undefined) {
+        callUser(entry.settle, undefined, [new TypeErrorCtor(result.error), null], entry.generation);
+      } else {
+        callUser(entry.settle, undefined, [null, result.response], entry.generation);
+      }
     }
   }
 
@@ -729,6 +774,8 @@
     outcome = null;
     storageWrite = null;
     mapClear(timers);
+    mapClear(fetches);
+    outbox = [];
     resetLog();
     actionCacheWrites = null;
     const runGeneration = generation;
@@ -841,6 +888,14 @@
         return load(text);
       case 'console':
         return stringify([consoleText(), logTruncated]);
+      case 'outbox': {
+        const queued = outbox;
+        outbox = [];
+        return stringify(queued);
+      }
+      case 'deliver':
+        deliver(text);
+        break;
       default:
         throw new TypeErrorCtor('unknown host operation');
     }
@@ -903,5 +958,7 @@
       enumerable: false,
     });
   }
+  // For web.js (fetch), which the host evaluates next; unreachable from hooks.
+  host.network = objectFreeze({ send: sendFetch, cancel: cancelFetch, setTimeout });
   return host;
 });

@@ -53,6 +53,7 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 def serve(request_fd: int, reply_fd: int, *, max_contexts: int) -> None:
     from hooks_runtime import engine  # type: ignore[import-not-found]
+    from hooks_runtime.egress import EgressPolicy, Network  # type: ignore[import-not-found]
     from hooks_runtime.records import Limits  # type: ignore[import-not-found]
 
     sandboxes: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -90,7 +91,9 @@ def serve(request_fd: int, reply_fd: int, *, max_contexts: int) -> None:
                 sandboxes.popitem(last=False)
         else:
             sandboxes.move_to_end(key)
-        result, value = sandbox.run(blob.decode(), budget)
+        egress = request.get("egress")
+        network = Network(None if egress is None else EgressPolicy.from_meta(egress))
+        result, value = sandbox.run(blob.decode(), budget, network)
         warm = sandbox.failed is None
         if not warm:
             sandboxes.pop(key, None)

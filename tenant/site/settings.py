@@ -244,6 +244,19 @@ TESSERA_HOOK_MAX_SCRIPT_BYTES = 100_000
 TESSERA_HOOK_ISOLATION = os.environ.get("TESSERA_HOOK_ISOLATION", "inprocess")
 if TESSERA_HOOK_ISOLATION not in ("inprocess", "process"):
     raise ValueError("TESSERA_HOOK_ISOLATION must be 'inprocess' or 'process'")
+# Where hooks' fetch may go (hooks/runtime/egress.py): public http/https on
+# ports 80 and 443 by default; TESSERA_EGRESS_ALLOW lets through what would be
+# refused ("127.0.0.1:*" for development and tests), TESSERA_EGRESS_DENY
+# refuses what would be allowed: comma-separated host[:port], *.domain[:port]
+# or CIDR[:port]. TESSERA_EGRESS_PROXY sends every hook request through an
+# HTTP(S) proxy; TESSERA_EGRESS_CA_FILE replaces the trusted roots (a PEM file).
+TESSERA_HOOK_NETWORK = env_bool("TESSERA_HOOK_NETWORK", True)
+TESSERA_EGRESS_ALLOW = os.environ.get("TESSERA_EGRESS_ALLOW", "")
+TESSERA_EGRESS_DENY = os.environ.get("TESSERA_EGRESS_DENY", "")
+TESSERA_EGRESS_PROXY = os.environ.get("TESSERA_EGRESS_PROXY", "") or None
+TESSERA_EGRESS_CA_FILE = os.environ.get("TESSERA_EGRESS_CA_FILE", "") or None
+TESSERA_HOOK_MAX_FETCHES = int(os.environ.get("TESSERA_HOOK_MAX_FETCHES", "20"))
+TESSERA_HOOK_MAX_RESPONSE_BYTES = int(os.environ.get("TESSERA_HOOK_MAX_RESPONSE_BYTES", "5000000"))
 # Worker processes per server process, with TESSERA_HOOK_ISOLATION=process.
 TESSERA_HOOK_WORKERS = int(os.environ.get("TESSERA_HOOK_WORKERS", "2"))
 # Warm hook contexts kept per server thread (or worker), least recently used

@@ -485,13 +485,13 @@ def test_argument_mutation_does_not_leak(runtime: Runtime) -> None:
     assert args == payload()
 
 
-def test_node_and_web_apis_are_absent(runtime: Runtime) -> None:
+def test_node_host_apis_are_absent_and_fetch_is_the_hosts(runtime: Runtime) -> None:
     script = hook(
-        "cb(null, [typeof require, typeof process, typeof fetch, typeof XMLHttpRequest,"
-        " typeof Buffer]);"
+        "cb(null, [typeof require, typeof process, typeof XMLHttpRequest, typeof Buffer,"
+        " typeof fetch, typeof Headers, typeof AbortSignal.timeout]);"
     )
 
-    assert run(runtime, script).value == ["undefined"] * 5
+    assert run(runtime, script).value == ["undefined"] * 4 + ["function"] * 3
 
 
 def test_hook_versions_do_not_share_globals(runtime: Runtime) -> None:

@@ -1,0 +1,577 @@
+"""Where a hook's ``fetch`` may go, and the request itself, done by the host.
+
+The policy is checked on the address actually connected to: the host name is
+resolved here, every address is checked, and the connection goes to a checked
+address (TLS still verifies the certificate against the name), so a name that
+resolves to a public address for the check and to ``127.0.0.1`` a moment
+later gains nothing. Every redirect is a new request, checked again.
+
+By default only ``http``/``https`` on ports 80 and 443 to public unicast
+addresses. Never, unless the operator allows it: loopback, private,
+link-local (cloud metadata ``169.254.169.254`` included), CGNAT, multicast,
+reserved and unspecified addresses, in IPv4, IPv6 and IPv4-mapped forms.
+The operator's ``allow`` patterns (``host[:port]``, ``*.domain[:port]`` or a
+CIDR ``net[:port]``; port ``*`` for any) let through what is otherwise
+refused; ``deny`` patterns refuse what would be allowed; a tenant may list
+the only hosts its hooks may call. With a proxy, every request goes through
+it and the proxy resolves names: the address checks are then the proxy's.
+
+This module knows nothing of Django: the worker process uses it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import ipaddress
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[str]]
+
+DEFAULT_PORTS = frozenset({80, 443})
+SCHEMES = {"http": 80, "https": 443}
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# What a hook may not set: the connection is the host's (Fetch's forbidden
+# request headers, less the ones that only concern browsers).
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
+_SECRET_KEY = re.compile(
+    r"(token|secret|key|password|passwd|pwd|sig|signature|auth|code|cred)", re.I
+)
+_SECRET_VALUE = re.compile(r"^[A-Za-z0-9_\-+/=.~]{24,}$")
+REDACTED = "[redacted]"
+READ_CHUNK = 65_536
+
+
+class EgressRefused(Exception):
+    """The policy refuses this request; the message says why (for the hook and the log)."""
+
+
+class FetchFailed(Exception):
+    """The request could not be completed (network, TLS, size, time)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One ``allow``/``deny`` entry: a host name, a ``*.`` suffix or a network, and a port."""
+
+    host: str | None = None
+    suffix: str | None = None
+    network: IPNetwork | None = None
+    port: int | None = None  # None: any port
+    text: str = field(default="", compare=False)  # as written
+
+    @classmethod
+    def parse(cls, text: str) -> Pattern:
+        text = text.strip().lower()
+        return dataclasses.replace(cls._parse(text), text=text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Pattern:
+        if not text:
+            raise ValueError("an empty egress pattern")
+        port: int | None = None
+        target = text
+        if text.startswith("["):  # [v6]:port or [v6]
+            close = text.find("]")
+            if close < 0:
+                raise ValueError(f"egress pattern {text!r}: unclosed '['")
+            target, rest = text[1:close], text[close + 1 :]
+            if rest:
+                port = _port(rest.removeprefix(":"), text)
+        elif text.count(":") == 1:
+            target, port_text = text.split(":")
+            port = _port(port_text, text)
+        try:
+            return cls(network=ipaddress.ip_network(target, strict=False), port=port)
+        except ValueError:
+            pass
+        if target.startswith("*."):
+            return cls(suffix=target[1:], port=port)
+        if not re.fullmatch(r"[a-z0-9.-]+", target):
+            raise ValueError(f"egress pattern {text!r}: not a host, *.domain or network")
+        return cls(host=target, port=port)
+
+    def matches(self, host: str, address: Address | None, port: int) -> bool:
+        if self.port is not None and self.port != port:
+            return False
+        if self.network is not None:
+            return address is not None and _unmapped(address) in self.network
+        if self.suffix is not None:
+            return host.endswith(self.suffix)
+        return host == self.host
+
+
+def _port(text: str, pattern: str) -> int | None:
+    if text == "*":
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"egress pattern {pattern!r}: bad port {text!r}")
+    return int(text)
+
+
+def _unmapped(address: Address) -> Address:
+    """An IPv4-mapped IPv6 address as the IPv4 address it names."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def public_unicast(address: Address) -> bool:
+    """A global unicast address: not loopback, private, link-local, CGNAT,
+    multicast, reserved or unspecified (``is_global`` covers all but
+    multicast, in both families)."""
+    address = _unmapped(address)
+    return address.is_global and not address.is_multicast
+
+
+def parse_patterns(text: str | Iterable[str]) -> tuple[Pattern, ...]:
+    """Comma-separated patterns (or a list of them)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return tuple(Pattern.parse(item) for item in items if item.strip())
+
+
+def _system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise FetchFailed(f"cannot resolve {host}: {error}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """What a run's ``fetch`` may reach, and how much of it."""
+
+    allow: tuple[Pattern, ...] = ()
+    deny: tuple[Pattern, ...] = ()
+    # The tenant's list: when set, only these hosts (``host`` or ``*.domain``).
+    tenant_hosts: tuple[Pattern, ...] | None = None
+    ports: frozenset[int] = DEFAULT_PORTS
+    proxy: str | None = None
+    ca_file: str | None = None  # trusted roots; certifi's by default
+    max_requests: int = 20
+    max_redirects: int = 5
+    max_response_bytes: int = 5_000_000
+    resolver: Resolver = field(default=_system_resolver, compare=False)
+
+    @classmethod
+    def from_text(
+        cls,
+        *,
+        allow: str | Sequence[str] = "",
+        deny: str | Sequence[str] = "",
+        tenant_hosts: str | Sequence[str] | None = None,
+        **limits: Any,
+    ) -> EgressPolicy:
+        return cls(
+            allow=parse_patterns(allow),
+            deny=parse_patterns(deny),
+            tenant_hosts=None if tenant_hosts is None else parse_patterns(tenant_hosts),
+            **limits,
+        )
+
+    def to_meta(self) -> dict[str, Any]:
+        """This policy as JSON-able data (it crosses the worker pipe)."""
+        return {
+            "allow": [p.text for p in self.allow],
+            "deny": [p.text for p in self.deny],
+            "tenant_hosts": None
+            if self.tenant_hosts is None
+            else [p.text for p in self.tenant_hosts],
+            "ports": sorted(self.ports),
+            "proxy": self.proxy,
+            "ca_file": self.ca_file,
+            "max_requests": self.max_requests,
+            "max_redirects": self.max_redirects,
+            "max_response_bytes": self.max_response_bytes,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> EgressPolicy:
+        return cls.from_text(**{**meta, "ports": frozenset(meta["ports"])})
+
+    def check_url(self, url: str) -> tuple[str, str, int]:
+        """The scheme, host and port of ``url``, or ``EgressRefused``."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise EgressRefused(f"invalid URL: {error}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            raise EgressRefused(
+                f"scheme {scheme or '(none)'!r} is not allowed (http and https only)"
+            )
+        host = (parts.hostname or "").rstrip(".").lower()
+        if not host:
+            raise EgressRefused("the URL has no host")
+        if parts.username or parts.password:
+            raise EgressRefused("credentials in the URL are not allowed (use a header)")
+        port = port or SCHEMES[scheme]
+        if self.tenant_hosts is not None and not any(
+            p.matches(host, None, port) for p in self.tenant_hosts if p.network is None
+        ):
+            raise EgressRefused(f"{host} is not in this tenant's list of allowed hosts")
+        return scheme, host, port
+
+    def check_address(self, host: str, address: Address, port: int) -> None:
+        """Raise ``EgressRefused`` unless ``host`` at ``address``:``port`` may be reached."""
+        if any(p.matches(host, address, port) for p in self.deny):
+            raise EgressRefused(f"{host} ({address}) port {port} is denied by the operator")
+        if any(p.matches(host, address, port) for p in self.allow):
+            return
+        if not public_unicast(address):
+            raise EgressRefused(f"{host} resolves to {address}, which is not a public address")
+        if port not in self.ports:
+            raise EgressRefused(f"port {port} is not allowed (only {sorted(self.ports)})")
+
+    def connect_address(self, host: str, port: int) -> str:
+        """The checked address to connect to for ``host``: the first that
+        passes; ``EgressRefused`` naming the first refusal if none does."""
+        try:
+            literal: Address | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        candidates = [str(literal)] if literal is not None else self.resolver(host, port)
+        refusal: EgressRefused | None = None
+        for text in candidates:
+            address = ipaddress.ip_address(text.split("%")[0])
+            try:
+                self.check_address(host, address, port)
+            except EgressRefused as error:
+                refusal = refusal or error
+                continue
+            return str(address)
+        raise refusal or EgressRefused(f"{host} has no address")
+
+
+@dataclass
+class FetchRequest:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes | None = None
+    redirect: str = "follow"  # follow | manual | error
+
+
+@dataclass
+class FetchResponse:
+    status: int
+    status_text: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    url: str
+    redirected: bool
+
+
+def redact_url(url: str) -> str:
+    """``url`` for a log: query values whose name or shape says secret are
+    replaced, and so is any user:password."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(invalid URL)"
+    cleaned = [
+        (key, REDACTED if _SECRET_KEY.search(key) or _SECRET_VALUE.match(value) else value)
+        for key, value in query
+    ]
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(cleaned, safe="[]"), ""))
+
+
+def perform(request: FetchRequest, policy: EgressPolicy, deadline: float) -> FetchResponse:
+    """Do ``request`` within ``policy`` by ``deadline`` (``time.monotonic()``),
+    following redirects as ``request.redirect`` says. Raises
+    ``EgressRefused`` or ``FetchFailed``."""
+    for name, _ in request.headers:
+        if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith("proxy-"):
+            raise EgressRefused(f"the {name} header is set by the host, not the hook")
+    method, url, body = request.method.upper(), request.url, request.body
+    headers = list(request.headers)
+    for hop in range(policy.max_redirects + 1):
+        response = _one_request(method, url, headers, body, policy, deadline)
+        location = dict((k.lower(), v) for k, v in response.headers).get("location")
+        if response.status not in REDIRECTS or location is None or request.redirect == "manual":
+            response.redirected = hop > 0
+            return response
+        if request.redirect == "error":
+            raise FetchFailed(f"redirected to {redact_url(location)} with redirect: 'error'")
+        url = urljoin(url, location)
+        if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        if urlsplit(url).netloc != urlsplit(request.url).netloc:
+            headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
+    raise FetchFailed(f"more than {policy.max_redirects} redirects")
+
+
+def _one_request(
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    policy: EgressPolicy,
+    deadline: float,
+) -> FetchResponse:
+    # Imported on the first request: a worker that never fetches starts without them.
+    import certifi
+    import urllib3
+    from urllib3.exceptions import HTTPError
+
+    scheme, host, port = policy.check_url(url)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FetchFailed("the run's deadline passed")
+    timeout = urllib3.Timeout(connect=remaining, read=remaining)
+    parts = urlsplit(url)
+    target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    default_port = SCHEMES[scheme]
+    host_header = host if port == default_port else f"{host}:{port}"
+    if ":" in host and port == default_port:
+        host_header = f"[{host}]"
+    elif ":" in host:
+        host_header = f"[{host}]:{port}"
+    sent = urllib3.HTTPHeaderDict()
+    for name, value in headers:
+        sent.add(name, value)
+    tls: dict[str, Any] = {}
+    if scheme == "https":
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": policy.ca_file or certifi.where()}
+    try:
+        if policy.proxy:
+            manager = urllib3.ProxyManager(policy.proxy, timeout=timeout, retries=False, **tls)
+            raw = manager.urlopen(
+                method, url, body=body, headers=sent, redirect=False, preload_content=False
+            )
+        else:
+            address = policy.connect_address(host, port)
+            sent["Host"] = host_header
+            pool: Any
+            if scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    address,
+                    port,
+                    timeout=timeout,
+                    retries=False,
+                    maxsize=1,
+                    server_hostname=host,
+                    assert_hostname=host,
+                    **tls,
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(
+                    address, port, timeout=timeout, retries=False, maxsize=1
+                )
+            raw = pool.urlopen(
+                method,
+                target,
+                body=body,
+                headers=sent,
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+                release_conn=False,
+            )
+    except HTTPError as error:
+        raise FetchFailed(f"{type(error).__name__}: {_reason(error)}") from None
+    try:
+        content = _read_bounded(raw, policy.max_response_bytes, deadline)
+    finally:
+        raw.release_conn()
+        raw.close()
+    return FetchResponse(
+        status=raw.status,
+        status_text=raw.reason or "",
+        headers=[(k, v) for k, v in raw.headers.items()],
+        body=content,
+        url=url,
+        redirected=False,
+    )
+
+
+def _read_bounded(raw: Any, limit: int, deadline: float) -> bytes:
+    from urllib3.exceptions import HTTPError
+
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if time.monotonic() >= deadline:
+                raise FetchFailed("the response did not finish before the run's deadline")
+            chunk = raw.read1(READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise FetchFailed(f"the response is larger than {limit} bytes")
+            chunks.append(chunk)
+    except HTTPError as error:
+        raise FetchFailed(f"{type(error).__name__}: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    reason = getattr(error, "reason", None) or error
+    return str(reason).split("\n", 1)[0][:300]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+POOL_THREADS = 64
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The process's threads for hook requests (waiting, not computing)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="hook-fetch")
+        return _pool
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+class Network:
+    """One run's fetches: performed on the process's request threads,
+    counted against the policy's limit, and logged (``log``: method, URL with
+    secrets redacted, status or error, duration, bytes). Without a policy the
+    run has no network and every fetch fails."""
+
+    def __init__(self, policy: EgressPolicy | None = None) -> None:
+        self.policy = policy
+        self.log: list[dict[str, Any]] = []
+        self._count = 0
+        self._pending: dict[Future[FetchResponse], tuple[int, dict[str, Any], float]] = {}
+        self._settled: list[dict[str, Any]] = []
+
+    def start(self, requests: list[dict[str, Any]], deadline: float) -> None:
+        """Start the requests the run queued (``{id, method, url, headers, body64, redirect}``)."""
+        for raw in requests:
+            self._count += 1
+            entry = self._log_entry(raw)
+            try:
+                request = self._request(raw)
+            except EgressRefused as refusal:
+                entry["error"] = str(refusal)
+                self._settled.append({"id": raw["id"], "error": f"fetch failed: {refusal}"})
+                continue
+            future = _shared_pool().submit(perform, request, self.policy, deadline)  # type: ignore[arg-type]
+            self._pending[future] = (int(raw["id"]), entry, time.monotonic())
+
+    def _log_entry(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """A new log entry; past the request limit, one entry counts the rest."""
+        limit = self.policy.max_requests if self.policy is not None else 0
+        if self._count > limit + 1 and self.log:
+            self.log[-1]["refused"] = self.log[-1].get("refused", 1) + 1
+            return {}
+        entry = {
+            "method": str(raw.get("method", "GET"))[:16],
+            "url": redact_url(str(raw.get("url", ""))),
+        }
+        self.log.append(entry)
+        return entry
+
+    def _request(self, raw: dict[str, Any]) -> FetchRequest:
+        if self.policy is None:
+            raise EgressRefused("network access is off for hooks on this server")
+        if self._count > self.policy.max_requests:
+            raise EgressRefused(f"more than {self.policy.max_requests} requests in one run")
+        body64 = raw.get("body64")
+        self.policy.check_url(str(raw.get("url", "")))  # refused at once, before a thread
+        return FetchRequest(
+            method=str(raw.get("method", "GET")),
+            url=str(raw["url"]),
+            headers=[(str(k), str(v)) for k, v in raw.get("headers") or []],
+            body=base64.b64decode(body64) if body64 is not None else None,
+            redirect=str(raw.get("redirect", "follow")),
+        )
+
+    def waiting(self) -> bool:
+        return bool(self._pending or self._settled)
+
+    def wait(self, timer_s: float | None, wall_end: float) -> list[dict[str, Any]]:
+        """Results to deliver: at once if some are settled, else the first
+        requests to finish before the next timer (``timer_s``) or ``wall_end``."""
+        if not self._settled:
+            timeout = max(wall_end - time.monotonic(), 0)
+            if timer_s is not None:
+                timeout = min(timeout, timer_s)
+            done, _ = futures_wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._settle(future)
+        settled, self._settled = self._settled, []
+        return settled
+
+    def _settle(self, future: Future[FetchResponse]) -> None:
+        request_id, entry, started = self._pending.pop(future)
+        entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+        try:
+            response = future.result()
+        except (EgressRefused, FetchFailed) as error:
+            entry["error"] = str(error)
+            self._settled.append({"id": request_id, "error": f"fetch failed: {error}"})
+            return
+        except Exception as error:  # a client bug fails the fetch, not the server
+            entry["error"] = f"{type(error).__name__}: {error}"[:300]
+            self._settled.append({"id": request_id, "error": "fetch failed"})
+            return
+        entry.update(status=response.status, bytes=len(response.body))
+        body: dict[str, str]
+        try:
+            body = {"text": response.body.decode("utf-8")}
+        except UnicodeDecodeError:
+            body = {"body64": base64.b64encode(response.body).decode("ascii")}
+        self._settled.append(
+            {
+                "id": request_id,
+                "response": {
+                    "status": response.status,
+                    "statusText": response.status_text,
+                    "headers": response.headers,
+                    "url": response.url,
+                    "redirected": response.redirected,
+                    **body,
+                },
+            }
+        )
+
+    def abandon(self) -> None:
+        """The run is over: requests still under way finish on their own
+        (bounded by the deadline they were given) and are dropped."""
+        for future, (_, entry, _) in self._pending.items():
+            future.cancel()
+            entry.setdefault("error", "abandoned: the run ended first")
+        self._pending.clear()
+        self._settled.clear()

@@ -1,0 +1,521 @@
+"""Hooks that call out: fetch done by the host, through the real token
+endpoint, against real local upstreams (plain HTTP, TLS with a certificate
+the test makes, one that never answers), in both isolation modes; and the
+egress policy refusing every hostile target before any packet leaves."""
+
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.test import Client as HttpClient
+
+from hooks.execution import close_hook_runtime
+from hooks.models import HookRun
+from hooks.runtime.egress import EgressPolicy, EgressRefused, Pattern, redact_url
+from hooks.services import hook_create
+from tenant.audit import Actor
+from tests.factories import make_api, make_client, make_tenant
+
+pytestmark = pytest.mark.django_db
+LOOPBACK = "127.0.0.1:*"
+RELEASE = threading.Event()  # set at teardown: lets hanging handlers go
+
+
+class Upstream(BaseHTTPRequestHandler):
+    """The hooks' partner API, on loopback."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._route()
+
+    def do_POST(self):
+        self._route()
+
+    def _route(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        path = self.path.split("?")[0]
+        if path == "/tier":
+            self._json(200, {"tier": "gold", "host": self.headers["Host"]})
+        elif path == "/echo":
+            self._json(
+                200,
+                {
+                    "method": self.command,
+                    "body": body,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                },
+            )
+        elif path == "/to-metadata":
+            self._json(302, {}, {"Location": "http://169.254.169.254/latest/meta-data/"})
+        elif path == "/to-tier":
+            self._json(302, {}, {"Location": "/tier"})
+        elif path == "/huge":  # 100 MB, streamed
+            self.send_response(200)
+            self.send_header("Content-Length", str(100 * 2**20))
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(1600):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+        elif path == "/endless":  # headers, then a byte now and then, forever
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            try:
+                while not RELEASE.wait(0.05):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+            except OSError:
+                pass
+        elif path == "/hang":  # never answers
+            RELEASE.wait(30)
+        else:
+            self._json(404, {"error": "not found"})
+
+
+def serve(context: ssl.SSLContext | None = None) -> Iterator[str]:
+    RELEASE.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    server.daemon_threads = True
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    scheme = "https" if context else "http"
+    yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    RELEASE.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    yield from serve()
+
+
+@pytest.fixture
+def tls_upstream(tmp_path) -> Iterator[tuple[str, Path]]:
+    """A TLS upstream whose certificate comes from a CA the test makes."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tessera test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    for url in serve(context):
+        yield url, ca_file
+
+
+@pytest.fixture(params=["inprocess", "process"])
+def isolation(request, settings):
+    settings.TESSERA_HOOK_ISOLATION = request.param
+    settings.TESSERA_HOOK_WORKERS = 2
+    close_hook_runtime()
+    yield request.param
+    close_hook_runtime()
+
+
+class World:
+    """A tenant with an API, a client and an enabled hook."""
+
+    def __init__(self, slug: str, script: str, timeout_ms: int = 3000) -> None:
+        self.tenant = make_tenant(slug)
+        self.tenant.hook_timeout_ms = timeout_ms
+        self.tenant.hook_cpu_ms = timeout_ms  # building 10,000 requests takes CPU
+        self.tenant.save()
+        self.audience = f"https://api.{slug}.test/"
+        api = make_api(self.tenant, self.audience, scopes=["read"])
+        self.client, self.secret = make_client(self.tenant, {api: ["read"]})
+        self.hook = hook_create(
+            tenant=self.tenant, name="hook", script=script, enabled=True, actor=Actor.cli()
+        )
+
+    def token(self):
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self.client.client_id,
+            "client_secret": self.secret,
+            "audience": self.audience,
+        }
+        return HttpClient().post(
+            f"/{self.tenant.slug}/oauth/token", json.dumps(body), content_type="application/json"
+        )
+
+    def claims(self) -> dict:
+        response = self.token()
+        assert response.status_code == 200, response.content
+        return jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+
+    def last_run(self) -> HookRun:
+        return HookRun.objects.filter(tenant=self.tenant).latest("started_at")
+
+
+def action(body: str) -> str:
+    return f"exports.onExecuteCredentialsExchange = async (event, api) => {{\n{body}\n}};"
+
+
+def test_a_hook_reads_its_partner_api_and_the_run_log_shows_the_request(
+    isolation, settings, upstream
+):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "fetcher",
+        action(
+            f"const r = await fetch('{upstream}/tier?api_key=sk_live_0123456789abcdef0123&x=1');\n"
+            "const body = await r.json();\n"
+            "api.accessToken.setCustomClaim('https://x.test/tier', body.tier);\n"
+            "api.accessToken.setCustomClaim('https://x.test/ok', r.ok && r.status === 200);"
+        ),
+    )
+    neighbour = World("quiet", action("api.accessToken.setCustomClaim('https://x.test/n', 1);"))
+
+    token = world.claims()
+
+    assert token["https://x.test/tier"] == "gold"
+    assert token["https://x.test/ok"] is True
+    console = world.last_run().console
+    assert f"[fetch] GET {upstream}/tier?api_key=[redacted]&x=1 → 200" in console
+    assert "sk_live_0123456789abcdef0123" not in console
+    assert neighbour.claims()["https://x.test/n"] == 1
+
+
+def test_a_post_carries_its_body_and_headers(settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "poster",
+        action(
+            f"const r = await fetch(new Request('{upstream}/echo', {{method: 'post', "
+            "headers: new Headers({'X-Signature': 'abc', 'Content-Type': 'application/json'}), "
+            "body: JSON.stringify({client: event.client.client_id, word: 'héllo'})}));\n"
+            "const echo = await r.json();\n"
+            "api.accessToken.setCustomClaim('https://x.test/echo', echo);"
+        ),
+    )
+
+    echo = world.claims()["https://x.test/echo"]
+
+    assert echo["method"] == "POST"
+    assert json.loads(echo["body"]) == {"client": world.client.client_id, "word": "héllo"}
+    assert echo["headers"]["x-signature"] == "abc"
+    assert echo["headers"]["content-type"] == "application/json"
+
+
+def test_a_tls_upstream_is_verified_against_the_trusted_roots(settings, tls_upstream):
+    url, ca_file = tls_upstream
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    script = action(
+        f"try {{ const r = await fetch('{url}/tier'); "
+        "api.accessToken.setCustomClaim('https://x.test/tier', (await r.json()).tier); }\n"
+        "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.message); }"
+    )
+    world = World("tls", script)
+
+    untrusted = world.claims()
+    settings.TESSERA_EGRESS_CA_FILE = str(ca_file)
+    trusted = world.claims()
+
+    assert "certificate verify failed" in untrusted["https://x.test/error"]
+    assert trusted["https://x.test/tier"] == "gold"
+
+
+HOSTILE_URLS = [
+    "http://127.0.0.1/",
+    "http://localhost/",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://0x7f000001/",
+    "http://2130706433/",
+    "http://0.0.0.0/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://172.16.0.1/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "http://[::ffff:169.254.169.254]/",
+    "file:///etc/passwd",
+    "ftp://example.com/",
+    "gopher://example.com/",
+    "http://user:pass@example.com/",
+]
+
+
+def test_the_default_policy_refuses_every_private_or_odd_target(isolation):
+    urls = json.dumps(HOSTILE_URLS)
+    world = World(
+        "probe",
+        action(
+            f"const out = {{}};\nfor (const url of {urls}) {{\n"
+            "  try { await fetch(url); out[url] = 'reached'; }\n"
+            "  catch (e) { out[url] = e.name + ': ' + e.message; }\n}\n"
+            "api.accessToken.setCustomClaim('https://x.test/out', out);"
+        ),
+    )
+
+    out = world.claims()["https://x.test/out"]
+
+    assert set(out) == set(HOSTILE_URLS)
+    assert {url: verdict.split(":")[0] for url, verdict in out.items()} == {
+        url: "TypeError" for url in HOSTILE_URLS
+    }
+    assert "not a public address" in out["http://[::ffff:127.0.0.1]/"]
+    assert "not a public address" in out["http://2130706433/"]
+    assert "scheme 'file' is not allowed" in out["file:///etc/passwd"]
+
+
+def test_a_redirect_to_the_metadata_address_is_refused(settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "redirected",
+        action(
+            f"const ok = await fetch('{upstream}/to-tier');\n"
+            "api.accessToken.setCustomClaim('https://x.test/followed', ok.redirected);\n"
+            f"try {{ await fetch('{upstream}/to-metadata'); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.message); }"
+        ),
+    )
+
+    token = world.claims()
+
+    assert token["https://x.test/followed"] is True
+    assert "169.254.169.254" in token["https://x.test/error"]
+    assert "not a public address" in token["https://x.test/error"]
+
+
+def test_a_host_header_naming_another_host_is_refused(settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "hosty",
+        action(
+            f"try {{ await fetch('{upstream}/echo', {{headers: {{Host: 'metadata.internal'}}}}); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.message); }"
+        ),
+    )
+
+    assert "the host header is set by the host" in world.claims()["https://x.test/error"]
+
+
+def test_a_huge_response_fails_the_fetch_not_the_server(isolation, settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "hungry",
+        action(
+            f"try {{ await (await fetch('{upstream}/huge')).text(); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.message); }"
+        ),
+    )
+
+    assert "larger than 5000000 bytes" in world.claims()["https://x.test/error"]
+
+
+def test_an_endless_response_ends_with_the_run_and_the_neighbour_is_served(
+    isolation, settings, upstream
+):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World("endless", action(f"await (await fetch('{upstream}/endless')).text();"), 1000)
+    neighbour = World("calm", action("api.accessToken.setCustomClaim('https://x.test/n', 1);"))
+
+    started = time.monotonic()
+    response = world.token()
+    took = time.monotonic() - started
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert took < 3
+    assert neighbour.claims()["https://x.test/n"] == 1
+
+
+def test_abort_signal_timeout_ends_a_wait_on_a_silent_upstream(isolation, settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "patient",
+        action(
+            "const started = Date.now();\n"
+            f"try {{ await fetch('{upstream}/hang', {{signal: AbortSignal.timeout(200)}}); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.name); }\n"
+            "api.accessToken.setCustomClaim('https://x.test/ms', Date.now() - started);"
+        ),
+    )
+
+    token = world.claims()
+
+    assert token["https://x.test/error"] == "TimeoutError"
+    assert 150 <= token["https://x.test/ms"] < 1500
+
+
+def test_ten_thousand_requests_stop_at_the_per_run_limit(settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "greedy",
+        action(
+            "const calls = [];\n"
+            f"for (let i = 0; i < 10000; i++) calls.push(fetch('{upstream}/tier'));\n"
+            "const results = await Promise.allSettled(calls);\n"
+            "const ok = results.filter((r) => r.status === 'fulfilled').length;\n"
+            "const refused = results.filter((r) => r.status === 'rejected' && "
+            "/more than 20 requests/.test(r.reason.message)).length;\n"
+            "api.accessToken.setCustomClaim('https://x.test/counts', [ok, refused]);"
+        ),
+        timeout_ms=10_000,
+    )
+
+    assert world.claims()["https://x.test/counts"] == [20, 9980]
+    console = world.last_run().console
+    assert console.count("[fetch]") == 21  # the limit, then one line for the rest
+    assert "(and 9979 more like it)" in console
+
+
+def test_fetch_is_absent_from_the_network_when_the_operator_turns_it_off(settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    settings.TESSERA_HOOK_NETWORK = False
+    world = World(
+        "offline",
+        action(
+            f"try {{ await fetch('{upstream}/tier'); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', e.message); }"
+        ),
+    )
+
+    assert "network access is off" in world.claims()["https://x.test/error"]
+
+
+# ---- the policy itself ---------------------------------------------------------
+
+
+def public(host: str, port: int) -> list[str]:
+    return ["93.184.215.14"]
+
+
+def rebinding(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+def test_a_public_name_that_resolves_to_loopback_is_refused():
+    policy = EgressPolicy(resolver=rebinding)
+
+    with pytest.raises(EgressRefused, match=r"127\.0\.0\.1, which is not a public address"):
+        policy.connect_address("looks-public.example.com", 443)
+
+
+def test_the_address_connected_to_is_the_checked_one():
+    assert EgressPolicy(resolver=public).connect_address("api.example.com", 443) == "93.184.215.14"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.0.1",
+     "169.254.169.254", "fe80::1", "100.64.0.1", "0.0.0.0",  # noqa: S104 - refused, not bound
+     "::", "224.0.0.1", "ff02::1",
+     "fc00::1", "::ffff:10.0.0.1", "198.18.0.1", "240.0.0.1"],
+)  # fmt: skip
+def test_non_public_addresses_are_refused(address):
+    with pytest.raises(EgressRefused):
+        EgressPolicy().check_address("h", ipaddress.ip_address(address), 80)
+
+
+def test_ports_beyond_80_and_443_need_the_operator():
+    policy = EgressPolicy()
+    address = ipaddress.ip_address("93.184.215.14")
+
+    policy.check_address("h", address, 443)
+    with pytest.raises(EgressRefused, match="port 8080"):
+        policy.check_address("h", address, 8080)
+    EgressPolicy.from_text(allow="h:8080").check_address("h", address, 8080)
+
+
+def test_deny_wins_over_allow_and_the_tenant_list_narrows():
+    policy = EgressPolicy.from_text(allow="10.0.0.0/8:*", deny="10.9.0.0/16")
+    policy.check_address("h", ipaddress.ip_address("10.1.0.1"), 80)
+    with pytest.raises(EgressRefused, match="denied by the operator"):
+        policy.check_address("h", ipaddress.ip_address("10.9.0.1"), 80)
+
+    narrow = EgressPolicy.from_text(tenant_hosts=["api.partner.com", "*.hooks.example"])
+    narrow.check_url("https://api.partner.com/x")
+    narrow.check_url("https://eu.hooks.example/x")
+    with pytest.raises(EgressRefused, match="not in this tenant's list"):
+        narrow.check_url("https://evil.com/")
+
+
+@pytest.mark.parametrize("text", ["", "a b", "10.0.0.0/8:x", "[::1", "host:99999"])
+def test_bad_patterns_are_refused(text):
+    with pytest.raises(ValueError):
+        Pattern.parse(text)
+
+
+def test_the_policy_crosses_the_worker_pipe_unchanged():
+    policy = EgressPolicy.from_text(
+        allow="127.0.0.1:*,[::1]:8443", deny="*.internal", max_requests=3
+    )
+
+    assert EgressPolicy.from_meta(json.loads(json.dumps(policy.to_meta()))) == policy
+
+
+def test_log_urls_lose_their_secrets():
+    assert redact_url("https://u:p@h.test/a?token=abc&q=1&sig=zz&x=" + "A" * 30) == (
+        "https://h.test/a?token=[redacted]&q=1&sig=[redacted]&x=[redacted]"
+    )
