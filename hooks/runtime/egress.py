@@ -34,7 +34,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import ada_url
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -216,29 +218,35 @@ class EgressPolicy:
     def from_meta(cls, meta: dict[str, Any]) -> EgressPolicy:
         return cls.from_text(**{**meta, "ports": frozenset(meta["ports"])})
 
-    def check_url(self, url: str) -> tuple[str, str, int]:
-        """The scheme, host and port of ``url``, or ``EgressRefused``."""
+    def check_url(self, url: str, base: str | None = None) -> Target:
+        """Where ``url`` (relative to ``base``) goes, parsed as WHATWG URL
+        parsers do (Ada, as in Node.js and ``URL`` in hooks), or
+        ``EgressRefused``."""
         try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as error:
-            raise EgressRefused(f"invalid URL: {error}") from None
-        scheme = parts.scheme.lower()
+            parts = ada_url.parse_url(url if base is None else ada_url.join_url(base, url))
+        except ValueError:
+            raise EgressRefused(f"invalid URL: {redact_url(url)}") from None
+        scheme = parts["protocol"].removesuffix(":")
         if scheme not in SCHEMES:
-            raise EgressRefused(
-                f"scheme {scheme or '(none)'!r} is not allowed (http and https only)"
-            )
-        host = (parts.hostname or "").rstrip(".").lower()
+            raise EgressRefused(f"scheme {scheme!r} is not allowed (http and https only)")
+        host = parts["hostname"].removeprefix("[").removesuffix("]").rstrip(".")
         if not host:
             raise EgressRefused("the URL has no host")
-        if parts.username or parts.password:
+        if parts["username"] or parts["password"]:
             raise EgressRefused("credentials in the URL are not allowed (use a header)")
-        port = port or SCHEMES[scheme]
+        port = int(parts["port"] or SCHEMES[scheme])
         if self.tenant_hosts is not None and not any(
             p.matches(host, None, port) for p in self.tenant_hosts if p.network is None
         ):
             raise EgressRefused(f"{host} is not in this tenant's list of allowed hosts")
-        return scheme, host, port
+        return Target(
+            href=parts["href"],
+            scheme=scheme,
+            host=host,
+            port=port,
+            netloc=parts["host"],
+            path=(parts["pathname"] or "/") + parts["search"],
+        )
 
     def check_address(self, host: str, address: Address, port: int) -> None:
         """Raise ``EgressRefused`` unless ``host`` at ``address``:``port`` may be reached."""
@@ -269,6 +277,18 @@ class EgressPolicy:
                 continue
             return str(address)
         raise refusal or EgressRefused(f"{host} has no address")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: what to connect to, and what to ask for."""
+
+    href: str
+    scheme: str
+    host: str  # without brackets
+    port: int
+    netloc: str  # the Host header: host, with [brackets] and :port as needed
+    path: str  # path and query
 
 
 @dataclass
@@ -313,28 +333,30 @@ def perform(request: FetchRequest, policy: EgressPolicy, deadline: float) -> Fet
     for name, _ in request.headers:
         if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith("proxy-"):
             raise EgressRefused(f"the {name} header is set by the host, not the hook")
-    method, url, body = request.method.upper(), request.url, request.body
+    method, body = request.method.upper(), request.body
     headers = list(request.headers)
+    target = policy.check_url(request.url)
+    first = target
     for hop in range(policy.max_redirects + 1):
-        response = _one_request(method, url, headers, body, policy, deadline)
+        response = _one_request(method, target, headers, body, policy, deadline)
         location = dict((k.lower(), v) for k, v in response.headers).get("location")
         if response.status not in REDIRECTS or location is None or request.redirect == "manual":
             response.redirected = hop > 0
             return response
         if request.redirect == "error":
             raise FetchFailed(f"redirected to {redact_url(location)} with redirect: 'error'")
-        url = urljoin(url, location)
+        target = policy.check_url(location, base=target.href)
         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
             method, body = "GET", None
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
-        if urlsplit(url).netloc != urlsplit(request.url).netloc:
+        if target.netloc != first.netloc:
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
     raise FetchFailed(f"more than {policy.max_redirects} redirects")
 
 
 def _one_request(
     method: str,
-    url: str,
+    target: Target,
     headers: list[tuple[str, str]],
     body: bytes | None,
     policy: EgressPolicy,
@@ -345,19 +367,11 @@ def _one_request(
     import urllib3
     from urllib3.exceptions import HTTPError
 
-    scheme, host, port = policy.check_url(url)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchFailed("the run's deadline passed")
     timeout = urllib3.Timeout(connect=remaining, read=remaining)
-    parts = urlsplit(url)
-    target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
-    default_port = SCHEMES[scheme]
-    host_header = host if port == default_port else f"{host}:{port}"
-    if ":" in host and port == default_port:
-        host_header = f"[{host}]"
-    elif ":" in host:
-        host_header = f"[{host}]:{port}"
+    scheme, host, port = target.scheme, target.host, target.port
     sent = urllib3.HTTPHeaderDict()
     for name, value in headers:
         sent.add(name, value)
@@ -368,11 +382,11 @@ def _one_request(
         if policy.proxy:
             manager = urllib3.ProxyManager(policy.proxy, timeout=timeout, retries=False, **tls)
             raw = manager.urlopen(
-                method, url, body=body, headers=sent, redirect=False, preload_content=False
+                method, target.href, body=body, headers=sent, redirect=False, preload_content=False
             )
         else:
             address = policy.connect_address(host, port)
-            sent["Host"] = host_header
+            sent["Host"] = target.netloc
             pool: Any
             if scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
@@ -391,7 +405,7 @@ def _one_request(
                 )
             raw = pool.urlopen(
                 method,
-                target,
+                target.path,
                 body=body,
                 headers=sent,
                 redirect=False,
@@ -411,7 +425,7 @@ def _one_request(
         status_text=raw.reason or "",
         headers=[(k, v) for k, v in raw.headers.items()],
         body=content,
-        url=url,
+        url=target.href,
         redirected=False,
     )
 

@@ -40,6 +40,7 @@ import _quickjs
 
 from .egress import Network
 from .records import Limits
+from .web_host import url_host
 
 Reply = dict[str, Any]
 
@@ -182,6 +183,7 @@ class Sandbox:
                 )
             )
             sandbox._host = factory(context.globalThis, config)
+            context.add_callable("__tessera_url", url_host)  # web.js takes it off the global
             context.eval(WEB)(context.globalThis, sandbox._host)
             loaded = sandbox._call("load", json.dumps(script), budget)
         except (_OutOfTime, _OutOfMemory, _EngineFault, _quickjs.JSException) as error:

@@ -5,12 +5,17 @@
 // the host, which performs it under the egress policy (egress.py) and later
 // calls `settle(error, response)`; `cancel(id)` forgets one. It installs
 // fetch, Headers, Request, Response, AbortController, AbortSignal (with
-// timeout and any), DOMException, TextEncoder and TextDecoder. Bodies cross
+// timeout and any), DOMException, TextEncoder, TextDecoder, and URL and
+// URLSearchParams (parsed by the host, as Node.js does, with Ada). Bodies cross
 // to the host as base64 (request) and as text or base64 (response).
 (function (global, host) {
   'use strict';
 
   const network = host.network;
+  // The host's WHATWG URL parser (web_host.py); taken off the global object
+  // before any hook code runs.
+  const urlHost = global.__tessera_url;
+  delete global.__tessera_url;
 
   const TypeErrorCtor = TypeError;
   const RangeErrorCtor = RangeError;
@@ -413,7 +418,7 @@
     if (body instanceof ArrayBufferCtor || isView(body)) {
       return { bytes: new Uint8ArrayCtor(asBytes(body)) };
     }
-    if (global.URLSearchParams && body instanceof global.URLSearchParams) {
+    if (body instanceof URLSearchParams) {
       if (!headers.has('content-type')) {
         headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8');
       }
@@ -622,6 +627,179 @@
     }
   }
 
+  // ---- URL, URLSearchParams ----------------------------------------------------
+
+  const PAIRS = Symbol('pairs');
+  const OWNER = Symbol('owner');
+
+  class URLSearchParams {
+    constructor(init = '') {
+      this[PAIRS] = [];
+      this[OWNER] = null;
+      if (init instanceof URLSearchParams) {
+        this[PAIRS] = init[PAIRS].map(([k, v]) => [k, v]);
+      } else if (init !== null && typeof init === 'object' && typeof init[Symbol.iterator] === 'function') {
+        for (const pair of init) {
+          const entry = Array.from(pair);
+          if (entry.length !== 2) {
+            throw new TypeErrorCtor('Each query pair must be an iterable [name, value] tuple');
+          }
+          this[PAIRS].push([StringCtor(entry[0]), StringCtor(entry[1])]);
+        }
+      } else if (init !== null && typeof init === 'object') {
+        for (const key of Object.keys(init)) {
+          this[PAIRS].push([key, StringCtor(init[key])]);
+        }
+      } else {
+        this[PAIRS] = parse(urlHost('params', StringCtor(init), null)) || [];
+      }
+    }
+    get size() {
+      return this[PAIRS].length;
+    }
+    append(name, value) {
+      this[PAIRS].push([StringCtor(name), StringCtor(value)]);
+      this._update();
+    }
+    delete(name, value) {
+      name = StringCtor(name);
+      this[PAIRS] = this[PAIRS].filter(
+        ([k, v]) => k !== name || (value !== undefined && v !== StringCtor(value)),
+      );
+      this._update();
+    }
+    get(name) {
+      const found = this[PAIRS].find(([k]) => k === StringCtor(name));
+      return found ? found[1] : null;
+    }
+    getAll(name) {
+      return this[PAIRS].filter(([k]) => k === StringCtor(name)).map(([, v]) => v);
+    }
+    has(name, value) {
+      name = StringCtor(name);
+      return this[PAIRS].some(([k, v]) => k === name && (value === undefined || v === StringCtor(value)));
+    }
+    set(name, value) {
+      name = StringCtor(name);
+      const index = this[PAIRS].findIndex(([k]) => k === name);
+      if (index < 0) {
+        this[PAIRS].push([name, StringCtor(value)]);
+      } else {
+        this[PAIRS][index] = [name, StringCtor(value)];
+        this[PAIRS] = this[PAIRS].filter(([k], i) => k !== name || i === index);
+      }
+      this._update();
+    }
+    sort() {
+      this[PAIRS] = this[PAIRS]
+        .map((pair, i) => [pair, i])
+        .sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1]))
+        .map(([pair]) => pair);
+      this._update();
+    }
+    forEach(callback, thisArg) {
+      for (const [k, v] of this[PAIRS]) {
+        callback.call(thisArg, v, k, this);
+      }
+    }
+    *entries() {
+      for (const [k, v] of this[PAIRS]) {
+        yield [k, v];
+      }
+    }
+    *keys() {
+      for (const [k] of this[PAIRS]) {
+        yield k;
+      }
+    }
+    *values() {
+      for (const [, v] of this[PAIRS]) {
+        yield v;
+      }
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    toString() {
+      return this[PAIRS].length ? parse(urlHost('serialize', stringify(this[PAIRS]), null)) : '';
+    }
+    _update() {
+      if (this[OWNER] !== null) {
+        this[OWNER]._setSearch(this.toString());
+      }
+    }
+  }
+
+  const URL_PARTS = ['protocol', 'username', 'password', 'host', 'hostname', 'port', 'pathname', 'search', 'hash'];
+
+  class URL {
+    #parts;
+    #params;
+    constructor(input, base) {
+      const parts = parse(
+        urlHost('parse', urlText(input), base === undefined ? null : urlText(base)),
+      );
+      if (parts === null) {
+        throw new TypeErrorCtor('Invalid URL: ' + StringCtor(input));
+      }
+      this.#parts = parts;
+      this.#params = new URLSearchParams(parts.search);
+      this.#params[OWNER] = this;
+    }
+    static canParse(input, base) {
+      return parse(urlHost('parse', urlText(input), base === undefined ? null : urlText(base))) !== null;
+    }
+    get href() {
+      return this.#parts.href;
+    }
+    set href(value) {
+      const parts = parse(urlHost('parse', StringCtor(value), null));
+      if (parts === null) {
+        throw new TypeErrorCtor('Invalid URL: ' + StringCtor(value));
+      }
+      this.#parts = parts;
+      this.#params[PAIRS] = new URLSearchParams(parts.search)[PAIRS];
+    }
+    get origin() {
+      return this.#parts.origin;
+    }
+    get searchParams() {
+      return this.#params;
+    }
+    toString() {
+      return this.#parts.href;
+    }
+    toJSON() {
+      return this.#parts.href;
+    }
+    _setSearch(search) {
+      this.#set('search', search);
+    }
+    #set(part, value) {
+      const parts = parse(urlHost('set', this.#parts.href, stringify([part, StringCtor(value)])));
+      if (parts !== null) {
+        this.#parts = parts;
+      }
+      if (part === 'search') {
+        this.#params[PAIRS] = new URLSearchParams(this.#parts.search)[PAIRS];
+      }
+    }
+    static _define() {
+      for (const part of URL_PARTS) {
+        Object.defineProperty(URL.prototype, part, {
+          get() {
+            return this.#parts[part];
+          },
+          set(value) {
+            this.#set(part, value);
+          },
+          configurable: true,
+        });
+      }
+    }
+  }
+  URL._define();
+
   function fetch(input, init) {
     return new PromiseCtor((resolve, reject) => {
       const request = new Request(input, init);
@@ -671,6 +849,8 @@
     DOMException,
     TextEncoder,
     TextDecoder,
+    URL,
+    URLSearchParams,
   };
   for (const name of Object.keys(globals)) {
     Object.defineProperty(global, name, {

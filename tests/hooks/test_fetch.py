@@ -519,3 +519,31 @@ def test_log_urls_lose_their_secrets():
     assert redact_url("https://u:p@h.test/a?token=abc&q=1&sig=zz&x=" + "A" * 30) == (
         "https://h.test/a?token=[redacted]&q=1&sig=[redacted]&x=[redacted]"
     )
+
+
+def test_url_and_search_params_read_urls_as_node_does(isolation):
+    world = World(
+        "urls",
+        action(
+            "const u = new URL('/a/../b?x=1&y=2#h', 'https://User@EXAMPLE.com:443/p/');\n"
+            "u.searchParams.append('z', 'a b');\n"
+            "u.pathname = '/c d';\n"
+            "const p = new URLSearchParams({q: 'é', r: '~'}); p.sort();\n"
+            "let bad = ''; try { new URL('nope'); } catch (e) { bad = e.name; }\n"
+            "api.accessToken.setCustomClaim('https://x.test/u', [u.href, u.host, u.origin,\n"
+            "  u.searchParams.get('y'), p.toString(), bad, new URL('http://0x7f000001/').hostname,\n"
+            "  typeof __tessera_url, new TextDecoder().decode(new TextEncoder().encode('ü€😀'))]);"
+        ),
+    )
+
+    assert world.claims()["https://x.test/u"] == [
+        "https://User@example.com/c%20d?x=1&y=2&z=a+b#h",
+        "example.com",
+        "https://example.com",
+        "2",
+        "q=%C3%A9&r=%7E",
+        "TypeError",
+        "127.0.0.1",
+        "undefined",
+        "ü€😀",
+    ]
