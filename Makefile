@@ -7,13 +7,20 @@ PORT ?= 8000
 PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test lint bench venv browser screenshots
+# The npm packages behind Node's built-ins in hooks (require('buffer'), ...),
+# pinned in hooks/runtime/builtins.lock.json, fetched into var/npm once.
+NPM_BUILTINS := var/npm/.builtins.installed
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(NPM_BUILTINS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NPM_BUILTINS): hooks/runtime/builtins.lock.json $(VENV)/.installed
+	$(PY) -m hooks.runtime.npm install-builtins
 	touch $@
 
 run: venv

@@ -39,8 +39,9 @@ from typing import Any
 import _quickjs
 
 from .egress import Network
+from .npm import ModuleTree, Packages, builtins_lock, default_store
 from .records import Limits
-from .web_host import url_host
+from .web_host import crypto_host, module_host, url_host
 
 Reply = dict[str, Any]
 
@@ -55,6 +56,8 @@ CRASH = "crash"
 
 PRELUDE = Path(__file__).with_name("sandbox.js").read_text(encoding="utf-8")
 WEB = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
+MODULES = Path(__file__).with_name("modules.js").read_text(encoding="utf-8")
+BUILTIN = "builtin:"
 STACK_BYTES = 512 * 1024
 # After an interrupted run, reading its console output may take this long.
 CONSOLE_ALLOWANCE_S = 0.05
@@ -166,8 +169,11 @@ class Sandbox:
         self.kind = ""  # what the module exports: HOOK or ACTION
 
     @classmethod
-    def open(cls, script: str, limits: Limits, budget: Budget) -> Sandbox:
-        """Install the prelude and run the module body within ``budget``."""
+    def open(
+        cls, script: str, limits: Limits, budget: Budget, packages: Packages | None = None
+    ) -> Sandbox:
+        """Install the prelude and run the module body within ``budget``;
+        ``require`` finds Node's built-ins and ``packages``."""
         sandbox = cls(limits)
         context = sandbox._context
         try:
@@ -183,8 +189,12 @@ class Sandbox:
                 )
             )
             sandbox._host = factory(context.globalThis, config)
-            context.add_callable("__tessera_url", url_host)  # web.js takes it off the global
+            # web.js and modules.js take these off the global object.
+            context.add_callable("__tessera_url", url_host)
             context.eval(WEB)(context.globalThis, sandbox._host)
+            context.add_callable("__tessera_module", module_host(_trees(packages)))
+            context.add_callable("__tessera_crypto", crypto_host)
+            context.eval(MODULES)(context.globalThis, sandbox._host)
             loaded = sandbox._call("load", json.dumps(script), budget)
         except (_OutOfTime, _OutOfMemory, _EngineFault, _quickjs.JSException) as error:
             sandbox.failed = sandbox._failure(error)
@@ -314,6 +324,20 @@ class Sandbox:
         if self._host is not None and not isinstance(error, _OutOfMemory):
             reply["console"], reply["truncated"] = self._console()
         return reply
+
+
+def _trees(packages: Packages | None) -> Any:
+    """Which tree holds a path ``require`` asks for: the built-ins' or the hook's."""
+    store = Path(packages.store) if packages is not None else default_store()
+    builtins = ModuleTree(store, builtins_lock())
+    own = ModuleTree(store, list(packages.lock) if packages is not None else [])
+
+    def tree_for(path: str) -> tuple[ModuleTree, str]:
+        if path.startswith(BUILTIN):
+            return builtins, path[len(BUILTIN) :]
+        return own, path
+
+    return tree_for
 
 
 def check(script: str, limits: Limits) -> Reply:

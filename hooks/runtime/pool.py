@@ -32,6 +32,7 @@ from . import worker as protocol
 from .egress import EgressPolicy
 from .errors import HookCrashed, HookError, HookMemoryLimit, HookTimeout
 from .inprocess import check_script_size, request_json
+from .npm import default_store
 from .records import Limits, RunResult, StorageSnapshot
 
 WORKER_SCRIPT = Path(protocol.__file__)
@@ -69,6 +70,8 @@ class _Worker:
             env={
                 "PATH": os.environ.get("PATH", os.defpath),
                 "LANG": os.environ.get("LANG", "C.UTF-8"),
+                # Where require() reads npm packages (not a secret).
+                "TESSERA_NPM_STORE": str(default_store()),
             },
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

