@@ -419,6 +419,19 @@ def test_hook_page_looks_and_behaves_like_one_product(page, live_server, world):
     page.screenshot(path=str(REVIEW_SHOTS / "hook-fullscreen.png"))
     page.keyboard.press("Escape")
     assert "tessera-fullscreen" not in (page.get_attribute("#hook-layout", "class") or "")
+
+    # Dragging the editor's corner resizes it, and the editor follows.
+    widget = page.locator(".field-script .django-ace-widget")
+    box = widget.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] + 197, steps=5)
+    page.mouse.up()
+    assert widget.bounding_box()["height"] > box["height"] + 150
+    page.wait_for_function(
+        """() => { const w = document.querySelector('.field-script .django-ace-widget');
+        return w.querySelector('.ace_scroller').offsetHeight > w.offsetHeight - 30; }"""
+    )
     page.screenshot(path=str(REVIEW_SHOTS / "hook.png"), full_page=True)
 
 
