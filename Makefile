@@ -20,7 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # What you would deploy (the README's production flags, one worker), on the
-# embedded SQLite default unless DATABASE_URL says otherwise.
+# embedded SQLite default unless DATABASE_URL says otherwise. Ctrl+C reaches
+# granian's worker and its parent at once, and granian 2.8's worker then
+# sometimes never stops (even serving a bare WSGI function): the kill
+# timeout ends it.
 run: export PORT := $(PORT)
 run: export PUBLIC_URL := $(PUBLIC_URL)
 run: venv
@@ -32,7 +35,8 @@ run: venv
 	@echo "  cd $(CURDIR) && . $(VENV)/bin/activate && export PORT=$(PORT) PUBLIC_URL=$(PUBLIC_URL)"
 	@echo
 	$(VENV)/bin/granian --interface wsgi --host 127.0.0.1 --port $(PORT) --workers 1 \
-	  --blocking-threads 1 --runtime-mode st --no-ws --respawn-failed-workers $(WSGI_APP)
+	  --blocking-threads 1 --runtime-mode st --no-ws --respawn-failed-workers \
+	  --workers-kill-timeout 5 $(WSGI_APP)
 
 # Debian packages the suite runs, installed when missing if make runs as
 # root: $(call apt_install,COMMAND,PACKAGE,what skips or fails without it).

@@ -34,6 +34,21 @@ def newcomer_env(var_dir: Path) -> dict[str, str]:
     return env
 
 
+def session_members(sid: int) -> list[int]:
+    """Processes still in the session ``make run`` was started in."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # Fields after the command name; the session id is the fourth.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
 def descendants(pid: int) -> list[str]:
     """Command lines of every process below ``pid``."""
     found = []
@@ -75,12 +90,9 @@ def make_run(tmp_path) -> Iterator[tuple[int, str, subprocess.Popen[str]]]:
                 time.sleep(0.1)
         yield port, line, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if session_members(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
 
 def test_make_run_serves_with_granian_and_manage_py_follows_its_port(make_run, tmp_path):
@@ -133,6 +145,13 @@ def test_make_run_serves_with_granian_and_manage_py_follows_its_port(make_run, t
     )
     assert shell.returncode == 0, shell.stderr
     assert json.loads(shell.stdout)["token_endpoint"] == client["token_endpoint"]
+
+    # Ctrl+C: the terminal sends SIGINT to make, granian and its worker at once.
+    os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 20
+    while session_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_members(process.pid) == [], "make run outlived Ctrl+C"
 
 
 def test_manage_py_outside_the_venv_is_the_error_the_readme_names(tmp_path):
