@@ -54,8 +54,11 @@ TESSERA_KEK = os.environ.get("TESSERA_KEK") or local_secret(
 )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
-# The issuer of a tenant without its own domain is {PUBLIC_URL}/{slug}/.
-PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# The issuer of a tenant without its own domain is {PUBLIC_URL}/{slug}/;
+# unset, it follows PORT as `make run` does, so manage.py agrees with it.
+PUBLIC_URL = (
+    os.environ.get("PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
+).rstrip("/")
 # Scheme of issuers for tenants served on their own domain.
 TENANT_DOMAIN_SCHEME = os.environ.get("TENANT_DOMAIN_SCHEME", "https")
 

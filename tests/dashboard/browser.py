@@ -45,6 +45,9 @@ BROWSER_MARKS = [
 ]
 
 
+HTTP_ERROR_CONSOLE = "Failed to load resource: the server responded with a status of "
+
+
 @dataclass
 class PageProblems:
     """Console errors, uncaught exceptions and failed requests of one page
@@ -57,7 +60,9 @@ class PageProblems:
             "console",
             lambda m: (
                 self.items.append(f"console {m.type}: {m.text} ({m.location})")
-                if m.type == "error"
+                # Chromium's "Failed to load resource: … status of 404" repeats
+                # an HTTP error the "response" handler below records.
+                if m.type == "error" and not m.text.startswith(HTTP_ERROR_CONSOLE)
                 else None
             ),
         )

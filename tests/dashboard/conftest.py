@@ -1,5 +1,6 @@
 """Two tenants with one of everything, and an administrator for each."""
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,10 +118,20 @@ def problems() -> PageProblems:
 
 
 @pytest.fixture
-def page(browser, problems):  # type: ignore[no-untyped-def]
+def page(browser, problems, request):  # type: ignore[no-untyped-def]
+    """A fresh browser page that fails its test, at teardown, if it logged a
+    console error, an uncaught exception, a failed request or an HTTP error.
+    A test that provokes one on purpose names it:
+    ``@pytest.mark.page_problems(r"HTTP 404: .*/change/$", ...)`` allows the
+    problems that match one of those regular expressions, and only those."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
     problems.watch(page)
     yield page
     context.close()
+    marker = request.node.get_closest_marker("page_problems")
+    allowed = marker.args if marker else ()
+    unexpected = [item for item in problems.items if not any(re.search(a, item) for a in allowed)]
+    if unexpected:
+        pytest.fail("the page logged:\n  " + "\n  ".join(unexpected), pytrace=False)

@@ -35,6 +35,7 @@ def editor_text(page) -> str:  # type: ignore[no-untyped-def]
 # --- 1. no broken hook goes live by accident -----------------------------------
 
 
+@pytest.mark.page_problems(r"^HTTP 400: .*/save/$")  # the refused save
 def test_ctrl_s_of_an_empty_script_on_the_enabled_hook_is_refused(page, live_server, world):
     assert world.hook.enabled
     log_in(page, live_server, world.admin.username)
@@ -49,6 +50,7 @@ def test_ctrl_s_of_an_empty_script_on_the_enabled_hook_is_refused(page, live_ser
     assert page.is_visible("#hook-dirty") is not False  # still unsaved
 
 
+@pytest.mark.page_problems(r"^HTTP 422: .*/save/$")  # the save that asks first
 def test_failing_save_on_the_enabled_hook_goes_live_only_when_confirmed(page, live_server, world):
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, world.hook))
@@ -66,6 +68,7 @@ def test_failing_save_on_the_enabled_hook_goes_live_only_when_confirmed(page, li
     assert (world.hook.version, world.hook.script, world.hook.enabled) == (2, THROWS, True)
 
 
+@pytest.mark.page_problems(r"^HTTP 409: .*/restore/$")  # the restore that asks first
 def test_restoring_a_failing_version_of_the_enabled_hook_asks_first(page, live_server, world):
     hook_save_script(hook=world.hook, script=THROWS, base_version=1, confirm_failing=True)
     hook_save_script(hook=world.hook, script=SEED_SCRIPT, base_version=2)
@@ -84,6 +87,7 @@ def test_restoring_a_failing_version_of_the_enabled_hook_asks_first(page, live_s
     assert (world.hook.version, world.hook.script) == (4, THROWS)
 
 
+@pytest.mark.page_problems(r"^HTTP 409: .*/enable/$")  # the enable that asks first
 def test_enabling_a_failing_hook_shows_its_error_and_can_be_cancelled(page, live_server, world):
     broken = hook_create(tenant=world.tenant, name="broken", script=THROWS)
     log_in(page, live_server, world.admin.username)
@@ -138,7 +142,8 @@ def test_unsaved_marker_and_leave_page_warning(page, live_server, world):
     assert dialogs == ["beforeunload"]
 
 
-def test_a_secret_added_and_deleted_keeps_the_unsaved_text(page, live_server, world, problems):
+@pytest.mark.page_problems(r"^HTTP 400: .*/secrets/$")  # the bad secret name
+def test_a_secret_added_and_deleted_keeps_the_unsaved_text(page, live_server, world):
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, world.hook))
     wait_for_editor(page)
@@ -168,7 +173,6 @@ def test_two_quick_saves_are_serialised(page, live_server, world, problems):
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, world.hook))
     wait_for_editor(page)
-    problems.clear()
     page.evaluate(
         """([a, b]) => {
         window.tesseraHookEditor.setValue(a, 1); window.tesseraHookSave(false);
@@ -220,6 +224,29 @@ def test_reloading_the_new_client_page_creates_no_second_client(page, live_serve
 
 
 # --- 3. no errors on any page --------------------------------------------------------
+
+
+def test_every_browser_test_records_what_a_page_logs(page, live_server, world, problems):
+    """What the ``page`` fixture fails a test for, at teardown: a console
+    error, an uncaught exception, an HTTP error and a refused request."""
+    log_in(page, live_server, world.admin.username)
+    assert problems.items == []
+    page.evaluate(
+        """async () => {
+        console.error('logged by the page');
+        setTimeout(() => { throw new Error('thrown by the page'); }, 0);
+        await fetch('/admin/no-such-page/');
+        await fetch('http://127.0.0.1:9/').catch(() => null);
+        await new Promise(resolve => setTimeout(resolve, 100));
+    }"""
+    )
+    found = "\n".join(problems.items)
+    assert "console error: logged by the page" in found
+    assert "uncaught: " in found and "thrown by the page" in found
+    assert re.search(r"^HTTP 404: .*/admin/no-such-page/$", found, re.MULTILINE)
+    assert "request failed: http://127.0.0.1:9/" in found
+    assert "status of 404" not in found  # the HTTP line says it once
+    problems.clear()  # expected here; any other test would fail at teardown
 
 
 def test_no_console_error_or_failed_request_on_any_dashboard_page(
@@ -305,6 +332,7 @@ def test_landing_errors_exclude_test_runs_and_the_run_log_filters_them(page, liv
     assert "kaput" not in page.inner_text("#recent-runs")
 
 
+@pytest.mark.page_problems(r"^HTTP 429: .*/run/$")  # the busy answer
 def test_run_beyond_the_users_limit_answers_busy(page, live_server, world):
     world.tenant.hook_timeout_ms = 1500
     world.tenant.save()
@@ -391,6 +419,19 @@ def test_hook_page_looks_and_behaves_like_one_product(page, live_server, world):
     page.screenshot(path=str(REVIEW_SHOTS / "hook-fullscreen.png"))
     page.keyboard.press("Escape")
     assert "tessera-fullscreen" not in (page.get_attribute("#hook-layout", "class") or "")
+
+    # Dragging the editor's corner resizes it, and the editor follows.
+    widget = page.locator(".field-script .django-ace-widget")
+    box = widget.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] + 197, steps=5)
+    page.mouse.up()
+    assert widget.bounding_box()["height"] > box["height"] + 150
+    page.wait_for_function(
+        """() => { const w = document.querySelector('.field-script .django-ace-widget');
+        return w.querySelector('.ace_scroller').offsetHeight > w.offsetHeight - 30; }"""
+    )
     page.screenshot(path=str(REVIEW_SHOTS / "hook.png"), full_page=True)
 
 

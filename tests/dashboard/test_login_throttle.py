@@ -89,3 +89,15 @@ def test_failures_record_no_password(alice):
     fail(2)
     attempt = AccessAttempt.objects.get(username="alice")
     assert "wrong" not in attempt.post_data
+
+
+def test_a_superuser_deleting_the_attempt_in_the_dashboard_unlocks(alice, settings):
+    lock_out(settings.AXES_FAILURE_LIMIT)
+    attempt = AccessAttempt.objects.get(username="alice")
+    admin = HttpClient(REMOTE_ADDR="198.51.100.1")
+    admin.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    listing = admin.get("/admin/axes/accessattempt/")
+    assert listing.status_code == 200 and "alice" in listing.content.decode()
+    url = f"/admin/axes/accessattempt/{attempt.pk}/delete/"
+    assert admin.post(url, {"post": "yes"}).status_code == 302
+    assert log_in("alice", PASSWORD).status_code == 302

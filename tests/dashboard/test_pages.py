@@ -1,9 +1,13 @@
 """The dashboard's pages and actions, through Django's test client."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
+from django.template import Context, Template
 from django.test import Client as HttpClient
 from django.urls import reverse
+from django.utils import timezone
 
 from apis.services import api_scope_add
 from clients.models import Client, ClientGrant
@@ -248,3 +252,16 @@ def test_landing_lists_token_errors_but_not_test_runs(world_a: TenantWorld):
     page = http.get(reverse("admin:tenant_landing", args=["alpha"])).content.decode()
     assert "from a real token request" in page
     assert "kaput" not in page  # a test run is not an incident
+
+
+@pytest.mark.parametrize(
+    ("minutes", "reads"),
+    [(0, "just now"), (3.1, "3 minutes ago"), (-3.1, "in 3 minutes"), (60 * 26, "1 day ago")],
+)
+def test_times_read_relative_with_the_exact_time_on_hover(minutes, reads):
+    value = timezone.now() - timedelta(minutes=minutes)
+    html = Template("{% load tessera %}{{ value|when }}").render(Context({"value": value}))
+    exact = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    assert f'datetime="{value.isoformat()}"' in html
+    assert f'title="{exact}' in html
+    assert html.endswith(f">{reads}</time>"), html

@@ -1,13 +1,19 @@
 """The hooks CLI (SPEC §6): ``manage.py hooks …`` and ``manage.py wt …`` run
 through call_command against the database and the real sandbox."""
 
+import base64
 import json
+import os
+import re
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import jwt
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
 from django.utils import timezone
@@ -18,7 +24,7 @@ from hooks.models import Hook, HookRun, HookSecret
 from hooks.selectors import hook_secrets
 from hooks.services import hook_create
 from tests.factories import SEED_HOOK as SEED
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import database_url, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -507,3 +513,47 @@ def test_wt_create_duplicate_name_fails(tenant, script_file):
     with pytest.raises(CommandError, match="already exists"):
         run("wt", "create", str(script_file), "-p", "acme", *SEED_META)
     assert Hook.objects.get().script == GOOD
+
+
+# --- the README's webtask example, run by a shell ----------------------------------
+
+
+def readme_webtask_block() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```sh\n(SECRET=\$\(openssl .*?)\n```", readme, re.DOTALL)
+    assert block, "README has no webtask example"
+    # `wt logs` follows until Ctrl+C; the example's chain ends before it.
+    return block[1].split("\npython manage.py wt logs", 1)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readme_webtask_example_runs_as_written(tenant, script_file):
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DATABASE_URL": database_url(),
+        "TESSERA_VAR_DIR": str(settings.VAR_DIR),
+        "TESSERA_KEK": settings.TESSERA_KEK,
+    }
+    (script_file.parent / "manage.py").symlink_to(Path(settings.BASE_DIR) / "manage.py")
+    shell = subprocess.run(  # noqa: S603 - bash on the README's own text
+        ["bash", "-c", readme_webtask_block()],  # noqa: S607 - the user's bash
+        cwd=script_file.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr
+    hook = Hook.objects.get(tenant=tenant, name="myrule")
+    assert hook.enabled
+    secret = hook_secrets(hook=hook)["auth0-extension-secret"]
+    assert len(base64.b64decode(secret, validate=True)) == 32
+
+
+def test_the_seeds_openssl_line_fails_on_openssl_3():
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=True)  # noqa: S607
+    if not version.stdout.startswith("OpenSSL 3"):
+        pytest.skip(f"README speaks of OpenSSL 3; this is {version.stdout.strip()}")
+    seeds = subprocess.run(["openssl", "rand", "32", "-base64"], capture_output=True)  # noqa: S607
+    assert seeds.returncode != 0

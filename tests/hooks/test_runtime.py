@@ -667,3 +667,21 @@ def test_pool_works_in_a_forked_child(runtime: Runtime) -> None:
 
     assert os.waitstatus_to_exitcode(status) == 0
     assert_still_works(runtime)
+
+
+def test_warm_contexts_beyond_the_limit_drop_the_least_recently_used() -> None:
+    """README: TESSERA_HOOK_CONTEXTS_PER_THREAD warm contexts per thread,
+    least recently used dropped first (a dropped one starts with new globals)."""
+    engine = InProcessRuntime(max_contexts=2)
+    counter = hook("globalThis.runs = (globalThis.runs || 0) + 1;\ncb(null, {runs: runs});")
+
+    def runs(key: str) -> int:
+        return int(run(engine, counter, key=key).value["runs"])
+
+    try:
+        assert [runs("a"), runs("b"), runs("a")] == [1, 1, 2]
+        assert runs("c") == 1  # over the limit: "b" was used least recently
+        assert runs("a") == 3  # kept warm
+        assert runs("b") == 1  # started over
+    finally:
+        engine.close()

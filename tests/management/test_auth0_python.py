@@ -100,6 +100,13 @@ def test_full_round_trip(acme):
     page = hooks.all(enabled=None, include_totals=True, per_page=1, page=0)
     assert (page["total"], page["start"], page["limit"]) == (1, 0, 1)
     assert hooks.get(hook["id"], fields=["name", "enabled"]) == {"name": "add-key", "enabled": True}
+    left_out = requests.get(
+        f"{acme.api_url}hooks/{hook['id']}?fields=script,triggerId&include_fields=false",
+        headers={"Authorization": f"Bearer {acme.token()}"},
+        timeout=10,
+    ).json()
+    assert (left_out["name"], left_out["enabled"]) == ("add-key", True)
+    assert "script" not in left_out and "triggerId" not in left_out
 
     updated = hooks.update(hook["id"], {"script": SCRIPT_V2})
     assert updated["script"] == SCRIPT_V2

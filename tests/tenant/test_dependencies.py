@@ -1,13 +1,17 @@
 """Redis down or frozen: the caches degrade instead of raising (a real
 ``redis-server`` on a free port, stopped and frozen under the cache)."""
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from tenant import dependencies
 from tenant.dependencies import ResilientRedisCache
@@ -100,3 +104,43 @@ def test_redis_is_used_again_once_it_answers(redis_server, monkeypatch):
     process.send_signal(signal.SIGCONT)
     time.sleep(0.3)
     assert cache.get("k") == "v"
+
+
+def test_a_postgresql_that_accepts_but_never_answers_fails_the_connect_in_3_s(tmp_path):
+    """README, "Database down": PostgreSQL connects time out after 3 s."""
+    with socket.socket() as silent:  # accepts connections (backlog), never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/silent",
+            "TESSERA_VAR_DIR": str(tmp_path),
+        }
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django; django.setup(); from django.db import connection\n"
+                "try:\n    connection.ensure_connection()\n"
+                "except Exception as error:\n    print(type(error).__name__)",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert result.stdout.strip() == "OperationalError", result.stderr
+    assert 2.5 < elapsed < 10, elapsed
+
+
+@pytest.mark.django_db
+def test_statements_on_postgresql_time_out_after_10_s():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (the CI's second run)")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "10s"
