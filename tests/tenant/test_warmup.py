@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from hooks.services import hook_create
 from tenant import config_cache
-from tenant.warmup import warm
+from tenant.site.warmup import warm
 from tests.factories import SEED_HOOK, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
