@@ -3,6 +3,8 @@
 from collections.abc import Iterable
 from itertools import count
 
+from django.db import connection
+
 from apis.models import Api
 from apis.services import api_create
 from clients.models import Client
@@ -13,7 +15,7 @@ from tenant.site.management.commands.demo import SEED_HOOK
 
 _numbers = count(1)
 # The seed documents' hook, as `make run` installs it; tests import it from here.
-__all__ = ["SEED_HOOK", "make_api", "make_client", "make_tenant"]
+__all__ = ["SEED_HOOK", "make_api", "make_client", "make_tenant", "process_database_url"]
 
 
 def make_tenant(slug: str | None = None, **kwargs) -> Tenant:
@@ -43,3 +45,12 @@ def make_client(
     for api, scopes in (grants or {}).items():
         client_grant_create(client=client, api=api, scopes=scopes)
     return client, secret
+
+
+def process_database_url() -> str:
+    """The test database, for ``manage.py`` processes started by a test."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    host = params["HOST"] or "127.0.0.1"
+    return f"postgresql://{params['USER']}@{host}:{params['PORT'] or 5432}/{params['NAME']}"
