@@ -67,7 +67,9 @@ class TenantCommand(BaseCommand):
         """``-f/--follow`` (unless the action always follows), and for tests
         how often to poll and after how many polls to stop."""
         if flag:
-            parser.add_argument("-f", "--follow", action="store_true", help="Stream new entries.")
+            parser.add_argument(
+                "-f", "--follow", action="store_true", help="Then print new ones until Ctrl+C."
+            )
         parser.add_argument("--max-polls", type=int, default=None, help=argparse.SUPPRESS)
         parser.add_argument(
             "--poll-interval", type=float, default=FOLLOW_INTERVAL_S, help=argparse.SUPPRESS
