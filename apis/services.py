@@ -140,11 +140,6 @@ def api_update(
     return secret
 
 
-def api_set_signing_alg(*, api: Api, signing_alg: str, actor: Actor = SYSTEM) -> str | None:
-    """Switch the signing algorithm; returns a new secret when it becomes HS256."""
-    return api_update(api=api, signing_alg=signing_alg, actor=actor)
-
-
 @transaction.atomic
 def api_rotate_signing_secret(*, api: Api, actor: Actor = SYSTEM) -> str:
     """Replace the HS256 signing secret; returns the new one (shown once)."""

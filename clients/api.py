@@ -210,14 +210,15 @@ class ClientGrantListView(ManagementView):
         api = found(
             Api.objects.filter(tenant=self.tenant, identifier=data["audience"]), "resource_server"
         )
+        taken = conflict("A client grant for this client and audience already exists.")
         if ClientGrant.objects.filter(client=client, api=api).exists():
-            raise conflict("A client grant for this client and audience already exists.")
+            raise taken
         try:
             grant = client_grant_create(
                 client=client, api=api, scopes=data["scope"], actor=self.actor
             )
         except IntegrityError:
-            raise conflict("A client grant for this client and audience already exists.") from None
+            raise taken from None
         return created(render_grant(grant))
 
 

@@ -7,17 +7,13 @@ NUL in a string. Lengths are bounded by the longest value Tessera stores, so an
 over-long ``client_id`` is ``invalid_client`` without a database lookup.
 """
 
-import re
 from collections.abc import Mapping
 
 from oauthlib.oauth2.rfc6749 import errors
 
 from apis.models import Api, ApiScope
 from clients.models import Client
-
-# C0 and C1 control characters, DEL, and UTF-16 surrogates (which only a JSON
-# "\\ud800" escape can produce: the body parsers decode UTF-8 strictly).
-_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+from tenant.text import is_text
 
 MAX_NAME_LENGTH = 64
 MAX_CLIENT_ID_LENGTH = Client._meta.get_field("client_id").max_length or 255
@@ -27,15 +23,10 @@ MAX_AUDIENCE_LENGTH = Api._meta.get_field("identifier").max_length or 600
 MAX_SCOPE_VALUE_LENGTH = ApiScope._meta.get_field("value").max_length or 280
 
 
-def is_clean_text(text: str) -> bool:
-    """Whether ``text`` has no control characters and no lone surrogates."""
-    return _NOT_TEXT.search(text) is None
-
-
 def describable(name: str) -> str:
     """``name`` when it is safe and short enough to quote in an error, else a
     neutral stand-in (an error description must itself encode)."""
-    if len(name) <= MAX_NAME_LENGTH and is_clean_text(name):
+    if len(name) <= MAX_NAME_LENGTH and is_text(name, one_line=True):
         return name
     return "(unprintable)"
 
@@ -48,9 +39,9 @@ def encodable(text: str) -> str:
 def check_param_text(params: Mapping[str, str]) -> None:
     """Refuse parameters that are not clean, bounded text (RFC 6749 §5.2)."""
     for name, value in params.items():
-        if len(name) > MAX_NAME_LENGTH or not is_clean_text(name):
+        if len(name) > MAX_NAME_LENGTH or not is_text(name, one_line=True):
             raise errors.InvalidRequestError("A parameter name is not valid text.")
-        if not is_clean_text(value):
+        if not is_text(value, one_line=True):
             raise errors.InvalidRequestError(
                 f"Parameter {name} contains a control character or invalid Unicode."
             )

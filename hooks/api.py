@@ -51,6 +51,10 @@ def get_hook(tenant: Tenant, public_id: str) -> Hook:
     return found(Hook.objects.filter(tenant=tenant, public_id=public_id), "hook")
 
 
+def name_taken(name: str) -> ApiError:
+    return conflict(f"Hook with name {name} already exists.", "hook_conflict")
+
+
 class DependenciesField(serializers.DictField):
     child = serializers.CharField(max_length=100)
 
@@ -101,7 +105,7 @@ class HookListView(ManagementView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
         if Hook.objects.filter(tenant=self.tenant, name=data["name"]).exists():
-            raise conflict(f"Hook with name {data['name']} already exists.", "hook_conflict")
+            raise name_taken(data["name"])
         hook = hook_create(
             tenant=self.tenant,
             name=data["name"],
@@ -135,7 +139,7 @@ class HookDetailView(ManagementView):
         data = validated(self.InputSerializer, request.data, immutable=("triggerId",))
         name = data.get("name")
         if name and Hook.objects.filter(tenant=self.tenant, name=name).exclude(pk=hook.pk).exists():
-            raise conflict(f"Hook with name {name} already exists.", "hook_conflict")
+            raise name_taken(name)
         with transaction.atomic():
             if "name" in data or "dependencies" in data:
                 hook_update(
@@ -227,10 +231,7 @@ class HookSecretsView(ManagementView):
                 ) from None
         return Response(status=200)
 
-    @extend_schema(
-        request={"application/json": {"type": "array", "items": {"type": "string"}}},
-        responses={204: None},
-    )
+    @extend_schema(request=SECRET_NAMES, responses={204: None})
     def delete(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
         hook = get_hook(self.tenant, hook_id)
         names = request.data

@@ -17,7 +17,7 @@ from hooks.execution import check_script, describe_error
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
 from hooks.points import POINTS
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
-from hooks.test_runner import TestRunReport, hook_test_run
+from hooks.trial_run import TestRunReport, hook_test_run
 from tenant.audit import SYSTEM, Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
@@ -260,6 +260,14 @@ def hook_enable(*, hook: Hook, actor: Actor = SYSTEM, confirm_failing: bool = Fa
         hook=hook, script=hook.script, kind=hook.kind, confirm_failing=confirm_failing
     )
     return _enable(hook=hook, actor=actor)
+
+
+def enable_message(hook: Hook, disabled: Hook | None) -> str:
+    """What the dashboard and the commands say after enabling ``hook``."""
+    message = f"Enabled hook {hook.name} for {hook.trigger_id}"
+    if disabled is not None:
+        return f"{message}; disabled {disabled.name} (one hook per point can be enabled)"
+    return message
 
 
 @transaction.atomic

@@ -27,6 +27,7 @@ from hooks.selectors import hook_runs
 from hooks.services import (
     HookConflict,
     HookSampleRunFailed,
+    enable_message,
     hook_disable,
     hook_enable,
     hook_restore_version,
@@ -34,8 +35,8 @@ from hooks.services import (
     hook_secret_delete,
     hook_secrets_set,
 )
-from hooks.test_run_slots import TestRunsBusy, test_run_slot
-from hooks.test_runner import TestRunReport, hook_test_run
+from hooks.trial_run import TestRunReport, hook_test_run
+from hooks.trial_run_slots import TestRunsBusy, test_run_slot
 from tenant.audit import Actor
 
 RUN_PERMISSION = "hooks.run_hook"
@@ -100,12 +101,6 @@ def confirm_live_response(
         },
         status=409,
     )
-
-
-def enable_message(hook: Hook, previous: Hook | None) -> str:
-    if previous is None:
-        return f"Enabled {hook.name}."
-    return f"Enabled {hook.name}; disabled {previous.name}."
 
 
 @require_POST

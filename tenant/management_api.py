@@ -29,6 +29,7 @@ from tenant.audit import Actor
 from tenant.management_auth import MISSING_AUTHENTICATION, ApiError, ManagementToken, unauthorized
 from tenant.models import Tenant
 from tenant.resolution import tenant_for_request
+from tenant.text import is_text, validation_message
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -72,15 +73,6 @@ def conflict(message: str, error_code: str = "conflict") -> ApiError:
     return ApiError(409, message, error_code)
 
 
-def validation_message(error: DjangoValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
-            for field, msgs in error.message_dict.items()
-        )
-    return " ".join(error.messages)
-
-
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         return [m for key, value in detail.items() for m in _flatten(value, f"{key}: ")]
@@ -102,7 +94,6 @@ def error_body(status_code: int, message: str, error_code: str | None) -> dict[s
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Every error of a Management API view, in Auth0's shape."""
-    headers: dict[str, str] = {}
     if isinstance(exc, ApiError):
         status_code, message, code = exc.status_code, str(exc.detail), exc.error_code
     elif isinstance(exc, Http404):
@@ -125,10 +116,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     else:
         logger.exception("Unhandled Management API error", exc_info=exc)
         status_code, message, code = 500, "Internal Server Error", "internal_error"
-    response = Response(error_body(status_code, message, code), status=status_code)
-    for name, value in headers.items():
-        response[name] = value
-    return response
+    return Response(error_body(status_code, message, code), status=status_code)
 
 
 def check_rate_limit(*, tenant: Tenant, client_id: str) -> dict[str, str]:
@@ -159,15 +147,10 @@ def check_rate_limit(*, tenant: Tenant, client_id: str) -> dict[str, str]:
     return headers
 
 
-def _is_text(value: str) -> bool:
-    """Text a database stores: no NUL, no lone surrogate (invalid UTF-8)."""
-    return "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
-
-
 def _check_text(value: Any, where: str) -> None:
     """400 for any string (key or value) in ``value`` that is not valid text."""
     if isinstance(value, str):
-        if not _is_text(value):
+        if not is_text(value):
             code = "invalid_body" if where == "Payload" else INVALID_QUERY
             raise ApiError(400, f"{where} validation error: invalid characters.", code)
     elif isinstance(value, dict):

@@ -118,10 +118,6 @@ class InProcessRuntime:
             raise replies.failure(reply, limits, console=replies.console_of(reply, limits))
         return str(reply["kind"])
 
-    def warm_contexts(self) -> int:
-        """How many sandboxes the calling thread holds (for tests and metrics)."""
-        return len(self._sandboxes())
-
     def close(self) -> None:
         """Drop the calling thread's sandboxes."""
         self._sandboxes().clear()

@@ -22,6 +22,11 @@ SEED_SCRIPT = """module.exports = function(client, scope, audience, context, cb)
   cb(null, { scope: scope, 'https://example.com/tier': 'gold' });
 };
 """
+# What enabling "second" says when it disables world_a's hook.
+ENABLED_SECOND = (
+    "Enabled hook second for credentials-exchange; disabled alpha-hook"
+    " (one hook per point can be enabled)"
+)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from clients.services import client_rotate_secret
 from hooks.models import Hook
 from hooks.services import hook_create
 from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, hook_url, log_in, wait_for_editor
-from tests.dashboard.conftest import SEED_SCRIPT, make_world
+from tests.dashboard.conftest import ENABLED_SECOND, SEED_SCRIPT, make_world
 
 pytestmark = BROWSER_MARKS
 
@@ -124,7 +124,7 @@ def test_enabling_a_second_hook_disables_the_first(page, live_server, world):
     page.goto(hook_url(live_server, second))
     page.click("#hook-enable")
     page.wait_for_selector(".messagelist")
-    assert "Enabled second; disabled alpha-hook." in page.inner_text(".messagelist")
+    assert ENABLED_SECOND in page.inner_text(".messagelist")
     world.hook.refresh_from_db()
     second.refresh_from_db()
     assert (world.hook.enabled, second.enabled) == (False, True)

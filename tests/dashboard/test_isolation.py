@@ -12,7 +12,7 @@ from django.urls import reverse
 from apis.models import Api
 from clients.models import Client
 from hooks.models import Hook
-from tests.dashboard.conftest import TenantWorld
+from tests.dashboard.conftest import ENABLED_SECOND, TenantWorld
 
 pytestmark = pytest.mark.django_db
 
@@ -293,7 +293,7 @@ def test_enabling_a_hook_reports_which_one_it_disabled(world_a):
         reverse("admin:hooks_hook_enable", args=[second.pk]), follow=True
     )
     texts = [str(m) for m in response.context["messages"]]
-    assert "Enabled second; disabled alpha-hook." in texts
+    assert ENABLED_SECOND in texts
     world_a.hook.refresh_from_db()
     assert world_a.hook.enabled is False
 

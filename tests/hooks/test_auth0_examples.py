@@ -12,7 +12,7 @@ from django.test import Client as HttpClient
 
 from hooks.models import Hook, HookRun
 from hooks.services import hook_create, hook_secrets_set
-from hooks.test_runner import hook_test_run
+from hooks.trial_run import hook_test_run
 from tests.factories import SEED_HOOK as SEED
 from tests.factories import make_api, make_client, make_tenant
 

@@ -18,11 +18,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from hooks import cli as hooks_cli
 from hooks.choices import RunOutcome, RunSource
 from hooks.models import Hook, HookRun, HookSecret
 from hooks.selectors import hook_secrets
 from hooks.services import hook_create
+from tenant import cli as tenant_cli
 from tests.factories import SEED_HOOK as SEED
 from tests.factories import database_url, make_api, make_client, make_tenant
 
@@ -415,7 +415,7 @@ def test_logs_follow_prints_new_runs_as_they_happen(tenant, monkeypatch):
         if len(polls) == 2:
             add_run(hook, console="new one")
 
-    monkeypatch.setattr(hooks_cli, "sleep", fake_sleep)
+    monkeypatch.setattr(tenant_cli, "sleep", fake_sleep)
     output = run("hooks", "logs", "-p", "acme", "--follow", "--max-polls", "3")
     assert polls == [1.0, 1.0, 1.0]
     assert output.index("old") < output.index("Following") < output.index("new one")
@@ -430,7 +430,7 @@ def test_wt_logs_follows_until_interrupted(tenant, monkeypatch):
             raise KeyboardInterrupt
         add_run(hook, console="streamed")
 
-    monkeypatch.setattr(hooks_cli, "sleep", fake_sleep)
+    monkeypatch.setattr(tenant_cli, "sleep", fake_sleep)
     output = run("wt", "logs", "-p", "acme")
     assert "streamed" in output
 

@@ -157,7 +157,7 @@ def test_dashboard_enable_shows_a_confirmation_page(enabled_hook):
 def test_logs_source_keeps_test_runs_apart(enabled_hook, capsys):
     from io import StringIO
 
-    from hooks.test_runner import hook_test_run
+    from hooks.trial_run import hook_test_run
 
     hook_test_run(tenant=enabled_hook.tenant, script=THROWS, payload={}, hook=enabled_hook)
     out = StringIO()
@@ -169,14 +169,14 @@ def test_logs_source_keeps_test_runs_apart(enabled_hook, capsys):
 
 
 def test_dashboard_save_counts_as_a_test_run_for_the_limits(enabled_hook, settings):
-    from hooks import test_run_slots
+    from hooks import trial_run_slots
 
     settings.TESSERA_TEST_RUNS_PER_USER = 1
     admin = make_admin("golive-admin", enabled_hook.tenant)
     http = HttpClient()
     http.force_login(admin)
     url = reverse("admin:hooks_hook_save", args=[enabled_hook.pk])
-    with test_run_slots.test_run_slot(user_id=admin.pk):  # a Run in another tab
+    with trial_run_slots.test_run_slot(user_id=admin.pk):  # a Run in another tab
         busy = http.post(url, {"script": SEED_SCRIPT + "// 2", "base_version": 1})
     assert busy.status_code == 429
     assert busy.json()["busy"] is True

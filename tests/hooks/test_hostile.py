@@ -311,7 +311,7 @@ def test_two_tenants_with_one_script_never_see_each_others_secrets(isolation):
 
 
 def test_a_test_run_never_shares_globals_with_token_runs(isolation):
-    from hooks.test_runner import hook_test_run
+    from hooks.trial_run import hook_test_run
 
     world = World("runner", CACHING_HOOK)
     hook_secrets_set(hook=world.hook, secrets={"API_KEY": "live"})

@@ -4,8 +4,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from hooks import test_run_slots as slots
-from hooks.test_run_slots import TestRunsBusy
+from hooks import trial_run_slots as slots
+from hooks.trial_run_slots import TestRunsBusy
 
 
 def test_a_user_gets_at_most_the_per_user_slots(settings):

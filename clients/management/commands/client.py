@@ -3,8 +3,7 @@
 import json
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from apis.models import Api
@@ -19,7 +18,7 @@ from clients.services import (
     client_rotate_secret,
 )
 from tenant.audit import Actor
-from tenant.cli import get_tenant, parse_pairs, validation_message
+from tenant.cli import TenantCommand, find, parse_pairs
 from tenant.models import Tenant
 
 
@@ -32,26 +31,20 @@ def parse_grant(spec: str) -> tuple[str, list[str]]:
 
 
 def get_client(tenant: Tenant, client_id: str) -> Client:
-    try:
-        return client_get(tenant=tenant, client_id=client_id)
-    except Client.DoesNotExist:
-        raise CommandError(f"Unknown client for tenant {tenant.slug}: {client_id}") from None
+    return find(client_get, "client", tenant=tenant, client_id=client_id)
 
 
 def get_api(tenant: Tenant, audience: str) -> Api:
-    try:
-        return api_get(tenant=tenant, identifier=audience)
-    except Api.DoesNotExist:
-        raise CommandError(f"Unknown API for tenant {tenant.slug}: {audience}") from None
+    return find(api_get, "API", tenant=tenant, identifier=audience)
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Create machine clients and grant them access to APIs."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="Create a client; prints its secret once.")
-        create.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        self.add_tenant_argument(create)
         create.add_argument("--name", required=True)
         create.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
         create.add_argument(
@@ -70,7 +63,7 @@ class Command(BaseCommand):
         grant = actions.add_parser(
             "grant", help="Grant a client access to an API, or revoke the grant."
         )
-        grant.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        self.add_tenant_argument(grant)
         grant.add_argument("client_id")
         grant.add_argument("audience")
         grant.add_argument("--scope", action="append", default=[], help="Repeat for each scope.")
@@ -80,23 +73,9 @@ class Command(BaseCommand):
         rotate = actions.add_parser(
             "rotate-secret", help="Replace a client's secret; prints the new one once."
         )
-        rotate.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
+        self.add_tenant_argument(rotate)
         rotate.add_argument("client_id")
         rotate.add_argument("--json", action="store_true", help="Print one JSON object.")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        tenant = get_tenant(options["tenant"])
-        try:
-            if options["action"] == "create":
-                self.create(tenant, options)
-            elif options["action"] == "rotate-secret":
-                self.rotate_secret(tenant, options)
-            elif options["revoke"]:
-                self.revoke(tenant, options)
-            else:
-                self.grant(tenant, options)
-        except ValidationError as error:
-            raise CommandError(validation_message(error)) from None
 
     @transaction.atomic
     def create(self, tenant: Tenant, options: dict[str, Any]) -> None:
@@ -133,6 +112,9 @@ class Command(BaseCommand):
         self.stdout.write(f"client_secret: {secret}  (shown once; store it now)")
 
     def grant(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        if options["revoke"]:
+            self.revoke(tenant, options)
+            return
         client = get_client(tenant, options["client_id"])
         api = get_api(tenant, options["audience"])
         client_grant_create(client=client, api=api, scopes=options["scope"], actor=Actor.cli())

@@ -6,27 +6,19 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from hooks.choices import TriggerId
-from hooks.cli import (
-    FORCE_HELP,
-    add_logs_arguments,
-    add_tenant_argument,
-    enable_message,
-    get_hook,
-    read_payload,
-    read_text,
-    show_logs,
-)
+from hooks.cli import FORCE_HELP, add_logs_arguments, read_payload, read_text, show_logs
 from hooks.execution import check_script, describe_error
-from hooks.models import HookSecret
+from hooks.models import Hook, HookSecret
 from hooks.points import POINTS
 from hooks.run_log import prune_runs
-from hooks.selectors import hook_list
+from hooks.selectors import hook_get, hook_list
 from hooks.services import (
     HookSampleRunFailed,
+    enable_message,
     hook_create,
     hook_delete,
     hook_disable,
@@ -35,13 +27,17 @@ from hooks.services import (
     hook_secrets_delete,
     hook_secrets_set,
 )
-from hooks.test_runner import TestRunReport, hook_test_run
+from hooks.trial_run import TestRunReport, hook_test_run
 from tenant.audit import Actor
-from tenant.cli import get_tenant, parse_pairs, validation_message
+from tenant.cli import TenantCommand, find, parse_pairs
 from tenant.models import Tenant
 
 
-class Command(BaseCommand):
+def named_hook(tenant: Tenant, options: dict[str, Any]) -> Hook:
+    return find(hook_get, "hook", tenant=tenant, name=options["name"])
+
+
+class Command(TenantCommand):
     help = "Create, enable, run and follow hooks (the Auth0 hooks CLI)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -57,71 +53,52 @@ class Command(BaseCommand):
             help="Extensibility point.",
         )
         create.add_argument("-n", "--name", required=True)
-        add_tenant_argument(create)
+        self.add_tenant_argument(create)
         create.add_argument("file", help="The hook's JavaScript (a CommonJS module).")
 
-        update = actions.add_parser("update", help="Save a file as the hook's new version.")
-        update.add_argument("name")
-        add_tenant_argument(update)
+        def on_hook(parent: Any, action: str, text: str) -> CommandParser:
+            """An action on one of the tenant's hooks: ``NAME -p TENANT``."""
+            sub: CommandParser = parent.add_parser(action, help=text)
+            sub.add_argument("name")
+            self.add_tenant_argument(sub)
+            return sub
+
+        update = on_hook(actions, "update", "Save a file as the hook's new version.")
         update.add_argument("file")
         update.add_argument("--force", action="store_true", help=FORCE_HELP)
-
-        for action, text in [
-            ("enable", "Enable a hook (disables the point's other hook)."),
-            ("disable", "Disable a hook."),
-            ("rm", "Delete a hook with its versions, secrets and runs."),
-        ]:
-            sub = actions.add_parser(action, help=text)
-            sub.add_argument("name")
-            add_tenant_argument(sub)
-            if action == "enable":
-                sub.add_argument("--force", action="store_true", help=FORCE_HELP)
+        enable = on_hook(actions, "enable", "Enable a hook (disables the point's other hook).")
+        enable.add_argument("--force", action="store_true", help=FORCE_HELP)
+        on_hook(actions, "disable", "Disable a hook.")
+        on_hook(actions, "rm", "Delete a hook with its versions, secrets and runs.")
 
         ls = actions.add_parser("ls", help="List the tenant's hooks.")
-        add_tenant_argument(ls)
+        self.add_tenant_argument(ls)
 
         secrets = actions.add_parser("secrets", help="Set, list or remove a hook's secrets.")
         secret_actions = secrets.add_subparsers(dest="secrets_action", required=True)
-        secrets_set = secret_actions.add_parser("set", help="Add or replace secrets.")
-        secrets_set.add_argument("name")
-        add_tenant_argument(secrets_set)
+        secrets_set = on_hook(secret_actions, "set", "Add or replace secrets.")
         secrets_set.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
-        secrets_ls = secret_actions.add_parser("ls", help="List secret names (never values).")
-        secrets_ls.add_argument("name")
-        add_tenant_argument(secrets_ls)
-        secrets_rm = secret_actions.add_parser("rm", help="Remove secrets.")
-        secrets_rm.add_argument("name")
-        add_tenant_argument(secrets_rm)
+        on_hook(secret_actions, "ls", "List secret names (never values).")
+        secrets_rm = on_hook(secret_actions, "rm", "Remove secrets.")
         secrets_rm.add_argument("keys", nargs="+", metavar="KEY")
 
-        run = actions.add_parser("run", help="Run a hook in the test runner.")
-        run.add_argument("name")
-        add_tenant_argument(run)
+        run = on_hook(actions, "run", "Run a hook in the test runner.")
         run.add_argument("--payload", help="JSON file of the hook's arguments.")
         run.add_argument("--file", help="Run this script instead of the saved one.")
 
         logs = actions.add_parser("logs", help="Recent runs; --follow for new ones.")
-        add_logs_arguments(logs)
-        logs.add_argument("-f", "--follow", action="store_true", help="Stream new runs.")
+        add_logs_arguments(logs, follow_flag=True)
 
         actions.add_parser("prune-runs", help="Delete runs past the retention.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        action = options["action"]
-        if action == "prune-runs":
-            self.stdout.write(f"Deleted {prune_runs()} hook runs past the retention")
-            return
-        tenant = get_tenant(options["tenant"])
-        handler = getattr(self, action.replace("-", "_"))
-        try:
-            handler(tenant, options)
-        except HookSampleRunFailed as error:
-            raise CommandError(
-                f"{validation_message(error)} Nothing was changed; rerun with --force to go "
-                "live anyway."
-            ) from None
-        except ValidationError as error:
-            raise CommandError(validation_message(error)) from None
+    def error_message(self, error: ValidationError) -> str:
+        message = super().error_message(error)
+        if isinstance(error, HookSampleRunFailed):
+            return f"{message} Nothing was changed; rerun with --force to go live anyway."
+        return message
+
+    def prune_runs(self, options: dict[str, Any]) -> None:
+        self.stdout.write(f"Deleted {prune_runs()} hook runs past the retention")
 
     def create(self, tenant: Tenant, options: dict[str, Any]) -> None:
         script = read_text(options["file"])
@@ -140,7 +117,7 @@ class Command(BaseCommand):
 
     def update(self, tenant: Tenant, options: dict[str, Any]) -> None:
         script = read_text(options["file"])
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         hook = hook_save_script(
             hook=hook,
             script=script,
@@ -152,17 +129,17 @@ class Command(BaseCommand):
         self.stdout.write(f"Saved hook {hook.name} version {hook.version} ({state})")
 
     def enable(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         disabled = hook_enable(hook=hook, actor=Actor.cli(), confirm_failing=options["force"])
         self.stdout.write(enable_message(hook, disabled))
 
     def disable(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         hook_disable(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Disabled hook {hook.name}")
 
     def rm(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         hook_delete(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Deleted hook {options['name']}")
 
@@ -188,7 +165,7 @@ class Command(BaseCommand):
             )
 
     def secrets(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         action = options["secrets_action"]
         if action == "set":
             pairs = parse_pairs(options["pairs"], "A secret")
@@ -207,7 +184,7 @@ class Command(BaseCommand):
             )
 
     def run(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        hook = get_hook(tenant, options["name"])
+        hook = named_hook(tenant, options)
         script = read_text(options["file"]) if options["file"] else hook.script
         if options["payload"]:
             payload = read_payload(options["payload"])
@@ -243,4 +220,4 @@ class Command(BaseCommand):
             block("Error", describe_error(**report.error.__dict__))
 
     def logs(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        show_logs(self.stdout, tenant, options, follow=options["follow"])
+        show_logs(self, tenant, options, follow=options["follow"])

@@ -10,22 +10,15 @@ Such a rule runs for every client at once, so ``wt create`` enables the hook.
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from hooks.choices import TriggerId
-from hooks.cli import (
-    add_logs_arguments,
-    add_tenant_argument,
-    enable_message,
-    read_text,
-    show_logs,
-)
-from hooks.services import hook_create, hook_enable
+from hooks.cli import add_logs_arguments, read_text, show_logs
+from hooks.services import enable_message, hook_create, hook_enable
 from tenant.audit import Actor
-from tenant.cli import get_tenant, parse_pairs, validation_message
+from tenant.cli import TenantCommand, parse_pairs
 from tenant.models import Tenant
 
 EXTENSION_SECRET = "auth0-extension-secret"
@@ -61,29 +54,22 @@ def trigger_from_meta(meta: dict[str, str], secrets: dict[str, str]) -> str:
     return name
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Create and follow hooks the way the webtask CLI (wt) does."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="Create a hook from a file and enable it.")
         create.add_argument("file")
-        add_tenant_argument(create)
+        self.add_tenant_argument(create)
         create.add_argument("-n", "--name", help="Defaults to the file's name without .js.")
         create.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE")
         create.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE")
         logs = actions.add_parser("logs", help="Follow hook runs as they happen.")
-        add_logs_arguments(logs)
+        add_logs_arguments(logs, follow_flag=False)
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        tenant = get_tenant(options["tenant"])
-        if options["action"] == "logs":
-            show_logs(self.stdout, tenant, options, follow=True)
-            return
-        try:
-            self.create(tenant, options)
-        except ValidationError as error:
-            raise CommandError(validation_message(error)) from None
+    def logs(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        show_logs(self, tenant, options, follow=True)
 
     def create(self, tenant: Tenant, options: dict[str, Any]) -> None:
         meta = parse_pairs(options["meta"], "--meta")

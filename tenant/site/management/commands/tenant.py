@@ -1,22 +1,17 @@
 """``manage.py tenant create|rotate-key|audit``."""
 
-import argparse
 import json
-from time import sleep
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from tenant.audit import Actor
-from tenant.cli import get_tenant, validation_message
+from tenant.cli import TenantCommand, get_tenant
 from tenant.models import AuditEntry, Tenant
 from tenant.selectors import audit_entries
 from tenant.services import tenant_create, tenant_rotate_key
-
-FOLLOW_INTERVAL_S = 1.0
 
 
 def audit_as_json(entry: AuditEntry) -> dict[str, Any]:
@@ -32,7 +27,7 @@ def audit_as_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-class Command(BaseCommand):
+class Command(TenantCommand):
     help = "Create tenants, rotate their signing keys, read their audit trail."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,44 +44,31 @@ class Command(BaseCommand):
         rotate = actions.add_parser("rotate-key", help="Sign with a new key from now on.")
         rotate.add_argument("slug")
         audit = actions.add_parser("audit", help="Who changed what, newest last.")
-        audit.add_argument("-p", "--tenant", required=True, help="Tenant slug.")
-        audit.add_argument("-f", "--follow", action="store_true", help="Stream new entries.")
+        self.add_tenant_argument(audit)
+        self.add_follow_arguments(audit)
         audit.add_argument("--json", action="store_true", help="One JSON object per line.")
         audit.add_argument("--limit", type=int, default=50, help="Recent entries shown first.")
-        # For tests: stop following after this many polls, and poll this often.
-        audit.add_argument("--max-polls", type=int, default=None, help=argparse.SUPPRESS)
-        audit.add_argument(
-            "--poll-interval", type=float, default=FOLLOW_INTERVAL_S, help=argparse.SUPPRESS
-        )
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        if options["action"] == "create":
-            self.create(options)
-        elif options["action"] == "audit":
-            self.audit(get_tenant(options["tenant"]), options)
-        else:
-            tenant = get_tenant(options["slug"])
-            key = tenant_rotate_key(tenant=tenant, actor=Actor.cli())
-            self.stdout.write(f"Tenant {tenant.slug} now signs with key {key.kid}")
+    def rotate_key(self, options: dict[str, Any]) -> None:
+        tenant = get_tenant(options["slug"])
+        key = tenant_rotate_key(tenant=tenant, actor=Actor.cli())
+        self.stdout.write(f"Tenant {tenant.slug} now signs with key {key.kid}")
 
     def create(self, options: dict[str, Any]) -> None:
         from clients.services import management_client_create  # clients depends on tenant
 
-        try:
-            with transaction.atomic():
-                tenant = tenant_create(
-                    slug=options["slug"],
-                    name=options["name"],
-                    domain=options["domain"],
-                    actor=Actor.cli(),
-                )
-                management = (
-                    management_client_create(tenant=tenant, actor=Actor.cli())
-                    if options["management"]
-                    else None
-                )
-        except ValidationError as error:
-            raise CommandError(validation_message(error)) from None
+        with transaction.atomic():
+            tenant = tenant_create(
+                slug=options["slug"],
+                name=options["name"],
+                domain=options["domain"],
+                actor=Actor.cli(),
+            )
+            management = (
+                management_client_create(tenant=tenant, actor=Actor.cli())
+                if options["management"]
+                else None
+            )
         self.stdout.write(f"Created tenant {tenant.slug}; issuer {tenant.issuer}")
         if management is not None:
             client, secret = management
@@ -95,17 +77,12 @@ class Command(BaseCommand):
             self.stdout.write(f"client_secret:   {secret}  (shown once; store it now)")
 
     def audit(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        entries = audit_entries(tenant=tenant)
-        recent = list(entries[: max(options["limit"], 0)])[::-1]
-        last_id = self.write_entries(recent, as_json=options["json"])
-        polls = 0
-        while options["follow"]:
-            if options["max_polls"] is not None and polls >= options["max_polls"]:
-                break
-            polls += 1
-            sleep(options["poll_interval"])
-            newer = entries.filter(pk__gt=last_id or 0).order_by("id")
-            last_id = self.write_entries(list(newer), as_json=options["json"]) or last_id
+        self.show_rows(
+            options,
+            audit_entries(tenant=tenant),
+            lambda entries: self.write_entries(entries, as_json=options["json"]),
+            follow=options["follow"],
+        )
 
     def write_entries(self, entries: list[AuditEntry], *, as_json: bool) -> int | None:
         last_id = None

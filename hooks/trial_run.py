@@ -1,6 +1,7 @@
-"""The test runner behind the dashboard's Run button and ``hooks run``: run
-a given (possibly unsaved) script against a given payload through the same
-door as token requests, and report everything an author needs."""
+"""A trial run (a "test run" in the dashboard), behind the Run button,
+``hooks run`` and the go-live check: run a given (possibly unsaved) script
+against a given payload through the same door as token requests, and report
+everything an author needs."""
 
 from dataclasses import dataclass, field
 from typing import Any
