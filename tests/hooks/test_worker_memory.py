@@ -14,6 +14,7 @@ from django.test import Client as HttpClient
 from hooks.execution import close_hook_runtime
 from hooks.runtime import HookCrashed, HookMemoryLimit, HookPool, Limits
 from hooks.services import hook_create
+from tenant.audit import SYSTEM
 from tests.factories import make_api, make_client, make_tenant
 
 MB = 1 << 20
@@ -88,7 +89,9 @@ class World:
         self.audience = f"https://api.{slug}.test/"
         api = make_api(self.tenant, self.audience, scopes=["read"])
         self.client, self.secret = make_client(self.tenant, {api: ["read"]})
-        hook_create(tenant=self.tenant, name="h", script=hook_holding(megabytes), enabled=True)
+        hook_create(
+            tenant=self.tenant, name="h", script=hook_holding(megabytes), enabled=True, actor=SYSTEM
+        )
 
     def token(self):  # type: ignore[no-untyped-def]
         body = {
