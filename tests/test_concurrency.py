@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from hooks.models import Hook, HookStorage, HookVersion
 from hooks.services import HookConflict, hook_create, hook_enable, hook_save_script
+from tests.database import database_url
 from tests.factories import make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -172,7 +173,7 @@ def test_twenty_hooks_update_processes_exit_cleanly(tmp_path):
     hook = hook_create(tenant=tenant, name="h", script=SCRIPT)
     script = tmp_path / "hook.js"
     script.write_text(SCRIPT + "// updated\n")
-    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "manage.py", "hooks", "update", "h", "-p", "acme", str(script)]
 
     processes = [
@@ -192,12 +193,3 @@ def test_twenty_hooks_update_processes_exit_cleanly(tmp_path):
     assert all("changed by someone else" in err for err in conflicts), conflicts
     assert saved
     assert HookVersion.objects.filter(hook=hook).count() == 1 + len(saved)
-
-
-def _database_url() -> str:
-    """The test database, for processes started by the test."""
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    host = params["HOST"] or "127.0.0.1"
-    return f"postgresql://{params['USER']}@{host}:{params['PORT'] or 5432}/{params['NAME']}"

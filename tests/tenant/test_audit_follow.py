@@ -14,28 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from hooks.services import hook_create, hook_enable
 from tenant.audit import SYSTEM
 from tenant.models import AuditEntry
+from tests.database import database_url
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, {}); };"
-
-
-def database_url() -> str:
-    """The test database, as DATABASE_URL names it for another process."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    user = settings["USER"] or ""
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    host = f"{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
-    return f"postgresql://{user}{password}@{host}/{settings['NAME']}"
 
 
 class Follower:
