@@ -23,7 +23,7 @@ SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, { scope: s }); 
 
 
 def call(managed: ManagedTenant, method: str, path: str, body: Any = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {managed.token(MANAGEMENT_SCOPES)}"}
+    headers = {"Authorization": f"Bearer {managed.token(list(MANAGEMENT_SCOPES))}"}
     return requests.request(method, managed.api_url + path, headers=headers, json=body, timeout=10)
 
 

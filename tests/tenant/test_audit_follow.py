@@ -51,7 +51,9 @@ class Follower:
         try:
             line = self.lines.get(timeout=timeout)
         except queue.Empty:
-            stderr = self.process.stderr.read() if self.process.poll() is not None else ""
+            stderr = ""
+            if self.process.poll() is not None and self.process.stderr is not None:
+                stderr = self.process.stderr.read()  # why it ended
             raise AssertionError(f"no entry within {timeout} s; {stderr}") from None
         return dict(json.loads(line))
 
