@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.http import Http404, QueryDict
+from django.http.request import split_domain_port
 from oauthlib.oauth2.rfc6749 import errors
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -37,6 +38,12 @@ from tenant.resolution import tenant_for_request
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def first_language(accept_language: str) -> str:
+    """An Action's ``event.request.language``: the first tag the caller
+    accepts (``fr-CH`` of ``fr-CH, fr;q=0.9``), or empty."""
+    return accept_language.split(",", 1)[0].split(";", 1)[0].strip()
 
 
 class ClientRateThrottle(SimpleRateThrottle):
@@ -162,6 +169,8 @@ class TokenView(APIView):
                 params=params,
                 ip=request.META.get("REMOTE_ADDR", ""),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                hostname=split_domain_port(request.get_host())[0],
+                language=first_language(request.META.get("HTTP_ACCEPT_LANGUAGE", "")),
             ),
         )
         if execution is None:

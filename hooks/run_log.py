@@ -199,6 +199,8 @@ class _Writer:
             except DatabaseError as error:
                 connections.close_all()
                 metrics.DEPENDENCY_ERRORS.labels(dependency="database").inc()
+                # What piled up behind the batch in hand, while the outage lasts.
+                metrics.RUN_LOG_BUFFERED.set(len(self.buffer) + len(records))
                 logger.warning(
                     "Could not record %d hook runs (%s); %d more waiting, retrying in %.1f s",
                     len(records),

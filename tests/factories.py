@@ -3,8 +3,6 @@
 from collections.abc import Iterable
 from itertools import count
 
-from django.db import connection
-
 from apis.models import Api
 from apis.services import api_create
 from clients.models import Client
@@ -15,16 +13,7 @@ from tenant.site.management.commands.demo import SEED_HOOK
 
 _numbers = count(1)
 # The seed documents' hook, as `make run` installs it; tests import it from here.
-__all__ = ["SEED_HOOK", "database_url", "make_api", "make_client", "make_tenant"]
-
-
-def database_url() -> str:
-    """The test database, for processes started by the test."""
-    params = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{params['NAME']}"
-    host = params["HOST"] or "127.0.0.1"
-    return f"postgresql://{params['USER']}@{host}:{params['PORT'] or 5432}/{params['NAME']}"
+__all__ = ["SEED_HOOK", "make_api", "make_client", "make_tenant"]
 
 
 def make_tenant(slug: str | None = None, **kwargs) -> Tenant:

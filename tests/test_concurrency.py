@@ -20,7 +20,8 @@ from django.db import connections
 
 from hooks.models import Hook, HookStorage, HookVersion
 from hooks.services import HookConflict, hook_create, hook_enable, hook_save_script
-from tests.factories import database_url, make_api, make_client, make_tenant
+from tests.database import database_url
+from tests.factories import make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,22 +107,20 @@ def test_twenty_enables_of_different_hooks_leave_exactly_one_enabled():
     assert theirs.enabled
 
 
-def test_twenty_token_requests_writing_hook_storage_answer_no_5xx(live_server, settings):
-    settings.PUBLIC_URL = live_server.url
+COUNTER = """module.exports = function(c, s, a, ctx, cb) {
+  ctx.webtask.storage.get(function(err, data) {
+    var n = ((data && data.n) || 0) + 1;
+    ctx.webtask.storage.set({n: n}, function(err) { cb(err, {}); });
+  });
+};"""
+
+
+def twenty_counting_token_requests(live_server: Any) -> tuple[list[Any], Hook]:
+    """N token requests at once to a tenant whose hook counts them in storage."""
     tenant = make_tenant("acme")
     api = make_api(tenant, "https://api.example.test/")
     client, secret = make_client(tenant, {api: ["read:data"]})
-    hook = hook_create(
-        tenant=tenant,
-        name="counter",
-        enabled=True,
-        script="""module.exports = function(c, s, a, ctx, cb) {
-          ctx.webtask.storage.get(function(err, data) {
-            var n = ((data && data.n) || 0) + 1;
-            ctx.webtask.storage.set({n: n}, function(err) { cb(null, {}); });
-          });
-        };""",
-    )
+    hook = hook_create(tenant=tenant, name="counter", enabled=True, script=COUNTER)
     body = json.dumps(
         {
             "grant_type": "client_credentials",
@@ -141,18 +140,32 @@ def test_twenty_token_requests_writing_hook_storage_answer_no_5xx(live_server, s
         except urllib.error.HTTPError as error:
             return error.code
 
-    statuses = all_at_once(request_token)
+    return all_at_once(request_token), hook
 
-    assert unexpected(statuses) == []
-    assert [s for s in statuses if s >= 500] == []
-    # The hook engine may refuse a burst beyond what it runs at once (429,
-    # Retry-After); every other request gets its token.
-    assert set(statuses) <= {200, 429}, statuses
-    assert statuses.count(200) >= 1
-    # Each write either landed or lost a clean etag conflict; the count is real.
-    storage = HookStorage.objects.get(hook=hook).data
-    assert isinstance(storage, dict)
-    assert 1 <= storage["n"] <= N
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TESSERA_HOOK_TENANT_QUEUE_MS=100 (the default) refuses much of a burst: "
+    "measured 8 to 10 of 20 answered 429 (three runs, 2-core machine)",
+)
+def test_twenty_token_requests_writing_hook_storage_queue_and_all_get_tokens(live_server, settings):
+    settings.PUBLIC_URL = live_server.url
+    statuses, _ = twenty_counting_token_requests(live_server)
+    assert statuses == [200] * N
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the storage snapshot is read before the run takes the tenant's slot and the "
+    "write is saved after it gives it back, so queued runs lose to each other's etag: "
+    "measured n == 2 or 3 after 20 requests",
+)
+def test_twenty_queued_token_requests_writing_hook_storage_all_write(live_server, settings):
+    settings.PUBLIC_URL = live_server.url
+    settings.TESSERA_HOOK_TENANT_QUEUE_MS = 30_000  # every run waits its turn
+    statuses, hook = twenty_counting_token_requests(live_server)
+    assert statuses == [200] * N
+    assert HookStorage.objects.get(hook=hook).data == {"n": N}
 
 
 def test_twenty_hooks_update_processes_exit_cleanly(tmp_path):

@@ -106,9 +106,12 @@
     return text.length > max ? stringSlice(text, 0, max) + '…' : text;
   }
 
+  // text's UTF-8 length as far as a comparison with limit needs it: the
+  // character count when every character would fit or none could, a count
+  // that stops past the limit, and with limit Infinity the exact length.
   function utf8Length(text, limit) {
     const n = text.length;
-    if (n * 3 <= limit || n > limit) {
+    if (limit !== Infinity && (n * 3 <= limit || n > limit)) {
       return n;
     }
     let bytes = 0;

@@ -23,8 +23,9 @@ from hooks.models import Hook, HookRun, HookSecret
 from hooks.selectors import hook_secrets
 from hooks.services import hook_create
 from tenant import cli as tenant_cli
+from tests.database import database_url
 from tests.factories import SEED_HOOK as SEED
-from tests.factories import database_url, make_api, make_client, make_tenant
+from tests.factories import make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 

@@ -26,7 +26,8 @@ from hooks.services import hook_create, hook_disable
 from tenant.audit import Actor
 from tenant.cli import TenantCommand
 from tenant.selectors import audit_entries
-from tests.factories import database_url, make_tenant
+from tests.database import database_url
+from tests.factories import make_tenant
 
 PROJECT_APPS = {"apis", "clients", "hooks", "tenant.site"}
 # What names no tenant with -p: creating one, taking its slug as an argument,
