@@ -7,10 +7,14 @@
         [--append/--no-append]
 
 Starts Tessera as deployed (granian, production settings) on each database,
-the peer and the floor (a bare DRF view signing the same token), drives them
-alternately with the same bounded load generator on 127.0.0.1, verifies
-sample tokens with PyJWT, prints one table with the targets and appends it
-to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
+the two peers (the seed hook's claim as a constant, and the seed hook in a
+new vm context per token) and the floor (a bare DRF view signing the same
+token, on WSGI and as an async view on ASGI), drives them one after the other
+with the same bounded load generator on 127.0.0.1, verifies sample tokens
+with PyJWT, measures tokens/s, latency and the server's CPU per token, prints
+one table with the targets, appends the entry to bench/history/ and writes
+the current tables to bench/RESULTS.md. Everything it starts it stops. See
+bench/README.md.
 """
 
 from __future__ import annotations

@@ -306,10 +306,45 @@ def targets_table(measurements: Sequence[Measurement]) -> str | None:
     return table
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def medians_table(measurements: Sequence[Measurement]) -> str | None:
+    """Each server's medians over the rounds at the targets' concurrency."""
+    rows = []
+    groups = dict.fromkeys((i.database, i.setup, i.concurrency) for i in ratio_rounds(measurements))
+    for database, setup, concurrency in groups:
+        by_variant: dict[str, list[LoadResult]] = {}
+        for round_results in _rounds(measurements, database, setup, concurrency):
+            for variant, result in round_results.items():
+                by_variant.setdefault(variant, []).append(result)
+        for variant, results in by_variant.items():
+            medians = [
+                _median([_measure(result, measure) for result in results])
+                for measure in (TOKENS, P99, CPU)
+            ]
+            rows.append(
+                [
+                    database, setup, variant, str(concurrency), str(len(results)),
+                    *(_format_measure(value, measure)
+                      for value, measure in zip(medians, (TOKENS, P99, CPU), strict=True)),
+                ]
+            )  # fmt: skip
+    if not rows:
+        return None
+    header = ["db", "setup", "server", "conc", "rounds", "tokens/s", "p99 ms", "CPU ms/token"]
+    return format_table(header, rows, text_columns=4)
+
+
 def current_tables(measurements: Sequence[Measurement]) -> list[str]:
-    """RESULTS.md's head: one table per ratio of TARGETS, each round's two
-    values and their ratio, then the median of the rounds and the verdict."""
+    """RESULTS.md's head: each server's medians, then one table per ratio of
+    TARGETS: each round's two values and their ratio, then the median of the
+    rounds and the verdict."""
     sections = []
+    if medians := medians_table(measurements):
+        sections.append(f"### Each server, medians of the rounds\n\n{medians}")
     for ratio in TARGETS:
         items = [item for item in ratio_rounds(measurements) if item.ratio == ratio]
         if not items:
