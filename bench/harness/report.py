@@ -562,6 +562,7 @@ def record_results(
     them. Returns the history file."""
     now = datetime.datetime.now(datetime.UTC)
     timestamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    commit = commit_description()  # before this function's own writes dirty the tree
     history = HISTORY_DIR / f"{now:%Y-%m}.md"
     entry = f"\n## {timestamp} — {title}: `{command}`\n\n" + "\n\n".join(sections) + "\n"
     HISTORY_DIR.mkdir(exist_ok=True)
@@ -573,7 +574,7 @@ def record_results(
         RESULTS_FILE.write_text(
             RESULTS_HEAD.format(
                 timestamp=timestamp,
-                commit=commit_description(),
+                commit=commit,
                 command=command,
                 machine=machine_description(),
                 tables="\n\n".join(head),
