@@ -5,9 +5,15 @@
 //
 // Configuration comes from the environment (set by bench/harness/peer.py):
 //   PEER_PORT, PEER_CLIENT_ID, PEER_CLIENT_SECRET, PEER_AUDIENCE
+//   PEER_HOOK_FILE (optional): run this hook (bench/seed_hook.js) for every
+//     token the way Logto runs custom JWT scripts: `vm.runInNewContext`, a
+//     fresh V8 context per token, and the claims it returns go into the
+//     token. Without it the claim is a constant (`extraTokenClaims` below).
 // It listens on 127.0.0.1 only and prints one line "ready <issuer>" when it
 // accepts connections.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { runInNewContext } from 'node:vm';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -21,6 +27,9 @@ if (!Number.isInteger(port) || !clientId || !clientSecret || !audience) {
 }
 
 const issuer = `http://127.0.0.1:${port}`;
+const hookScript = process.env.PEER_HOOK_FILE
+  ? readFileSync(process.env.PEER_HOOK_FILE, 'utf8')
+  : undefined;
 
 // A fresh RSA-2048 signing key per run, like Tessera's per-tenant key.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -71,9 +80,40 @@ const provider = new Provider(issuer, {
     },
   },
   // The seed hook's claim (`https://foo.com/claim`), added to every token for the API.
-  extraTokenClaims: (_ctx, token) =>
-    token.resourceServer?.audience === audience ? { 'https://foo.com/claim': 'bar' } : undefined,
+  extraTokenClaims: (ctx, token) => {
+    if (token.resourceServer?.audience !== audience) {
+      return undefined;
+    }
+    return hookScript ? runHook(ctx, token) : { 'https://foo.com/claim': 'bar' };
+  },
 });
+
+// The seed hook (an Auth0 credentials-exchange hook: `module.exports =
+// function (client, scope, audience, context, cb)`) in a new context per
+// token, as Logto's core runs a custom JWT script: `runInNewContext(script)`
+// yields the function, which is then called with the token's data.
+function runHook(ctx, token) {
+  const sandbox = { module: { exports: {} } };
+  const hook = runInNewContext(`${hookScript}\n;module.exports`, sandbox);
+  const client = { id: clientId, name: 'bench-client', tenant: 'bench', metadata: {} };
+  const scope = String(token.scope ?? '').split(' ').filter(Boolean);
+  const context = {
+    ip: ctx.ip,
+    userAgent: ctx.get('user-agent'),
+    body: { ...ctx.oidc.params },
+  };
+  return new Promise((resolve, reject) => {
+    hook(client, scope, audience, context, (error, accessToken) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      // `scope` is the token's own (the client asks for `extra`): the rest are claims.
+      const { scope: _scope, ...claims } = accessToken ?? {};
+      resolve(claims);
+    });
+  });
+}
 
 const server = provider.listen(port, '127.0.0.1', () => {
   console.log(`ready ${issuer}`);

@@ -7,10 +7,14 @@
         [--append/--no-append]
 
 Starts Tessera as deployed (granian, production settings) on each database,
-the peer and the floor (a bare DRF view signing the same token), drives them
-alternately with the same bounded load generator on 127.0.0.1, verifies
-sample tokens with PyJWT, prints one table with the targets and appends it
-to bench/RESULTS.md. Everything it starts it stops. See bench/README.md.
+the two peers (the seed hook's claim as a constant, and the seed hook in a
+new vm context per token) and the floor (a bare DRF view signing the same
+token, on WSGI and as an async view on ASGI), drives them one after the other
+with the same bounded load generator on 127.0.0.1, verifies sample tokens
+with PyJWT, measures tokens/s, latency and the server's CPU per token, prints
+one table with the targets, appends the entry to bench/history/ and writes
+the current tables to bench/RESULTS.md. Everything it starts it stops. See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -34,14 +38,17 @@ from harness.peer import running_peer
 from harness.processes import ProcessError
 from harness.report import (
     FLOOR,
+    FLOOR_ASGI,
     HOOK,
     NO_HOOK,
     PEER,
+    PEER_VM,
     Measurement,
-    append_results,
     connection_note,
+    current_tables,
     hook_cost_table,
     machine_description,
+    record_results,
     results_table,
     targets_table,
     versions_description,
@@ -210,44 +217,51 @@ def measure(target: Target, *, variant: str, concurrency: int, plan: Plan) -> Lo
     )
     verify_sample(target.token_request, target.expectation, count=SAMPLE_TOKENS)
     p50 = f"{result.p50_ms:.2f}" if result.p50_ms is not None else "-"
+    cpu = result.cpu_ms_per_token
     print(
         f"  {variant:<13} c={concurrency:<3} {result.tokens_per_second:7.0f} tokens/s  "
-        f"p50 {p50} ms  errors {result.errors}",
+        f"p50 {p50} ms  CPU {cpu if cpu is None else f'{cpu:.3f}'} ms/token  "
+        f"errors {result.errors}",
         flush=True,
     )
     return result
+
+
+# One round: Tessera with the hook next to the peer running the hook in a
+# new vm context per token, the plain peer, Tessera without the hook next to
+# the floor, and the floor's ASGI case last. The order reverses every level.
+ROUND_ORDER = (HOOK, PEER_VM, PEER, NO_HOOK, FLOOR, FLOOR_ASGI)
 
 
 def measure_group(
     *,
     deployment: TesseraDeployment,
     tessera: Target,
-    peer: Target,
-    floor: Target,
+    others: dict[str, Target],
     config: ServerConfig,
     database: str,
     plan: Plan,
 ) -> list[Measurement]:
     """All concurrency levels for one (database, server config), alternating servers.
 
-    Each level runs Tessera with the hook, the peer, Tessera without the
-    hook and the floor; the order reverses every level so that each hook
-    state needs one toggle and no server always runs first.
+    ``others``: the servers other than Tessera, by variant (the peers and the
+    floors). Each level runs every server once in ROUND_ORDER, or in reverse
+    at the next level, so that each hook state needs one toggle and no server
+    always runs first.
     """
     measurements = []
     hook_enabled = tessera.expectation.with_hook
     for concurrency in plan.concurrency:
-        if not deployment.with_hook:
-            order = [NO_HOOK, PEER, FLOOR]
-        elif hook_enabled:
-            order = [HOOK, PEER, NO_HOOK, FLOOR]
-        else:
-            order = [FLOOR, NO_HOOK, PEER, HOOK]
+        order = [
+            variant
+            for variant in ROUND_ORDER
+            if variant in others or variant == NO_HOOK or (variant == HOOK and deployment.with_hook)
+        ]
+        if deployment.with_hook and not hook_enabled:
+            order.reverse()
         for variant in order:
-            if variant == PEER:
-                target = peer
-            elif variant == FLOOR:
-                target = floor
+            if variant in others:
+                target = others[variant]
             else:
                 wanted = variant == HOOK
                 if wanted != hook_enabled:
@@ -272,26 +286,34 @@ def measure_group(
 
 
 def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -> None:
-    """The main benchmark: each database, worker count and concurrency, plus the peer.
+    """The main benchmark: each database, worker count and concurrency, plus the peers.
 
     Appends to ``measurements`` as it goes, so a failure still leaves what was measured.
     """
-    with running_peer(workdir) as peer:
-        print(f"peer: oidc-provider on {peer.expectation.issuer}", flush=True)
-        run_load(peer, connections=10, requests=PEER_STARTUP_WARMUP, max_seconds=plan.max_seconds)
+    with (
+        running_peer(workdir) as peer,
+        running_peer(workdir, run_hook=True) as peer_vm,
+    ):
+        peers = {PEER: peer, PEER_VM: peer_vm}
+        for target in peers.values():
+            print(f"{target.label}: oidc-provider on {target.expectation.issuer}", flush=True)
+            run_load(
+                target, connections=10, requests=PEER_STARTUP_WARMUP, max_seconds=plan.max_seconds
+            )
         if plan.peer_only:
             for concurrency in plan.concurrency:
-                result = measure(peer, variant=PEER, concurrency=concurrency, plan=plan)
-                measurements.append(
-                    Measurement(
-                        database="-",
-                        setup="-",
-                        workers=0,
-                        variant=PEER,
-                        concurrency=concurrency,
-                        result=result,
+                for variant, target in peers.items():
+                    result = measure(target, variant=variant, concurrency=concurrency, plan=plan)
+                    measurements.append(
+                        Measurement(
+                            database="-",
+                            setup="-",
+                            workers=0,
+                            variant=variant,
+                            concurrency=concurrency,
+                            result=result,
+                        )
                     )
-                )
             return
         for database in plan.databases:
             print(f"tessera: provisioning on {database} ...", flush=True)
@@ -300,16 +322,23 @@ def run_comparison(plan: Plan, workdir: Path, measurements: list[Measurement]) -
             ) as deployment:
                 for workers in plan.workers:
                     config = server_config(plan, workers)
-                    print(f"tessera and floor: {config.describe()} on {database}", flush=True)
-                    with (
-                        running_tessera(deployment, config, workdir) as tessera,
-                        running_floor(config, workdir) as floor,
-                    ):
+                    print(f"tessera and floors: {config.describe()} on {database}", flush=True)
+                    with contextlib.ExitStack() as servers:
+                        tessera = servers.enter_context(
+                            running_tessera(deployment, config, workdir)
+                        )
+                        others = {
+                            **peers,
+                            FLOOR: servers.enter_context(running_floor(config, workdir)),
+                        }
+                        if config.server == "granian":
+                            others[FLOOR_ASGI] = servers.enter_context(
+                                running_floor(config, workdir, interface="asgi")
+                            )
                         measurements += measure_group(
                             deployment=deployment,
                             tessera=tessera,
-                            peer=peer,
-                            floor=floor,
+                            others=others,
                             config=config,
                             database=database,
                             plan=plan,
@@ -325,8 +354,13 @@ def load_description(plan: Plan) -> str:
     )
     return (
         f"Load: autocannon, {plan.requests} requests per run after a warm-up, keep-alive, "
-        f"127.0.0.1. {server}Peer: one node process (NODE_ENV=production). "
-        "Floor: a bare DRF view signing the same RS256 token (bench/floor). "
+        f"127.0.0.1. {server}Peer: one node process (NODE_ENV=production), the seed hook's "
+        "claim a constant; peer+vm: the same, running the seed hook in a new vm context "
+        "per token (vm.runInNewContext, as Logto runs custom JWT scripts). "
+        "Floor: a bare DRF view signing the same RS256 token (bench/floor); floor-asgi: "
+        "an async Django view signing it, on granian --interface asgi, same workers. "
+        "CPU ms/token: utime + stime of the server's whole process tree (from /proc, "
+        "before and after the measured run) ÷ responses. "
         "Errors = responses without a bearer token + connection errors + timeouts."
     )
 
@@ -358,7 +392,7 @@ def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str
     if note := connection_note(measurements):
         sections.append(note)
     for table, title in (
-        (targets_table(measurements), "Targets (issue 10)"),
+        (targets_table(measurements), "Targets (issue 22)"),
         (hook_cost_table(measurements), "Cost of the seed hook"),
         (workers_table(measurements), "Server workers"),
     ):
@@ -499,10 +533,12 @@ def main(argv: Sequence[str]) -> int:
             _print_logs(workdir)
             return 1
     print("\n" + "\n\n".join(sections))
-    command = "python bench/token_endpoint.py " + " ".join(argv)
+    command = ("python bench/token_endpoint.py " + " ".join(argv)).strip()
     if append:
-        append_results(title=f"{title}: `{command.strip()}`", sections=sections)
-        print("\nappended to bench/RESULTS.md")
+        head = current_tables(measurements) if not plan.peer_only else []
+        history = record_results(title=title, command=command, sections=sections, head=head)
+        print(f"\nappended to bench/{history.relative_to(history.parents[1])}", end="")
+        print(", current tables written to bench/RESULTS.md" if head else "")
     print(f"\ndone in {time.monotonic() - started:.0f} s")
     return 0
 

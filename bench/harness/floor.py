@@ -1,5 +1,6 @@
 """Run the floor (bench/floor/): a bare DRF view signing the same RS256 token,
-served with exactly Tessera's server command (harness/tessera.py)."""
+served with exactly Tessera's server command (harness/tessera.py); and its ASGI
+case: the same token from an async Django view on granian's ASGI interface."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from harness.tessera import ServerConfig, server_command
 from harness.tokens import TokenExpectation, TokenRequest, wait_until_ready
 
 FLOOR_LABEL = "floor"
-FLOOR_APP = "floor.wsgi:application"
+FLOOR_ASGI_LABEL = "floor-asgi"
+FLOOR_APP = {"wsgi": "floor.wsgi:application", "asgi": "floor.asgi:application"}
+FLOOR_TOKEN_PATH = {"wsgi": "oauth/token", "asgi": "async/oauth/token"}
 
 
 def _new_private_key_pem() -> str:
@@ -33,8 +36,15 @@ def _new_private_key_pem() -> str:
 
 
 @contextlib.contextmanager
-def running_floor(config: ServerConfig, workdir: Path) -> Iterator[Target]:
-    """Serve bench/floor with ``config`` (same server, workers and flags as Tessera)."""
+def running_floor(
+    config: ServerConfig, workdir: Path, *, interface: str = "wsgi"
+) -> Iterator[Target]:
+    """Serve bench/floor with ``config`` (same server, workers and flags as Tessera).
+
+    ``interface="asgi"``: ``floor.asgi`` on granian's ASGI interface, requests
+    going to the async view (``floor-asgi``).
+    """
+    label = FLOOR_ASGI_LABEL if interface == "asgi" else FLOOR_LABEL
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/floor/"
     env = {
@@ -46,11 +56,11 @@ def running_floor(config: ServerConfig, workdir: Path) -> Iterator[Target]:
         "PYTHONUNBUFFERED": "1",
     }
     with running_server(
-        f"floor ({config.describe()})",
-        server_command(app=FLOOR_APP, port=port, config=config),
+        f"{label} ({config.describe()})",
+        server_command(app=FLOOR_APP[interface], port=port, config=config, interface=interface),
         env=env,
         cwd=BENCH_DIR,
-        log_path=workdir / f"floor-{config.workers}w-{port}.log",
+        log_path=workdir / f"{label}-{config.workers}w-{port}.log",
     ) as server:
         jwks_url = f"{issuer}.well-known/jwks.json"
         wait_until_ready(server, jwks_url, timeout=60)
@@ -59,10 +69,12 @@ def running_floor(config: ServerConfig, workdir: Path) -> Iterator[Target]:
             f'"client_secret": "unused", "audience": "{AUDIENCE}"}}'
         ).encode()
         yield Target(
-            label=FLOOR_LABEL,
+            label=label,
             server=server,
             token_request=TokenRequest(
-                url=f"{issuer}oauth/token", content_type="application/json", body=body
+                url=f"{issuer}{FLOOR_TOKEN_PATH[interface]}",
+                content_type="application/json",
+                body=body,
             ),
             expectation=TokenExpectation(
                 issuer=issuer, audience=AUDIENCE, jwks_url=jwks_url, with_hook=True

@@ -45,6 +45,16 @@ class LoadResult:
     peak_rss_by_pid: dict[int, int] = field(default_factory=dict)
     # Responses without a token by "error: error_description" (20 kinds at most).
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # CPU seconds the server's whole process tree used during the run (from
+    # /proc: utime + stime, sampled just before and just after it).
+    cpu_seconds: float = 0.0
+
+    @property
+    def cpu_ms_per_token(self) -> float | None:
+        """The server's CPU milliseconds per completed request."""
+        if self.responses <= 0:
+            return None
+        return self.cpu_seconds * 1000 / self.responses
 
 
 class PeakRssSampler:
@@ -137,12 +147,14 @@ def run_load(
         # In a file: a thousand tenants' requests exceed one argument's limit.
         options_file = Path(directory) / "options.json"
         options_file.write_text(json.dumps(options))
+        cpu_before = target.server.cpu_seconds()
         stdout = run_command(
             [node_executable(), str(BENCH_DIR / "loadgen.mjs"), f"@{options_file}"],
             env=os.environ,
             cwd=BENCH_DIR,
             timeout=max_seconds + 60,
         )
+        cpu_seconds = target.server.cpu_seconds() - cpu_before
     target.server.check_alive()
     try:
         summary = json.loads(stdout.strip().splitlines()[-1])
@@ -170,6 +182,7 @@ def run_load(
         cold_p99_ms=cold["p99"] if cycle else None,
         peak_rss_by_pid=sampler.peak_by_pid,
         error_kinds=summary["errorKinds"],
+        cpu_seconds=cpu_seconds,
     )
 
 

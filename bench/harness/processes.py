@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 class ProcessError(RuntimeError):
@@ -34,6 +35,9 @@ class ProcessInfo:
     start_ticks: int
     rss_bytes: int
     cmdline: str
+    # utime + stime + cutime + cstime: CPU time of the process (all its
+    # threads) and of the children it has reaped, in clock ticks.
+    cpu_ticks: int = 0
 
 
 def read_process(pid: int) -> ProcessInfo | None:
@@ -53,6 +57,8 @@ def read_process(pid: int) -> ProcessInfo | None:
         start_ticks=int(fields[19]),
         rss_bytes=resident_pages * os.sysconf("SC_PAGE_SIZE"),
         cmdline=raw_cmdline.replace(b"\0", b" ").decode(errors="replace").strip(),
+        # Fields 14-17 of stat(5), counted from 1 before the split above.
+        cpu_ticks=sum(int(value) for value in fields[11:15]),
     )
 
 
@@ -171,6 +177,12 @@ class Server:
         for info in tree:
             self.seen[info.pid] = info.start_ticks
         return tree
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the whole tree: every live process (all its
+        threads) plus the children its members have reaped. Sampled before
+        and after a run, the difference is what the server spent on it."""
+        return sum(info.cpu_ticks for info in self.tree()) / CLOCK_TICKS_PER_SECOND
 
     def rss_bytes(self) -> int:
         """Resident memory of the whole tree (shared pages count once per process)."""

@@ -17,27 +17,61 @@ from harness.loadgen import LoadResult
 from harness.node import BENCH_DIR, NODE_PACKAGES, installed_version
 
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
-RESULTS_HEADER = """# Token endpoint benchmark results
+HISTORY_DIR = BENCH_DIR / "history"
+HISTORY_HEADER = """# Token endpoint benchmark: full entries, {month}
 
-Appended by `python bench/token_endpoint.py` (newest last). How to read them:
-bench/README.md. Numbers from different machines or load generators do not
-compare; the Tessera/peer ratio measured in the same run holds better.
+Appended by `python bench/token_endpoint.py` (newest last); bench/RESULTS.md
+holds the current figures. How to read them: bench/README.md.
 """
 
 HOOK = "tessera+hook"
 NO_HOOK = "tessera"
 PEER = "peer"
+PEER_VM = "peer+vm"
 FLOOR = "floor"
+FLOOR_ASGI = "floor-asgi"
 MIB = 1024 * 1024
-# Issue 10's targets, at 50 connections: (name, numerator, denominator,
-# measure, bound, at least (True) or at most (False)).
+TOKENS = "tokens/s"
+P99 = "p99"
+CPU = "CPU ms/token"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of two servers' measure at 50 connections; with a bound, a target."""
+
+    heading: str  # what it says, as RESULTS.md's section title
+    name: str  # short, for the terminal's targets table
+    numerator: str
+    denominator: str
+    measure: str  # TOKENS, P99 or CPU
+    bound: float | None = None  # None: reported, no target
+    at_least: bool = False
+
+
+# Issue 22's targets, judged at 50 connections on the median of the rounds,
+# then the ratios reported every run without a target.
 TARGET_CONCURRENCY = 50
 TARGETS = (
-    ("no hook / floor, tokens/s", NO_HOOK, FLOOR, "tokens/s", 0.85, True),
-    ("hook / no hook, tokens/s", HOOK, NO_HOOK, "tokens/s", 0.9, True),
-    ("hook / peer, tokens/s", HOOK, PEER, "tokens/s", 0.7, True),
-    ("hook / peer, p99", HOOK, PEER, "p99", 1.5, False),
-)
+    Ratio("The seed hook adds at most 10 % CPU per token over no hook",
+          "hook / no hook, CPU", HOOK, NO_HOOK, CPU, 1.10),
+    Ratio("Without a hook, at most 1.15 times the DRF floor's CPU per token",
+          "no hook / floor, CPU", NO_HOOK, FLOOR, CPU, 1.15),
+    Ratio("At least 1.5 times the tokens/s of the peer running the hook in a new vm context",
+          "hook / peer+vm, tokens/s", HOOK, PEER_VM, TOKENS, 1.5, at_least=True),
+    Ratio("p99 at most 1.0 times the p99 of the peer running the hook in a new vm context",
+          "hook / peer+vm, p99", HOOK, PEER_VM, P99, 1.0),
+    Ratio("Against the peer running the hook in a new vm context, CPU per token (reported)",
+          "hook / peer+vm, CPU", HOOK, PEER_VM, CPU),
+    Ratio("The raw peer ratio, tokens/s (reported every run)",
+          "hook / peer, tokens/s", HOOK, PEER, TOKENS),
+    Ratio("The raw peer ratio, CPU per token (reported every run)",
+          "hook / peer, CPU", HOOK, PEER, CPU),
+    Ratio("Django's async path: the WSGI floor's tokens/s over the ASGI floor's",
+          "floor WSGI / ASGI, tokens/s", FLOOR, FLOOR_ASGI, TOKENS),
+    Ratio("Django's async path: the ASGI floor's CPU per token over the WSGI floor's",
+          "floor ASGI / WSGI, CPU", FLOOR_ASGI, FLOOR, CPU),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +112,14 @@ def format_table(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _is_peer(variant: str) -> bool:
+    return variant in (PEER, PEER_VM)
 
 
 def _round_of(measurements: Sequence[Measurement], measurement: Measurement) -> int:
@@ -121,7 +163,7 @@ def _peer_for(measurements: Sequence[Measurement], other: Measurement) -> LoadRe
 def results_table(measurements: Sequence[Measurement]) -> str:
     """One row per run: throughput, latency, errors, peak RSS and the ratio to the peer."""
     header = [
-        "db", "setup", "server", "conc", "tokens/s", "p50 ms", "p99 ms",
+        "db", "setup", "server", "conc", "tokens/s", "p50 ms", "p99 ms", "CPU ms/token",
         "errors", "peak RSS MiB", "tokens/s vs peer",
     ]  # fmt: skip
     rows = []
@@ -139,13 +181,14 @@ def results_table(measurements: Sequence[Measurement]) -> str:
             errors += f" (stopped at {result.responses}/{result.requested})"
         rows.append(
             [
-                measurement.database if measurement.variant != PEER else "-",
-                measurement.setup if measurement.variant != PEER else "-",
+                measurement.database if not _is_peer(measurement.variant) else "-",
+                measurement.setup if not _is_peer(measurement.variant) else "-",
                 measurement.variant,
                 str(measurement.concurrency),
                 f"{result.tokens_per_second:.0f}",
                 _ms(result.p50_ms),
                 _ms(result.p99_ms),
+                _cpu(result.cpu_ms_per_token),
                 errors,
                 f"{result.peak_rss_bytes / MIB:.0f}",
                 ratio,
@@ -155,70 +198,188 @@ def results_table(measurements: Sequence[Measurement]) -> str:
 
 
 def _measure(result: LoadResult, measure: str) -> float | None:
-    return result.tokens_per_second if measure == "tokens/s" else result.p99_ms
+    if measure == TOKENS:
+        return result.tokens_per_second
+    if measure == P99:
+        return result.p99_ms
+    return result.cpu_ms_per_token
 
 
-def targets_table(measurements: Sequence[Measurement]) -> str | None:
-    """Each of issue 10's ratios next to its target, per (database, setup).
+def _format_measure(value: float | None, measure: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if measure == TOKENS else _cpu(value) if measure == CPU else _ms(value)
 
-    Measured at 50 connections, or at the highest level run if 50 was not
-    (then the table says so: the targets are set at 50). With several rounds,
-    each ratio is taken within its round (the servers ran back to back) and
-    the median of the rounds is judged; the rounds' own values follow it.
+
+@dataclass(frozen=True)
+class RatioRounds:
+    """One Ratio at one (database, setup): each round's two values and their ratio."""
+
+    ratio: Ratio
+    database: str
+    setup: str
+    concurrency: int
+    rounds: list[tuple[float | None, float | None, float | None]]  # (top, bottom, ratio)
+
+    @property
+    def median(self) -> float | None:
+        ratios = [ratio for _, _, ratio in self.rounds]
+        if not ratios or any(ratio is None for ratio in ratios):
+            return None
+        return statistics.median(r for r in ratios if r is not None)
+
+    @property
+    def verdict(self) -> str:
+        """✓ or ✗ against the bound; "-" for a ratio reported without one."""
+        if self.ratio.bound is None:
+            return "-"
+        value = self.median
+        if value is None:
+            return "✗"
+        met = value >= self.ratio.bound if self.ratio.at_least else value <= self.ratio.bound
+        return "✓" if met else "✗"
+
+    @property
+    def target(self) -> str:
+        if self.ratio.bound is None:
+            return "reported"
+        return f"{'≥' if self.ratio.at_least else '≤'} {self.ratio.bound:g}"
+
+
+def ratio_rounds(measurements: Sequence[Measurement]) -> list[RatioRounds]:
+    """Every Ratio of TARGETS, per (database, setup), round by round.
+
+    Measured at 50 connections, or at the highest level run if 50 was not.
+    With several rounds, each ratio is taken within its round (the servers
+    ran back to back) and the median of the rounds is judged.
     """
-    groups = dict.fromkeys((m.database, m.setup) for m in measurements if m.variant != PEER)
-    rows = []
-    several_rounds = False
+    groups = dict.fromkeys((m.database, m.setup) for m in measurements if not _is_peer(m.variant))
+    found = []
     for database, setup in groups:
         levels = {m.concurrency for m in measurements if (m.database, m.setup) == (database, setup)}
         concurrency = TARGET_CONCURRENCY if TARGET_CONCURRENCY in levels else max(levels)
         rounds = _rounds(measurements, database, setup, concurrency)
-        for name, numerator, denominator, measure, bound, at_least in TARGETS:
-            ratios = []
+        for ratio in TARGETS:
+            values = []
             for results in rounds:
-                top, bottom = results.get(numerator), results.get(denominator)
+                top, bottom = results.get(ratio.numerator), results.get(ratio.denominator)
                 if top is None or bottom is None:
                     continue
-                top_value, bottom_value = _measure(top, measure), _measure(bottom, measure)
-                ratios.append(
-                    None if top_value is None or not bottom_value else top_value / bottom_value
+                top_value = _measure(top, ratio.measure)
+                bottom_value = _measure(bottom, ratio.measure)
+                quotient = (
+                    top_value / bottom_value if top_value is not None and bottom_value else None
                 )
-            if not ratios:
-                continue
-            values = [r for r in ratios if r is not None]
-            if len(values) < len(ratios):
-                ratio, verdict = "-", "✗"
-            else:
-                value = statistics.median(values)
-                ratio = f"{value:.2f}"
-                if len(values) > 1:
-                    ratio += " (" + ", ".join(f"{r:.2f}" for r in values) + ")"
-                    several_rounds = True
-                verdict = "✓" if (value >= bound if at_least else value <= bound) else "✗"
-            rows.append(
-                [
-                    database, setup, name, str(concurrency), ratio,
-                    f"{'≥' if at_least else '≤'} {bound}", verdict,
-                ]
-            )  # fmt: skip
+                values.append((top_value, bottom_value, quotient))
+            if values:
+                found.append(RatioRounds(ratio, database, setup, concurrency, values))
+    return found
+
+
+def targets_table(measurements: Sequence[Measurement]) -> str | None:
+    """Each ratio next to its target (if any), per (database, setup): the
+    median of the rounds, then each round's value."""
+    rows = []
+    several_rounds = False
+    found = ratio_rounds(measurements)
+    for item in found:
+        median = item.median
+        measured = "-" if median is None else f"{median:.2f}"
+        if median is not None and len(item.rounds) > 1:
+            each = [f"{r:.2f}" for _, _, r in item.rounds if r is not None]
+            measured += " (" + ", ".join(each) + ")"
+            several_rounds = True
+        rows.append(
+            [
+                item.database, item.setup, item.ratio.name, str(item.concurrency),
+                measured, item.target, item.verdict,
+            ]
+        )  # fmt: skip
     if not rows:
         return None
     header = ["db", "setup", "ratio", "conc", "measured", "target", "met"]
     table = format_table(header, rows)
     if several_rounds:
         table += "\n\n(Several rounds: the median of the rounds' ratios, then each round's.)"
-    if any(row[3] != str(TARGET_CONCURRENCY) for row in rows):
+    if any(item.concurrency != TARGET_CONCURRENCY for item in found):
         table += (
             f"\n\n(The targets are set at c={TARGET_CONCURRENCY}, which this run did not measure.)"
         )
     return table
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def medians_table(measurements: Sequence[Measurement]) -> str | None:
+    """Each server's medians over the rounds at the targets' concurrency."""
+    rows = []
+    groups = dict.fromkeys((i.database, i.setup, i.concurrency) for i in ratio_rounds(measurements))
+    for database, setup, concurrency in groups:
+        by_variant: dict[str, list[LoadResult]] = {}
+        for round_results in _rounds(measurements, database, setup, concurrency):
+            for variant, result in round_results.items():
+                by_variant.setdefault(variant, []).append(result)
+        for variant, results in by_variant.items():
+            medians = [
+                _median([_measure(result, measure) for result in results])
+                for measure in (TOKENS, P99, CPU)
+            ]
+            rows.append(
+                [
+                    database, setup, variant, str(concurrency), str(len(results)),
+                    *(_format_measure(value, measure)
+                      for value, measure in zip(medians, (TOKENS, P99, CPU), strict=True)),
+                ]
+            )  # fmt: skip
+    if not rows:
+        return None
+    header = ["db", "setup", "server", "conc", "rounds", "tokens/s", "p99 ms", "CPU ms/token"]
+    return format_table(header, rows, text_columns=4)
+
+
+def current_tables(measurements: Sequence[Measurement]) -> list[str]:
+    """RESULTS.md's head: each server's medians, then one table per ratio of
+    TARGETS: each round's two values and their ratio, then the median of the
+    rounds and the verdict."""
+    sections = []
+    if medians := medians_table(measurements):
+        sections.append(f"### Each server, medians of the rounds\n\n{medians}")
+    for ratio in TARGETS:
+        items = [item for item in ratio_rounds(measurements) if item.ratio == ratio]
+        if not items:
+            continue
+        header = ["db", "setup", "conc", "round", f"{ratio.numerator} {ratio.measure}",
+                  f"{ratio.denominator} {ratio.measure}", "ratio", "target", "met"]  # fmt: skip
+        rows = []
+        for item in items:
+            for index, (top, bottom, quotient) in enumerate(item.rounds, start=1):
+                rows.append(
+                    [
+                        item.database, item.setup, str(item.concurrency), str(index),
+                        _format_measure(top, ratio.measure),
+                        _format_measure(bottom, ratio.measure),
+                        "-" if quotient is None else f"{quotient:.2f}", "", "",
+                    ]
+                )  # fmt: skip
+            median = item.median
+            rows.append(
+                [
+                    item.database, item.setup, str(item.concurrency), "**median**", "", "",
+                    "-" if median is None else f"**{median:.2f}**", item.target, item.verdict,
+                ]
+            )  # fmt: skip
+        sections.append(f"### {ratio.heading}\n\n" + format_table(header, rows, text_columns=4))
+    return sections
+
+
 def connection_note(measurements: Sequence[Measurement]) -> str | None:
     """Say which servers closed connections (no keep-alive), since it changes latency."""
     closing = sorted(
         {
-            f"{m.variant} ({m.setup})" if m.variant != PEER else m.variant
+            f"{m.variant} ({m.setup})" if not _is_peer(m.variant) else m.variant
             for m in measurements
             if m.result.reconnects > m.result.responses // 2
         }
@@ -255,17 +416,21 @@ def hook_cost_table(measurements: Sequence[Measurement]) -> str | None:
             else "-"
         )
         compare = "hook vs none" + (f", round {index + 1}" if len(rounds) > 1 else "")
+        cpu_with, cpu_without = with_hook.cpu_ms_per_token, without.cpu_ms_per_token
+        cpu_change = f"{cpu_with / cpu_without - 1:+.0%}" if cpu_with and cpu_without else "-"
         rows.append(
             [
                 database, setup, compare, str(concurrency),
                 f"{without.tokens_per_second:.0f}", f"{with_hook.tokens_per_second:.0f}",
                 f"{change:+.0%}", p50_delta,
+                _cpu(cpu_without), _cpu(cpu_with), cpu_change,
             ]
         )  # fmt: skip
     if not rows:
         return None
     header = ["db", "setup", "compare", "conc", "tokens/s no hook", "tokens/s hook",
-              "change", "p50 Δ ms"]  # fmt: skip
+              "change", "p50 Δ ms", "CPU ms/token no hook", "CPU ms/token hook",
+              "CPU change"]  # fmt: skip
     return format_table(header, rows)
 
 
@@ -274,7 +439,7 @@ def workers_table(measurements: Sequence[Measurement]) -> str | None:
     by_key = {(m.database, m.variant, m.concurrency, m.workers): m.result for m in measurements}
     rows = []
     for (database, variant, concurrency, workers), result in by_key.items():
-        if variant == PEER or workers == 1:
+        if _is_peer(variant) or workers == 1:
             continue
         single = by_key.get((database, variant, concurrency, 1))
         if single is None or single.tokens_per_second <= 0:
@@ -311,7 +476,12 @@ def machine_description() -> str:
             memory_kib = int(line.split()[1])
     cores = len(os.sched_getaffinity(0))
     memory_gib = memory_kib / 1024 / 1024
-    return f"nproc {cores}, {cpu_model}, {memory_gib:.0f} GiB RAM, {platform.platform()}"
+    # Other jobs on the machine move every figure: say how busy it was.
+    load = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return (
+        f"nproc {cores}, {cpu_model}, {memory_gib:.0f} GiB RAM, {platform.platform()}; "
+        f"load average {load} (1 / 5 / 15 min) when the run ended"
+    )
 
 
 def _python_package_version(name: str) -> str:
@@ -345,17 +515,69 @@ def versions_description(*, with_postgres: bool) -> str:
     if with_postgres:
         query = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-At", "-c", "SHOW server_version"]
         items.append(f"PostgreSQL {_command_output(query)}")
-    commit = _command_output(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR.parent)
-    dirty = _command_output(["git", "status", "--porcelain"], cwd=BENCH_DIR.parent)
-    items.append(f"Tessera commit {commit or 'none'}{' (+ uncommitted changes)' if dirty else ''}")
+    items.append(f"Tessera commit {commit_description()}")
     return "\n".join(f"- {item}" for item in items)
 
 
-def append_results(*, title: str, sections: Sequence[str]) -> None:
-    """Append one dated entry to bench/RESULTS.md."""
-    timestamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    entry = f"\n## {timestamp} — {title}\n\n" + "\n\n".join(sections) + "\n"
-    if not RESULTS_FILE.exists():
-        RESULTS_FILE.write_text(RESULTS_HEADER)
-    with RESULTS_FILE.open("a") as results:
-        results.write(entry)
+def commit_description() -> str:
+    """The checked-out commit, and whether the tree differs from it."""
+    commit = _command_output(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH_DIR.parent)
+    dirty = _command_output(["git", "status", "--porcelain"], cwd=BENCH_DIR.parent)
+    return f"{commit or 'none'}{' (+ uncommitted changes)' if dirty else ''}"
+
+
+RESULTS_HEAD = """# Token endpoint benchmark: current figures
+
+Written by `python bench/token_endpoint.py` after each comparison run it
+records (not `--quick`, not `--peer-only`): one table per target of issue 22,
+from the latest such run. Every run's full entry (all servers, latencies,
+memory, the soak, tenants and noisy-neighbour modes) is appended to
+`bench/history/YYYY-MM.md`; `bench/history/2026-11-23_to_2026-12-05.md` is
+the log from before this layout. How to read them: bench/README.md.
+
+Latest run: {timestamp}, Tessera commit {commit}: `{command}`.
+
+Machine: {machine}
+
+This machine is shared (2 cores; other sessions run test suites and
+browsers on it), and the load average above says how busy it was. Other
+jobs take wall time from the servers, so tokens/s and p99 move with them;
+when the machine is oversubscribed the scheduler also gives a server with
+two worker processes more of it than the one-process node peers. CPU
+milliseconds per token (all the server's processes, from /proc) moves less,
+though not nothing: work that shares a core's caches with another job runs
+slower. Judge the CPU targets first, on the median of the rounds (each
+ratio is taken within a round, the servers back to back); each table shows
+every round, so the spread is in sight.
+
+{tables}
+"""
+
+
+def record_results(
+    *, title: str, command: str, sections: Sequence[str], head: Sequence[str] = ()
+) -> Path:
+    """Append one dated entry to this month's history file; with ``head``
+    (the current tables of a comparison run), rewrite bench/RESULTS.md around
+    them. Returns the history file."""
+    now = datetime.datetime.now(datetime.UTC)
+    timestamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    commit = commit_description()  # before this function's own writes dirty the tree
+    history = HISTORY_DIR / f"{now:%Y-%m}.md"
+    entry = f"\n## {timestamp} — {title}: `{command}`\n\n" + "\n\n".join(sections) + "\n"
+    HISTORY_DIR.mkdir(exist_ok=True)
+    if not history.exists():
+        history.write_text(HISTORY_HEADER.format(month=f"{now:%Y-%m}"))
+    with history.open("a") as file:
+        file.write(entry)
+    if head:
+        RESULTS_FILE.write_text(
+            RESULTS_HEAD.format(
+                timestamp=timestamp,
+                commit=commit,
+                command=command,
+                machine=machine_description(),
+                tables="\n\n".join(head),
+            )
+        )
+    return history

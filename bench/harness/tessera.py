@@ -34,6 +34,10 @@ from harness.tokens import (
 )
 
 REPO_DIR = BENCH_DIR.parent
+# Where Tessera's Django settings and WSGI application live: the only place
+# the bench names them (manage.py, provision_tenants.py and the server).
+TESSERA_SETTINGS = "tenant.site.settings"
+TESSERA_WSGI_APP = "tenant.site.wsgi:application"
 TENANT = "bench"
 HOOK_NAME = "seed"
 HOOK_FILE = BENCH_DIR / "seed_hook.js"
@@ -110,7 +114,7 @@ class TesseraEnvironment:
         env = {key: value for key, value in os.environ.items() if key != "DEBUG"}
         env.update(
             {
-                "DJANGO_SETTINGS_MODULE": "tenant.site.settings",
+                "DJANGO_SETTINGS_MODULE": TESSERA_SETTINGS,
                 "DATABASE_URL": database_url,
                 # The shared cache carries the configuration generation: without
                 # it a `hooks disable` never reaches the running workers.
@@ -341,21 +345,24 @@ def tessera_expectation(
     )
 
 
-def server_command(*, app: str, port: int, config: ServerConfig) -> list[str]:
+def server_command(
+    *, app: str, port: int, config: ServerConfig, interface: str = "wsgi"
+) -> list[str]:
     """The server as deployed (README "Production"); no access log, so the bench
     measures the app, not log writes. The floor (harness/floor.py) runs with
-    exactly the same command, only ``app`` differs."""
+    exactly the same command, only ``app`` differs; its ASGI case also has
+    ``interface="asgi"`` (granian only)."""
     if config.server == "granian":
         bind = ["--host", "127.0.0.1", "--port", str(port)]
     else:
         bind = ["--bind", f"127.0.0.1:{port}"]
     return [
         sys.executable, "-m", config.server, app,
-        *bind, "--workers", str(config.workers), *server_arguments(config),
+        *bind, "--workers", str(config.workers), *server_arguments(config, interface),
     ]  # fmt: skip
 
 
-def server_arguments(config: ServerConfig) -> list[str]:
+def server_arguments(config: ServerConfig, interface: str = "wsgi") -> list[str]:
     """The server's settings other than its address and worker count; the
     results print them as they are, so they say exactly what was measured.
 
@@ -375,7 +382,21 @@ def server_arguments(config: ServerConfig) -> list[str]:
     correctly. ``gthread`` keeps connections alive, but each stays with the
     worker that accepted it: with 2 workers it gave fewer tokens/s than sync
     at 10 and 50 connections.
+
+    ``interface="asgi"`` (the floor's ASGI case): the same flags, except that
+    an ASGI app runs on each worker's event loop, so there are no blocking
+    threads to set.
     """
+    if interface == "asgi":
+        if config.server != "granian":
+            raise ValueError("the ASGI case runs on granian only")
+        return [
+            "--interface", "asgi",
+            "--runtime-mode", "st",
+            "--no-ws",
+            "--respawn-failed-workers",
+            "--log-level", "warning",
+        ]  # fmt: skip
     if config.server == "granian":
         return [
             "--interface", "wsgi",
@@ -449,7 +470,7 @@ def running_tessera(
     env = deployment.env
     with running_server(
         f"tessera ({config.describe()})",
-        server_command(app="tenant.site.wsgi:application", port=env.port, config=config),
+        server_command(app=TESSERA_WSGI_APP, port=env.port, config=config),
         env=env.variables,
         cwd=REPO_DIR,
         log_path=workdir / f"{config.server}-{config.workers}w-{env.port}.log",
