@@ -4,7 +4,6 @@ disable, secrets, restore, delete."""
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,22 +17,19 @@ from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, Ho
 from hooks.points import POINTS
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
 from hooks.test_runner import TestRunReport, hook_test_run
-from tenant.audit import SYSTEM, Actor, State, Target, audit_record
+from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
-from tenant.models import Tenant
+from tenant.models import AuditEntry, Tenant
 
 
 class HookConflict(ValidationError):
     """The hook was saved by someone else since the edit began."""
 
 
-def _actor(actor: Actor | None, user: User | None) -> Actor:
-    # Dashboard callers pass ``user`` (it also signs the version); the others
-    # say who they are with ``actor``.
-    if actor is not None:
-        return actor
-    return Actor.for_user(user) if user is not None else SYSTEM
+def _author_id(actor: Actor) -> int | None:
+    # A version made in the dashboard is signed by its user ("saved by").
+    return int(actor.id) if actor.kind == AuditEntry.ActorKind.USER else None
 
 
 def hook_state(hook: Hook) -> dict[str, Any]:
@@ -112,15 +108,13 @@ def hook_create(
     enabled: bool | None = False,
     secrets: Mapping[str, str] | None = None,
     dependencies: Mapping[str, str] | None = None,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
 ) -> Hook:
     """Create a hook after checking its syntax.
 
     ``enabled=None`` enables it when it is the tenant's first hook for the
     point (the dashboard's rule); ``True`` enables it and disables the other.
     """
-    who = _actor(actor, user)
     kind = check_script(tenant=tenant, script=script)
     hook = Hook(
         tenant=tenant,
@@ -135,15 +129,17 @@ def hook_create(
         _lock_tenant(tenant)
         enabled = not Hook.objects.filter(tenant=tenant, trigger_id=trigger_id).exists()
     hook.save()
-    HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
-    _audit(hook, who, "create", None, hook_state(hook))
+    HookVersion.objects.create(
+        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+    )
+    _audit(hook, actor, "create", None, hook_state(hook))
     if secrets:
-        hook_secrets_set(hook=hook, secrets=secrets, actor=who)
+        hook_secrets_set(hook=hook, secrets=secrets, actor=actor)
     if enabled:
         # Creating is not going live with an edit: callers choose ``enabled``
         # explicitly (the CLI creates disabled, the dashboard enables a
         # point's first hook, whose starter script passes).
-        hook_enable(hook=hook, actor=who, confirm_failing=True)
+        hook_enable(hook=hook, actor=actor, confirm_failing=True)
     return hook
 
 
@@ -152,8 +148,7 @@ def hook_save_script(
     hook: Hook,
     script: str,
     base_version: int,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
     action: str = "save",
     confirm_failing: bool = False,
 ) -> Hook:
@@ -175,8 +170,7 @@ def hook_save_script(
         script=script,
         kind=kind,
         base_version=base_version,
-        user=user,
-        actor=_actor(actor, user),
+        actor=actor,
         action=action,
     )
 
@@ -188,7 +182,6 @@ def _save_script(
     script: str,
     kind: str,
     base_version: int,
-    user: User | None,
     actor: Actor,
     action: str,
 ) -> Hook:
@@ -200,7 +193,9 @@ def _save_script(
         raise _conflict()
     invalidate()
     hook.refresh_from_db()
-    HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
+    HookVersion.objects.create(
+        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+    )
     _audit(hook, actor, action, before, hook_state(hook))
     return hook
 
@@ -210,8 +205,7 @@ def hook_restore_version(
     hook: Hook,
     number: int,
     base_version: int,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
     confirm_failing: bool = False,
 ) -> Hook:
     """Make an earlier version's script current again, as a new version
@@ -221,7 +215,6 @@ def hook_restore_version(
         hook=hook,
         script=version.script,
         base_version=base_version,
-        user=user,
         actor=actor,
         action=f"restore v{number}",
         confirm_failing=confirm_failing,
@@ -234,7 +227,7 @@ def hook_update(
     hook: Hook,
     name: str | None = None,
     dependencies: Mapping[str, str] | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> Hook:
     """Rename a hook or replace its dependencies (the script has its own,
     versioned save; enabling has its own service)."""
@@ -252,7 +245,7 @@ def hook_update(
     return hook
 
 
-def hook_enable(*, hook: Hook, actor: Actor = SYSTEM, confirm_failing: bool = False) -> Hook | None:
+def hook_enable(*, hook: Hook, actor: Actor, confirm_failing: bool = False) -> Hook | None:
     """Enable ``hook``; returns the hook it disabled, if any. Raises
     :class:`HookSampleRunFailed` if its script fails on the sample payload
     (unless ``confirm_failing``)."""
@@ -283,7 +276,7 @@ def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
 
 
 @transaction.atomic
-def hook_disable(*, hook: Hook, actor: Actor = SYSTEM) -> None:
+def hook_disable(*, hook: Hook, actor: Actor) -> None:
     """Disable ``hook``; tokens are then issued without running any hook."""
     _lock_tenant(hook.tenant)
     was_enabled = Hook.objects.filter(pk=hook.pk, enabled=True).exists()
@@ -295,7 +288,7 @@ def hook_disable(*, hook: Hook, actor: Actor = SYSTEM) -> None:
 
 
 @transaction.atomic
-def hook_delete(*, hook: Hook, actor: Actor = SYSTEM) -> None:
+def hook_delete(*, hook: Hook, actor: Actor) -> None:
     """Delete a hook with its versions, secrets, storage and runs."""
     _audit(hook, actor, "delete", hook_state(hook), None)
     hook.delete()
@@ -307,7 +300,7 @@ def hook_secrets_set(
     hook: Hook,
     secrets: Mapping[str, str],
     must_exist: bool | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> None:
     """Add or replace secrets; at most 20 per hook.
 
@@ -345,7 +338,7 @@ def hook_secrets_set(
 
 
 @transaction.atomic
-def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor = SYSTEM) -> None:
+def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor) -> None:
     """Remove secrets by name; raises ``HookSecret.DoesNotExist`` whose message
     is the unknown names (and removes none) if one of them does not exist."""
     Hook.objects.select_for_update().filter(pk=hook.pk).first()
@@ -365,7 +358,7 @@ def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor = SYST
     )
 
 
-def hook_secret_delete(*, hook: Hook, name: str, actor: Actor = SYSTEM) -> None:
+def hook_secret_delete(*, hook: Hook, name: str, actor: Actor) -> None:
     """Remove one secret; raises ``HookSecret.DoesNotExist`` if there is none."""
     hook_secrets_delete(hook=hook, names=[name], actor=actor)
 

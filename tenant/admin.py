@@ -27,7 +27,13 @@ from django.template.response import TemplateResponse
 from tenant.audit import Actor
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant, TenantMembership
-from tenant.services import tenant_create, tenant_update
+from tenant.services import (
+    tenant_add_member,
+    tenant_create,
+    tenant_delete,
+    tenant_remove_member,
+    tenant_update,
+)
 
 # The session key of the tenant switcher's choice (the admin site sets it).
 CURRENT_TENANT_SESSION_KEY = "tessera_tenant"
@@ -309,3 +315,44 @@ class TenantAdmin(admin.ModelAdmin):
             hook_memory_mb=obj.hook_memory_mb,
             actor=actor,
         )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not TenantMembership:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the services, so each membership change has its audit row.
+        actor = Actor.for_user(request.user)
+        tenant = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.forms:
+            membership = member_form.instance
+            if formset.can_delete and formset._should_delete_form(member_form):
+                if membership.pk is not None:
+                    tenant_remove_member(tenant=tenant, user=membership.user, actor=actor)
+                    formset.deleted_objects.append(membership)
+                continue
+            if not member_form.has_changed():
+                continue
+            user = member_form.cleaned_data["user"]
+            stored = TenantMembership.objects.filter(pk=membership.pk).first()
+            if stored is not None and stored.user_id != user.pk:
+                # Another user picked on an existing row: one leaves, one joins.
+                tenant_remove_member(tenant=tenant, user=stored.user, actor=actor)
+            added = tenant_add_member(tenant=tenant, user=user, actor=actor)
+            if stored is None:
+                formset.new_objects.append(added)
+            else:
+                formset.changed_objects.append((added, member_form.changed_data))
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Only superusers delete tenants, and everything in one goes with it,
+        # the built-in Management API too (which cannot be deleted on its own).
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: Tenant) -> None:
+        tenant_delete(tenant=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_delete(tenant=tenant, actor=Actor.for_user(request.user))
