@@ -16,7 +16,6 @@ from tenant.management_api import (
     LIST_PARAMETERS,
     ApiError,
     ManagementView,
-    conflict,
     created,
     found,
     paginated,
@@ -89,11 +88,6 @@ class ResourceServerListView(ManagementView):
     @extend_schema(request=InputSerializer, responses={201: ResourceServerOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
-        if Api.objects.filter(tenant=self.tenant, identifier=data["identifier"]).exists():
-            raise conflict(
-                "A resource server with the same identifier already exists.",
-                "resource_server_conflict",
-            )
         api, secret = api_create(
             tenant=self.tenant,
             name=data.get("name") or data["identifier"],

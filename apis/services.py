@@ -13,6 +13,7 @@ from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 ScopeSpec = str | tuple[str, str]
 
@@ -58,6 +59,11 @@ def api_create(
 
     Returns the API and, for HS256, its new signing secret (shown once).
     """
+    if Api.objects.filter(tenant=tenant, identifier=identifier).exists():
+        raise Conflict(
+            "A resource server with the same identifier already exists.",
+            code="resource_server_conflict",
+        )
     secret = _new_signing_secret() if signing_alg == SigningAlgorithm.HS256 else None
     api = Api(
         tenant=tenant,

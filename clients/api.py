@@ -3,7 +3,6 @@
 
 from typing import Any
 
-from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -25,7 +24,6 @@ from tenant.management_api import (
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ManagementView,
-    conflict,
     created,
     found,
     invalid_body,
@@ -210,14 +208,7 @@ class ClientGrantListView(ManagementView):
         api = found(
             Api.objects.filter(tenant=self.tenant, identifier=data["audience"]), "resource_server"
         )
-        if ClientGrant.objects.filter(client=client, api=api).exists():
-            raise conflict("A client grant for this client and audience already exists.")
-        try:
-            grant = client_grant_create(
-                client=client, api=api, scopes=data["scope"], actor=self.actor
-            )
-        except IntegrityError:
-            raise conflict("A client grant for this client and audience already exists.") from None
+        grant = client_grant_create(client=client, api=api, scopes=data["scope"], actor=self.actor)
         return created(render_grant(grant))
 
 

@@ -14,6 +14,7 @@ from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client, ClientGrant
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 
 def client_state(client: Client) -> dict[str, Any]:
@@ -136,6 +137,10 @@ def client_grant_create(
     *, client: Client, api: Api, scopes: Iterable[str] = (), actor: Actor
 ) -> ClientGrant:
     """Allow ``client`` to get tokens for ``api`` with ``scopes`` (all on the API)."""
+    if ClientGrant.objects.filter(client=client, api=api).exists():
+        raise Conflict(
+            "A client grant for this client and audience already exists.", code="conflict"
+        )
     scope_ids = _scopes_of(api, scopes)
     grant = ClientGrant(client=client, api=api)
     grant.full_clean()

@@ -3,8 +3,6 @@ Auth0's, writing through ``hooks.services`` like the dashboard and the CLI."""
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
@@ -15,22 +13,17 @@ from hooks.choices import TriggerId
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret
 from hooks.selectors import hook_list
 from hooks.services import (
-    HookConflict,
+    hook_change,
     hook_create,
     hook_delete,
-    hook_disable,
-    hook_enable,
-    hook_save_script,
     hook_secrets_delete,
     hook_secrets_set,
-    hook_update,
 )
 from tenant.management_api import (
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ApiError,
     ManagementView,
-    conflict,
     created,
     found,
     invalid_body,
@@ -100,8 +93,6 @@ class HookListView(ManagementView):
     @extend_schema(request=InputSerializer, responses={201: HookOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
-        if Hook.objects.filter(tenant=self.tenant, name=data["name"]).exists():
-            raise conflict(f"Hook with name {data['name']} already exists.", "hook_conflict")
         hook = hook_create(
             tenant=self.tenant,
             name=data["name"],
@@ -133,29 +124,14 @@ class HookDetailView(ManagementView):
     def patch(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
         hook = get_hook(self.tenant, hook_id)
         data = validated(self.InputSerializer, request.data, immutable=("triggerId",))
-        name = data.get("name")
-        if name and Hook.objects.filter(tenant=self.tenant, name=name).exclude(pk=hook.pk).exists():
-            raise conflict(f"Hook with name {name} already exists.", "hook_conflict")
-        with transaction.atomic():
-            if "name" in data or "dependencies" in data:
-                hook_update(
-                    hook=hook, name=name, dependencies=data.get("dependencies"), actor=self.actor
-                )
-            if "script" in data and data["script"] != hook.script:
-                try:
-                    hook = hook_save_script(
-                        hook=hook,
-                        script=data["script"],
-                        base_version=hook.version,
-                        actor=self.actor,
-                    )
-                except HookConflict as error:
-                    raise conflict(" ".join(error.messages)) from None
-            if data.get("enabled") is True:
-                hook_enable(hook=hook, actor=self.actor)
-            elif data.get("enabled") is False:
-                hook_disable(hook=hook, actor=self.actor)
-        hook.refresh_from_db()
+        hook = hook_change(
+            hook=hook,
+            name=data.get("name"),
+            dependencies=data.get("dependencies"),
+            script=data.get("script"),
+            enabled=data.get("enabled"),
+            actor=self.actor,
+        )
         return Response(render_hook(hook))
 
     @extend_schema(responses={204: None})
@@ -206,12 +182,7 @@ class HookSecretsView(ManagementView):
     def post(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
         hook = get_hook(self.tenant, hook_id)
         secrets = secrets_body(request.data, allow_not_shown=False)
-        try:
-            hook_secrets_set(hook=hook, secrets=secrets, must_exist=False, actor=self.actor)
-        except ValidationError as error:
-            if getattr(error, "code", None) != "secret_exists":
-                raise
-            raise conflict(" ".join(error.messages), "hook_secret_conflict") from None
+        hook_secrets_set(hook=hook, secrets=secrets, must_exist=False, actor=self.actor)
         return Response(status=201)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: None})

@@ -21,10 +21,19 @@ from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import AuditEntry, Tenant
+from tenant.services import Conflict
 
 
-class HookConflict(ValidationError):
+class HookConflict(Conflict):
     """The hook was saved by someone else since the edit began."""
+
+
+def _check_name_free(*, tenant: Tenant, name: str, hook: Hook | None = None) -> None:
+    taken = Hook.objects.filter(tenant=tenant, name=name)
+    if hook is not None:
+        taken = taken.exclude(pk=hook.pk)
+    if taken.exists():  # a concurrent twin still meets the database's constraint
+        raise Conflict(f"Hook with name {name} already exists.", code="hook_conflict")
 
 
 def _author_id(actor: Actor) -> int | None:
@@ -116,6 +125,7 @@ def hook_create(
     point (the dashboard's rule); ``True`` enables it and disables the other.
     """
     kind = check_script(tenant=tenant, script=script)
+    _check_name_free(tenant=tenant, name=name)
     hook = Hook(
         tenant=tenant,
         name=name,
@@ -233,6 +243,7 @@ def hook_update(
     versioned save; enabling has its own service)."""
     before = hook_state(hook)
     if name is not None:
+        _check_name_free(tenant=hook.tenant, name=name, hook=hook)
         hook.name = name
     if dependencies is not None:
         hook.dependencies = dict(dependencies)
@@ -242,6 +253,64 @@ def hook_update(
     after = hook_state(hook)
     if after != before:
         _audit(hook, actor, "update", before, after)
+    return hook
+
+
+def hook_change(
+    *,
+    hook: Hook,
+    name: str | None = None,
+    dependencies: Mapping[str, str] | None = None,
+    script: str | None = None,
+    enabled: bool | None = None,
+    actor: Actor,
+) -> Hook:
+    """Change any of a hook's name, dependencies, script and state at once,
+    all or nothing (the Management API's PATCH).
+
+    If the hook ends up enabled with a script that was not live before (a new
+    script, or it was disabled), that script must pass the point's sample
+    payload (:class:`HookSampleRunFailed`). The run happens before any
+    transaction: nothing is locked while a slow script runs. The writes then
+    check that nobody saved the script meanwhile (:class:`HookConflict`).
+    """
+    kind = hook.kind
+    if script is not None:
+        kind = check_script(tenant=hook.tenant, script=script)
+    if name is not None:
+        _check_name_free(tenant=hook.tenant, name=name, hook=hook)
+    current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled", "script").first()
+    if current is None:
+        raise _conflict()
+    base_version, was_enabled, live_script = current
+    new_script = script if script is not None and script != live_script else None
+    if (enabled if enabled is not None else was_enabled) and (new_script or not was_enabled):
+        _check_sample_run(
+            hook=hook,
+            script=new_script or live_script,
+            kind=kind,
+            confirm_failing=False,
+        )
+    with transaction.atomic():
+        _lock_tenant(hook.tenant)  # first, as enable and disable lock: tenant, then hook
+        if not Hook.objects.select_for_update().filter(pk=hook.pk, version=base_version).exists():
+            raise _conflict()  # what was checked is no longer what would go live
+        if name is not None or dependencies is not None:
+            hook_update(hook=hook, name=name, dependencies=dependencies, actor=actor)
+        if new_script is not None:
+            _save_script(
+                hook=hook,
+                script=new_script,
+                kind=kind,
+                base_version=base_version,
+                actor=actor,
+                action="save",
+            )
+        if enabled is True:
+            _enable(hook=hook, actor=actor)
+        elif enabled is False:
+            hook_disable(hook=hook, actor=actor)
+    hook.refresh_from_db()
     return hook
 
 
@@ -304,15 +373,15 @@ def hook_secrets_set(
 ) -> None:
     """Add or replace secrets; at most 20 per hook.
 
-    ``must_exist=False`` only adds (``ValidationError`` code ``secret_exists``
-    if a name is taken), ``True`` only replaces (``HookSecret.DoesNotExist``
-    whose message is the unknown names); ``None`` does either.
+    ``must_exist=False`` only adds (:class:`Conflict` if a name is taken),
+    ``True`` only replaces (``HookSecret.DoesNotExist`` whose message is the
+    unknown names); ``None`` does either.
     """
     Hook.objects.select_for_update().filter(pk=hook.pk).first()
     existing = set(hook.secrets.values_list("name", flat=True))
     if must_exist is False and existing & set(secrets):
         taken = ", ".join(sorted(existing & set(secrets)))
-        raise ValidationError(f"Secret already exists: {taken}.", code="secret_exists")
+        raise Conflict(f"Secret already exists: {taken}.", code="hook_secret_conflict")
     if must_exist and set(secrets) - existing:
         raise HookSecret.DoesNotExist(", ".join(sorted(set(secrets) - existing)))
     if len(existing | set(secrets)) > MAX_SECRETS_PER_HOOK:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
@@ -28,6 +28,7 @@ from tenant.audit import Actor
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant, TenantMembership
 from tenant.services import (
+    Conflict,
     tenant_add_member,
     tenant_create,
     tenant_delete,
@@ -215,6 +216,21 @@ class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     # No public page exists for these objects ("View on site" was a 500 for
     # clients, whose DOT base class points at DOT's unmounted views).
     view_on_site = False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The form checks uniqueness first; a twin saved since (a service's
+        # Conflict) is said as one line on the same page, nothing saved.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except Conflict as error:
+            messages.error(request, " ".join(error.messages))
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = list(super().get_list_filter(request))

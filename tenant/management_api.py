@@ -29,6 +29,7 @@ from tenant.audit import Actor
 from tenant.management_auth import MISSING_AUTHENTICATION, ApiError, ManagementToken, unauthorized
 from tenant.models import Tenant
 from tenant.resolution import tenant_for_request
+from tenant.services import Conflict
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -66,10 +67,6 @@ def found(queryset: QuerySet[M], what: str) -> M:
 
 def invalid_body(message: str) -> ApiError:
     return ApiError(400, f"Payload validation error: {message}", "invalid_body")
-
-
-def conflict(message: str, error_code: str = "conflict") -> ApiError:
-    return ApiError(409, message, error_code)
 
 
 def validation_message(error: DjangoValidationError) -> str:
@@ -110,6 +107,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, IntegrityError):
         # A concurrent write won the race for a unique name or pair.
         status_code, message, code = 409, "The resource conflicts with an existing one.", "conflict"
+    elif isinstance(exc, Conflict):
+        status_code, message = 409, " ".join(exc.messages)
+        code = exc.code or "conflict"
     elif isinstance(exc, RequestDataTooBig):
         status_code, message, code = 413, "Request body is too large.", "payload_too_large"
     elif isinstance(exc, DjangoValidationError):
