@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from hooks.choices import TriggerId
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret
-from hooks.selectors import hook_list
+from hooks.selectors import hook_find, hook_list, hook_secret_names
 from hooks.services import (
     hook_change,
     hook_create,
@@ -41,7 +41,7 @@ NAME_PATTERN = r"^[a-zA-Z0-9]([ \-a-zA-Z0-9]*[a-zA-Z0-9])?$"
 
 def get_hook(tenant: Tenant, public_id: str) -> Hook:
     """The tenant's hook by API id; another tenant's is the same 404 as none."""
-    return found(Hook.objects.filter(tenant=tenant, public_id=public_id), "hook")
+    return found(hook_find(tenant=tenant, public_id=public_id), "hook")
 
 
 class DependenciesField(serializers.DictField):
@@ -82,12 +82,14 @@ class HookListView(ManagementView):
         responses=HookOutputSerializer(many=True),
     )
     def get(self, request: Request, **kwargs: Any) -> Response:
-        hooks = hook_list(tenant=self.tenant).order_by("id")
+        enabled = None
         if request.query_params.get("enabled") not in (None, ""):
-            hooks = hooks.filter(enabled=query_bool(request, "enabled", True))
-        trigger_id = request.query_params.get("triggerId")
-        if trigger_id:
-            hooks = hooks.filter(trigger_id=trigger_id)
+            enabled = query_bool(request, "enabled", True)
+        hooks = hook_list(
+            tenant=self.tenant,
+            enabled=enabled,
+            trigger_id=request.query_params.get("triggerId"),
+        ).order_by("id")
         return paginated(request, "hooks", hooks, render_hook)
 
     @extend_schema(request=InputSerializer, responses={201: HookOutputSerializer})
@@ -174,8 +176,7 @@ class HookSecretsView(ManagementView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
-        hook = get_hook(self.tenant, hook_id)
-        names = hook.secrets.order_by("name").values_list("name", flat=True)
+        names = hook_secret_names(hook=get_hook(self.tenant, hook_id))
         return Response({name: VALUE_NOT_SHOWN for name in names})
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={201: None})

@@ -56,10 +56,9 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"The {what.replace('_', ' ')} does not exist.", f"inexistent_{what}")
 
 
-def found(queryset: QuerySet[M], what: str) -> M:
-    """The object ``queryset`` names (already narrowed to one tenant), or
-    Auth0's 404 for ``what``."""
-    obj = queryset.first()
+def found(obj: M | None, what: str) -> M:
+    """The object a selector found within the request's tenant, or Auth0's
+    404 for ``what``."""
     if obj is None:
         raise not_found(what)
     return obj
