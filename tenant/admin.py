@@ -341,16 +341,16 @@ class TenantAdmin(admin.ModelAdmin):
         tenant = form.instance
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for member_form in formset.forms:
-            membership = member_form.instance
+            # The row as stored: the form has already put its choice on the instance.
+            stored = TenantMembership.objects.filter(pk=member_form.instance.pk).first()
             if formset.can_delete and formset._should_delete_form(member_form):
-                if membership.pk is not None:
-                    tenant_remove_member(tenant=tenant, user=membership.user, actor=actor)
-                    formset.deleted_objects.append(membership)
+                if stored is not None:
+                    tenant_remove_member(tenant=tenant, user=stored.user, actor=actor)
+                    formset.deleted_objects.append(stored)
                 continue
             if not member_form.has_changed():
                 continue
             user = member_form.cleaned_data["user"]
-            stored = TenantMembership.objects.filter(pk=membership.pk).first()
             if stored is not None and stored.user_id != user.pk:
                 # Another user picked on an existing row: one leaves, one joins.
                 tenant_remove_member(tenant=tenant, user=stored.user, actor=actor)
