@@ -10,13 +10,13 @@ from rest_framework.response import Response
 
 from apis.choices import SigningAlgorithm
 from apis.models import MAX_TOKEN_LIFETIME, Api
+from apis.selectors import api_find, api_list
 from apis.services import BuiltInApi, api_create, api_delete, api_update
 from tenant.management_api import (
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ApiError,
     ManagementView,
-    conflict,
     created,
     found,
     paginated,
@@ -28,10 +28,7 @@ from tenant.models import Tenant
 
 def get_api(tenant: Tenant, id_or_identifier: str) -> Api:
     """By API id, or (as Auth0 allows) by identifier; another tenant's is a 404."""
-    by_id = Api.objects.filter(tenant=tenant, public_id=id_or_identifier).first()
-    return by_id or found(
-        Api.objects.filter(tenant=tenant, identifier=id_or_identifier), "resource_server"
-    )
+    return found(api_find(tenant=tenant, id_or_identifier=id_or_identifier), "resource_server")
 
 
 class ScopeSerializer(serializers.Serializer):
@@ -83,17 +80,11 @@ class ResourceServerListView(ManagementView):
 
     @extend_schema(parameters=LIST_PARAMETERS, responses=ResourceServerOutputSerializer(many=True))
     def get(self, request: Request, **kwargs: Any) -> Response:
-        apis = Api.objects.filter(tenant=self.tenant).prefetch_related("scopes").order_by("id")
-        return paginated(request, "resource_servers", apis, render_api)
+        return paginated(request, "resource_servers", api_list(tenant=self.tenant), render_api)
 
     @extend_schema(request=InputSerializer, responses={201: ResourceServerOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
-        if Api.objects.filter(tenant=self.tenant, identifier=data["identifier"]).exists():
-            raise conflict(
-                "A resource server with the same identifier already exists.",
-                "resource_server_conflict",
-            )
         api, secret = api_create(
             tenant=self.tenant,
             name=data.get("name") or data["identifier"],

@@ -1,5 +1,7 @@
 """Reads for APIs."""
 
+from django.db.models import QuerySet
+
 from apis.models import Api
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
@@ -21,3 +23,22 @@ def api_get(*, tenant: Tenant, identifier: str) -> Api:
 def api_signing_secret(*, api: Api) -> str:
     """An HS256 API's signing secret, decrypted once per configuration generation."""
     return memoized(("api-signing-secret", api.pk), lambda: decrypt(api.signing_secret_encrypted))
+
+
+def api_list(*, tenant: Tenant) -> QuerySet[Api]:
+    """The tenant's APIs, oldest first, with their scopes."""
+    return Api.objects.filter(tenant=tenant).prefetch_related("scopes").order_by("id")
+
+
+def api_find(*, tenant: Tenant, id_or_identifier: str) -> Api | None:
+    """The tenant's API by its public id or (as Auth0 allows) its identifier."""
+    apis = Api.objects.filter(tenant=tenant)
+    return (
+        apis.filter(public_id=id_or_identifier).first()
+        or apis.filter(identifier=id_or_identifier).first()
+    )
+
+
+def api_for_audience(*, tenant: Tenant, identifier: str) -> Api | None:
+    """The tenant's API with this identifier, read afresh (not memoised)."""
+    return Api.objects.filter(tenant=tenant, identifier=identifier).first()

@@ -9,10 +9,11 @@ from django.db import transaction
 
 from apis.choices import SigningAlgorithm
 from apis.models import DEFAULT_TOKEN_LIFETIME, Api, ApiScope
-from tenant.audit import SYSTEM, Actor, State, Target, audit_record
+from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 ScopeSpec = str | tuple[str, str]
 
@@ -52,12 +53,17 @@ def api_create(
     scopes: Iterable[ScopeSpec] = (),
     signing_alg: str = SigningAlgorithm.RS256,
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> tuple[Api, str | None]:
     """Create an API with its scopes (values, or (value, description) pairs).
 
     Returns the API and, for HS256, its new signing secret (shown once).
     """
+    if Api.objects.filter(tenant=tenant, identifier=identifier).exists():
+        raise Conflict(
+            "A resource server with the same identifier already exists.",
+            code="resource_server_conflict",
+        )
     secret = _new_signing_secret() if signing_alg == SigningAlgorithm.HS256 else None
     api = Api(
         tenant=tenant,
@@ -71,13 +77,13 @@ def api_create(
     api.save()
     for scope in scopes:
         value, description = (scope, "") if isinstance(scope, str) else scope
-        api_scope_add(api=api, value=value, description=description)
+        _scope_add(api, value, description)
     _audit(api, actor, "create", None, api_state(api))
     return api, secret
 
 
-def api_scope_add(*, api: Api, value: str, description: str = "") -> ApiScope:
-    """Add a scope to ``api`` (audited by the service that calls it)."""
+def _scope_add(api: Api, value: str, description: str) -> ApiScope:
+    # Audited by the service that calls it, with the API's whole scope list.
     scope = ApiScope(api=api, value=value, description=description)
     scope.full_clean()
     scope.save()
@@ -94,7 +100,7 @@ def _set_scopes(api: Api, scopes: Iterable[ScopeSpec]) -> None:
     for value, description in wanted.items():
         existing = current.get(value)
         if existing is None:
-            api_scope_add(api=api, value=value, description=description)
+            _scope_add(api, value, description)
         elif existing.description != description:
             existing.description = description
             existing.full_clean()
@@ -109,7 +115,7 @@ def api_update(
     token_lifetime: int | None = None,
     signing_alg: str | None = None,
     scopes: Iterable[ScopeSpec] | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> str | None:
     """Change an API's settings; ``scopes`` replaces the whole list (grants
     lose scopes that are removed). The identifier never changes: it is in
@@ -140,8 +146,13 @@ def api_update(
     return secret
 
 
+def api_set_signing_alg(*, api: Api, signing_alg: str, actor: Actor) -> str | None:
+    """Switch the signing algorithm; returns a new secret when it becomes HS256."""
+    return api_update(api=api, signing_alg=signing_alg, actor=actor)
+
+
 @transaction.atomic
-def api_rotate_signing_secret(*, api: Api, actor: Actor = SYSTEM) -> str:
+def api_rotate_signing_secret(*, api: Api, actor: Actor) -> str:
     """Replace the HS256 signing secret; returns the new one (shown once)."""
     secret = _new_signing_secret()
     api.signing_secret_encrypted = encrypt(secret)
@@ -151,7 +162,7 @@ def api_rotate_signing_secret(*, api: Api, actor: Actor = SYSTEM) -> str:
 
 
 @transaction.atomic
-def api_delete(*, api: Api, actor: Actor = SYSTEM) -> None:
+def api_delete(*, api: Api, actor: Actor) -> None:
     """Delete an API with its scopes and grants; the Management API stays."""
     if api.is_system:
         raise BuiltInApi("The tenant's Management API cannot be deleted.", code="built_in")
@@ -174,7 +185,7 @@ def management_api_identifier(tenant: Tenant) -> str:
 
 
 @transaction.atomic
-def management_api_ensure(*, tenant: Tenant, actor: Actor = SYSTEM) -> Api:
+def management_api_ensure(*, tenant: Tenant, actor: Actor) -> Api:
     """The tenant's built-in Management API, created on first call."""
     existing = Api.objects.filter(tenant=tenant, is_system=True).first()
     if existing is not None:
@@ -197,9 +208,14 @@ def _scope_description(scope: str) -> str:
 
 
 @transaction.atomic
-def management_api_rename(*, tenant: Tenant) -> None:
-    """Move the Management API's audience to the tenant's current issuer."""
-    Api.objects.filter(tenant=tenant, is_system=True).update(
-        identifier=management_api_identifier(tenant)
-    )
+def management_api_rename(*, tenant: Tenant, actor: Actor) -> None:
+    """Move the Management API's audience to the tenant's current issuer (a
+    step of the tenant update that changed it, by the same actor)."""
+    api = Api.objects.filter(tenant=tenant, is_system=True).first()
+    if api is None or api.identifier == management_api_identifier(tenant):
+        return
+    before = api_state(api)
+    Api.objects.filter(pk=api.pk).update(identifier=management_api_identifier(tenant))
     invalidate()
+    api.refresh_from_db()
+    _audit(api, actor, "update", before, api_state(api))

@@ -48,21 +48,27 @@ def _provision(item: dict[str, Any], audience: str) -> dict[str, Any]:
     from apis.services import api_create
     from clients.services import client_create, client_grant_create
     from hooks.services import hook_create
+    from tenant.audit import Actor
     from tenant.services import tenant_create
 
+    actor = Actor.cli()
     slug = str(item["slug"])
-    tenant = tenant_create(slug=slug, name=slug)
+    tenant = tenant_create(slug=slug, name=slug, actor=actor)
     api, _ = api_create(
-        tenant=tenant, name="Bench API", identifier=audience, scopes=["read:data", "write:data"]
+        tenant=tenant,
+        name="Bench API",
+        identifier=audience,
+        scopes=["read:data", "write:data"],
+        actor=actor,
     )
     clients = []
     for number in range(int(item.get("clients") or 1)):
-        client, secret = client_create(tenant=tenant, name=f"bench-client-{number}")
-        client_grant_create(client=client, api=api, scopes=["read:data"])
+        client, secret = client_create(tenant=tenant, name=f"bench-client-{number}", actor=actor)
+        client_grant_create(client=client, api=api, scopes=["read:data"], actor=actor)
         clients.append({"client_id": client.client_id, "client_secret": secret})
     script = item.get("script")
     if script is not None:
-        hook_create(tenant=tenant, name="seed", script=script, enabled=True)
+        hook_create(tenant=tenant, name="seed", script=script, enabled=True, actor=actor)
     return {"slug": tenant.slug, "clients": clients}
 
 

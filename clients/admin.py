@@ -125,24 +125,28 @@ class ClientAdmin(TenantScopedAdmin):
         if formset.model is not ClientGrant:
             super().save_formset(request, form, formset, change)
             return
+        actor = Actor.for_user(request.user)
         # What BaseModelFormSet.save() records, for the admin's change message.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for grant_form in formset.forms:
             grant = grant_form.instance
             if formset.can_delete and formset._should_delete_form(grant_form):
                 if grant.pk is not None:
-                    client_grant_delete(grant=grant)
+                    client_grant_delete(grant=grant, actor=actor)
                     formset.deleted_objects.append(grant)
                 continue
             if not grant_form.has_changed():
                 continue
             values = [s.value for s in grant_form.cleaned_data.get("scopes", [])]
             if grant.pk is not None:
-                client_grant_set_scopes(grant=grant, scopes=values)
+                client_grant_set_scopes(grant=grant, scopes=values, actor=actor)
                 formset.changed_objects.append((grant, grant_form.changed_data))
             else:
                 created = client_grant_create(
-                    client=form.instance, api=grant_form.cleaned_data["api"], scopes=values
+                    client=form.instance,
+                    api=grant_form.cleaned_data["api"],
+                    scopes=values,
+                    actor=actor,
                 )
                 formset.new_objects.append(created)
 

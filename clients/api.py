@@ -3,15 +3,15 @@
 
 from typing import Any
 
-from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apis.models import Api
+from apis.selectors import api_for_audience
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client, ClientGrant
+from clients.selectors import client_find, client_grant_find, client_grant_list, client_list
 from clients.services import (
     client_create,
     client_delete,
@@ -25,7 +25,6 @@ from tenant.management_api import (
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ManagementView,
-    conflict,
     created,
     found,
     invalid_body,
@@ -39,12 +38,11 @@ GRANT_TYPES = ["client_credentials"]
 
 
 def get_client(tenant: Tenant, client_id: str) -> Client:
-    return found(Client.objects.filter(tenant=tenant, client_id=client_id), "client")
+    return found(client_find(tenant=tenant, client_id=client_id), "client")
 
 
 def get_grant(tenant: Tenant, public_id: str) -> ClientGrant:
-    grants = ClientGrant.objects.select_related("client__tenant", "api")
-    return found(grants.filter(client__tenant=tenant, public_id=public_id), "client_grant")
+    return found(client_grant_find(tenant=tenant, public_id=public_id), "client_grant")
 
 
 class ClientOutputSerializer(serializers.Serializer):
@@ -99,8 +97,7 @@ class ClientListView(ManagementView):
 
     @extend_schema(parameters=LIST_PARAMETERS, responses=ClientOutputSerializer(many=True))
     def get(self, request: Request, **kwargs: Any) -> Response:
-        clients = Client.objects.filter(tenant=self.tenant).select_related("tenant").order_by("id")
-        return paginated(request, "clients", clients, render_client)
+        return paginated(request, "clients", client_list(tenant=self.tenant), render_client)
 
     @extend_schema(request=ClientInputSerializer, responses={201: ClientOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
@@ -194,31 +191,21 @@ class ClientGrantListView(ManagementView):
         responses=ClientGrantOutputSerializer(many=True),
     )
     def get(self, request: Request, **kwargs: Any) -> Response:
-        grants = ClientGrant.objects.filter(client__tenant=self.tenant).select_related(
-            "client", "api"
+        grants = client_grant_list(
+            tenant=self.tenant,
+            audience=request.query_params.get("audience"),
+            client_id=request.query_params.get("client_id"),
         )
-        if request.query_params.get("audience"):
-            grants = grants.filter(api__identifier=request.query_params["audience"])
-        if request.query_params.get("client_id"):
-            grants = grants.filter(client__client_id=request.query_params["client_id"])
-        return paginated(request, "client_grants", grants.order_by("id"), render_grant)
+        return paginated(request, "client_grants", grants, render_grant)
 
     @extend_schema(request=InputSerializer, responses={201: ClientGrantOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
         client = get_client(self.tenant, data["client_id"])
         api = found(
-            Api.objects.filter(tenant=self.tenant, identifier=data["audience"]), "resource_server"
+            api_for_audience(tenant=self.tenant, identifier=data["audience"]), "resource_server"
         )
-        taken = conflict("A client grant for this client and audience already exists.")
-        if ClientGrant.objects.filter(client=client, api=api).exists():
-            raise taken
-        try:
-            grant = client_grant_create(
-                client=client, api=api, scopes=data["scope"], actor=self.actor
-            )
-        except IntegrityError:
-            raise taken from None
+        grant = client_grant_create(client=client, api=api, scopes=data["scope"], actor=self.actor)
         return created(render_grant(grant))
 
 

@@ -1,5 +1,7 @@
 """Reads for clients and grants."""
 
+from django.db.models import QuerySet
+
 from apis.models import Api, ApiScope
 from clients.models import Client, ClientGrant
 from tenant.config_cache import memoized
@@ -38,3 +40,31 @@ def client_for_token(*, tenant: Tenant, client_id: str) -> Client | None:
         lambda: Client.objects.filter(tenant=tenant, client_id=client_id).first(),
         remember_missing=False,  # strangers' client ids must cost no memory
     )
+
+
+def client_list(*, tenant: Tenant) -> QuerySet[Client]:
+    """The tenant's clients, oldest first."""
+    return Client.objects.filter(tenant=tenant).select_related("tenant").order_by("id")
+
+
+def client_find(*, tenant: Tenant, client_id: str) -> Client | None:
+    """The tenant's client with ``client_id``; None for another tenant's too."""
+    return Client.objects.filter(tenant=tenant, client_id=client_id).first()
+
+
+def client_grant_list(
+    *, tenant: Tenant, audience: str | None = None, client_id: str | None = None
+) -> QuerySet[ClientGrant]:
+    """The tenant's grants, oldest first, optionally of one audience or client."""
+    grants = ClientGrant.objects.filter(client__tenant=tenant).select_related("client", "api")
+    if audience:
+        grants = grants.filter(api__identifier=audience)
+    if client_id:
+        grants = grants.filter(client__client_id=client_id)
+    return grants.order_by("id")
+
+
+def client_grant_find(*, tenant: Tenant, public_id: str) -> ClientGrant | None:
+    """The tenant's grant by its public id."""
+    grants = ClientGrant.objects.select_related("client__tenant", "api")
+    return grants.filter(client__tenant=tenant, public_id=public_id).first()

@@ -12,8 +12,9 @@ from apis.models import Api
 from apis.services import MANAGEMENT_SCOPES, management_api_ensure
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client, ClientGrant
-from tenant.audit import SYSTEM, Actor, State, Target, audit_record
+from tenant.audit import Actor, State, Target, audit_record
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 
 def client_state(client: Client) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def client_create(
     name: str,
     metadata: dict[str, str] | None = None,
     token_endpoint_auth_method: str = TokenEndpointAuthMethod.CLIENT_SECRET_POST,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> tuple[Client, str]:
     """Register a machine client; returns it with its plain secret (shown once)."""
     secret = generate_client_secret()
@@ -85,7 +86,7 @@ def client_update(
     name: str | None = None,
     metadata: Mapping[str, str] | None = None,
     token_endpoint_auth_method: str | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> Client:
     """Change a client's name, metadata or token endpoint auth method."""
     before = client_state(Client.objects.get(pk=client.pk))
@@ -104,7 +105,7 @@ def client_update(
 
 
 @transaction.atomic
-def client_rotate_secret(*, client: Client, actor: Actor = SYSTEM) -> str:
+def client_rotate_secret(*, client: Client, actor: Actor) -> str:
     """Replace the client's secret; the old one stops working at once."""
     secret = generate_client_secret()
     client.client_secret = secret
@@ -114,7 +115,7 @@ def client_rotate_secret(*, client: Client, actor: Actor = SYSTEM) -> str:
 
 
 @transaction.atomic
-def client_delete(*, client: Client, actor: Actor = SYSTEM) -> None:
+def client_delete(*, client: Client, actor: Actor) -> None:
     """Delete a client with its grants; its tokens stop being issued at once."""
     _audit_client(client, actor, "delete", client_state(client), None)
     client.delete()
@@ -133,9 +134,13 @@ def _scopes_of(api: Api, values: Iterable[str]) -> list[int]:
 
 @transaction.atomic
 def client_grant_create(
-    *, client: Client, api: Api, scopes: Iterable[str] = (), actor: Actor = SYSTEM
+    *, client: Client, api: Api, scopes: Iterable[str] = (), actor: Actor
 ) -> ClientGrant:
     """Allow ``client`` to get tokens for ``api`` with ``scopes`` (all on the API)."""
+    if ClientGrant.objects.filter(client=client, api=api).exists():
+        raise Conflict(
+            "A client grant for this client and audience already exists.", code="conflict"
+        )
     scope_ids = _scopes_of(api, scopes)
     grant = ClientGrant(client=client, api=api)
     grant.full_clean()
@@ -147,7 +152,7 @@ def client_grant_create(
 
 @transaction.atomic
 def client_grant_set_scopes(
-    *, grant: ClientGrant, scopes: Iterable[str], actor: Actor = SYSTEM
+    *, grant: ClientGrant, scopes: Iterable[str], actor: Actor
 ) -> ClientGrant:
     """Replace the scopes of a grant."""
     before = grant_state(grant)
@@ -159,7 +164,7 @@ def client_grant_set_scopes(
 
 
 @transaction.atomic
-def client_grant_delete(*, grant: ClientGrant, actor: Actor = SYSTEM) -> None:
+def client_grant_delete(*, grant: ClientGrant, actor: Actor) -> None:
     """Withdraw a grant: the client gets no more tokens for the API."""
     _audit_grant(grant, actor, "delete", grant_state(grant), None)
     grant.delete()
@@ -167,7 +172,7 @@ def client_grant_delete(*, grant: ClientGrant, actor: Actor = SYSTEM) -> None:
 
 @transaction.atomic
 def management_client_create(
-    *, tenant: Tenant, name: str = "Management client", actor: Actor = SYSTEM
+    *, tenant: Tenant, name: str = "Management client", actor: Actor
 ) -> tuple[Client, str]:
     """A client granted every scope of the tenant's Management API; returns
     it with its plain secret (shown once)."""

@@ -93,7 +93,7 @@ class HookAdmin(TenantScopedAdmin):
                 script=obj.script,
                 trigger_id=obj.trigger_id,
                 enabled=None,  # the first hook for a point starts enabled
-                user=views.acting_user(request),
+                actor=Actor.for_user(request.user),
             )
             obj.pk, obj.enabled, obj.version = created.pk, created.enabled, created.version
             if created.enabled:
@@ -106,7 +106,7 @@ class HookAdmin(TenantScopedAdmin):
                 hook=obj,
                 script=form.cleaned_data["script"],
                 base_version=form.cleaned_data["base_version"],
-                user=views.acting_user(request),
+                actor=Actor.for_user(request.user),
             )
         except (HookConflict, ValidationError) as error:
             # Lost a race after the form's own checks passed; nothing was saved.

@@ -3,8 +3,6 @@ Auth0's, writing through ``hooks.services`` like the dashboard and the CLI."""
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
@@ -13,24 +11,19 @@ from rest_framework.response import Response
 
 from hooks.choices import TriggerId
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret
-from hooks.selectors import hook_list
+from hooks.selectors import hook_find, hook_list, hook_secret_names
 from hooks.services import (
-    HookConflict,
+    hook_change,
     hook_create,
     hook_delete,
-    hook_disable,
-    hook_enable,
-    hook_save_script,
     hook_secrets_delete,
     hook_secrets_set,
-    hook_update,
 )
 from tenant.management_api import (
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ApiError,
     ManagementView,
-    conflict,
     created,
     found,
     invalid_body,
@@ -48,11 +41,7 @@ NAME_PATTERN = r"^[a-zA-Z0-9]([ \-a-zA-Z0-9]*[a-zA-Z0-9])?$"
 
 def get_hook(tenant: Tenant, public_id: str) -> Hook:
     """The tenant's hook by API id; another tenant's is the same 404 as none."""
-    return found(Hook.objects.filter(tenant=tenant, public_id=public_id), "hook")
-
-
-def name_taken(name: str) -> ApiError:
-    return conflict(f"Hook with name {name} already exists.", "hook_conflict")
+    return found(hook_find(tenant=tenant, public_id=public_id), "hook")
 
 
 class DependenciesField(serializers.DictField):
@@ -93,19 +82,19 @@ class HookListView(ManagementView):
         responses=HookOutputSerializer(many=True),
     )
     def get(self, request: Request, **kwargs: Any) -> Response:
-        hooks = hook_list(tenant=self.tenant).order_by("id")
+        enabled = None
         if request.query_params.get("enabled") not in (None, ""):
-            hooks = hooks.filter(enabled=query_bool(request, "enabled", True))
-        trigger_id = request.query_params.get("triggerId")
-        if trigger_id:
-            hooks = hooks.filter(trigger_id=trigger_id)
+            enabled = query_bool(request, "enabled", True)
+        hooks = hook_list(
+            tenant=self.tenant,
+            enabled=enabled,
+            trigger_id=request.query_params.get("triggerId"),
+        ).order_by("id")
         return paginated(request, "hooks", hooks, render_hook)
 
     @extend_schema(request=InputSerializer, responses={201: HookOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
         data = validated(self.InputSerializer, request.data)
-        if Hook.objects.filter(tenant=self.tenant, name=data["name"]).exists():
-            raise name_taken(data["name"])
         hook = hook_create(
             tenant=self.tenant,
             name=data["name"],
@@ -137,29 +126,14 @@ class HookDetailView(ManagementView):
     def patch(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
         hook = get_hook(self.tenant, hook_id)
         data = validated(self.InputSerializer, request.data, immutable=("triggerId",))
-        name = data.get("name")
-        if name and Hook.objects.filter(tenant=self.tenant, name=name).exclude(pk=hook.pk).exists():
-            raise name_taken(name)
-        with transaction.atomic():
-            if "name" in data or "dependencies" in data:
-                hook_update(
-                    hook=hook, name=name, dependencies=data.get("dependencies"), actor=self.actor
-                )
-            if "script" in data and data["script"] != hook.script:
-                try:
-                    hook = hook_save_script(
-                        hook=hook,
-                        script=data["script"],
-                        base_version=hook.version,
-                        actor=self.actor,
-                    )
-                except HookConflict as error:
-                    raise conflict(" ".join(error.messages)) from None
-            if data.get("enabled") is True:
-                hook_enable(hook=hook, actor=self.actor)
-            elif data.get("enabled") is False:
-                hook_disable(hook=hook, actor=self.actor)
-        hook.refresh_from_db()
+        hook = hook_change(
+            hook=hook,
+            name=data.get("name"),
+            dependencies=data.get("dependencies"),
+            script=data.get("script"),
+            enabled=data.get("enabled"),
+            actor=self.actor,
+        )
         return Response(render_hook(hook))
 
     @extend_schema(responses={204: None})
@@ -202,20 +176,14 @@ class HookSecretsView(ManagementView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
-        hook = get_hook(self.tenant, hook_id)
-        names = hook.secrets.order_by("name").values_list("name", flat=True)
+        names = hook_secret_names(hook=get_hook(self.tenant, hook_id))
         return Response({name: VALUE_NOT_SHOWN for name in names})
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={201: None})
     def post(self, request: Request, hook_id: str, **kwargs: Any) -> Response:
         hook = get_hook(self.tenant, hook_id)
         secrets = secrets_body(request.data, allow_not_shown=False)
-        try:
-            hook_secrets_set(hook=hook, secrets=secrets, must_exist=False, actor=self.actor)
-        except ValidationError as error:
-            if getattr(error, "code", None) != "secret_exists":
-                raise
-            raise conflict(" ".join(error.messages), "hook_secret_conflict") from None
+        hook_secrets_set(hook=hook, secrets=secrets, must_exist=False, actor=self.actor)
         return Response(status=201)
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: None})

@@ -40,9 +40,27 @@ def hook_get(*, tenant: Tenant, name: str) -> Hook:
     return Hook.objects.get(tenant=tenant, name=name)
 
 
-def hook_list(*, tenant: Tenant) -> QuerySet[Hook]:
-    """The tenant's hooks, by extensibility point and name."""
-    return Hook.objects.filter(tenant=tenant).order_by("trigger_id", "name")
+def hook_list(
+    *, tenant: Tenant, enabled: bool | None = None, trigger_id: str | None = None
+) -> QuerySet[Hook]:
+    """The tenant's hooks, by extensibility point and name, optionally only
+    the enabled (or disabled) ones, or one point's."""
+    hooks = Hook.objects.filter(tenant=tenant)
+    if enabled is not None:
+        hooks = hooks.filter(enabled=enabled)
+    if trigger_id:
+        hooks = hooks.filter(trigger_id=trigger_id)
+    return hooks.order_by("trigger_id", "name")
+
+
+def hook_find(*, tenant: Tenant, public_id: str) -> Hook | None:
+    """The tenant's hook by its public id; None for another tenant's too."""
+    return Hook.objects.filter(tenant=tenant, public_id=public_id).first()
+
+
+def hook_secret_names(*, hook: Hook) -> list[str]:
+    """The names of the hook's secrets, sorted (never their values)."""
+    return list(hook.secrets.order_by("name").values_list("name", flat=True))
 
 
 def hook_secrets(*, hook: Hook) -> dict[str, str]:

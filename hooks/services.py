@@ -4,7 +4,6 @@ disable, secrets, restore, delete."""
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,22 +17,28 @@ from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, Ho
 from hooks.points import POINTS
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
 from hooks.trial_run import TestRunReport, hook_test_run
-from tenant.audit import SYSTEM, Actor, State, Target, audit_record
+from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
-from tenant.models import Tenant
+from tenant.models import AuditEntry, Tenant
+from tenant.services import Conflict
 
 
-class HookConflict(ValidationError):
+class HookConflict(Conflict):
     """The hook was saved by someone else since the edit began."""
 
 
-def _actor(actor: Actor | None, user: User | None) -> Actor:
-    # Dashboard callers pass ``user`` (it also signs the version); the others
-    # say who they are with ``actor``.
-    if actor is not None:
-        return actor
-    return Actor.for_user(user) if user is not None else SYSTEM
+def _check_name_free(*, tenant: Tenant, name: str, hook: Hook | None = None) -> None:
+    taken = Hook.objects.filter(tenant=tenant, name=name)
+    if hook is not None:
+        taken = taken.exclude(pk=hook.pk)
+    if taken.exists():  # a concurrent twin still meets the database's constraint
+        raise Conflict(f"Hook with name {name} already exists.", code="hook_conflict")
+
+
+def _author_id(actor: Actor) -> int | None:
+    # A version made in the dashboard is signed by its user ("saved by").
+    return int(actor.id) if actor.kind == AuditEntry.ActorKind.USER else None
 
 
 def hook_state(hook: Hook) -> dict[str, Any]:
@@ -112,16 +117,15 @@ def hook_create(
     enabled: bool | None = False,
     secrets: Mapping[str, str] | None = None,
     dependencies: Mapping[str, str] | None = None,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
 ) -> Hook:
     """Create a hook after checking its syntax.
 
     ``enabled=None`` enables it when it is the tenant's first hook for the
     point (the dashboard's rule); ``True`` enables it and disables the other.
     """
-    who = _actor(actor, user)
     kind = check_script(tenant=tenant, script=script)
+    _check_name_free(tenant=tenant, name=name)
     hook = Hook(
         tenant=tenant,
         name=name,
@@ -135,15 +139,17 @@ def hook_create(
         _lock_tenant(tenant)
         enabled = not Hook.objects.filter(tenant=tenant, trigger_id=trigger_id).exists()
     hook.save()
-    HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
-    _audit(hook, who, "create", None, hook_state(hook))
+    HookVersion.objects.create(
+        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+    )
+    _audit(hook, actor, "create", None, hook_state(hook))
     if secrets:
-        hook_secrets_set(hook=hook, secrets=secrets, actor=who)
+        hook_secrets_set(hook=hook, secrets=secrets, actor=actor)
     if enabled:
         # Creating is not going live with an edit: callers choose ``enabled``
         # explicitly (the CLI creates disabled, the dashboard enables a
         # point's first hook, whose starter script passes).
-        hook_enable(hook=hook, actor=who, confirm_failing=True)
+        hook_enable(hook=hook, actor=actor, confirm_failing=True)
     return hook
 
 
@@ -152,8 +158,7 @@ def hook_save_script(
     hook: Hook,
     script: str,
     base_version: int,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
     action: str = "save",
     confirm_failing: bool = False,
 ) -> Hook:
@@ -175,8 +180,7 @@ def hook_save_script(
         script=script,
         kind=kind,
         base_version=base_version,
-        user=user,
-        actor=_actor(actor, user),
+        actor=actor,
         action=action,
     )
 
@@ -188,7 +192,6 @@ def _save_script(
     script: str,
     kind: str,
     base_version: int,
-    user: User | None,
     actor: Actor,
     action: str,
 ) -> Hook:
@@ -200,7 +203,9 @@ def _save_script(
         raise _conflict()
     invalidate()
     hook.refresh_from_db()
-    HookVersion.objects.create(hook=hook, number=hook.version, script=script, created_by=user)
+    HookVersion.objects.create(
+        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+    )
     _audit(hook, actor, action, before, hook_state(hook))
     return hook
 
@@ -210,8 +215,7 @@ def hook_restore_version(
     hook: Hook,
     number: int,
     base_version: int,
-    user: User | None = None,
-    actor: Actor | None = None,
+    actor: Actor,
     confirm_failing: bool = False,
 ) -> Hook:
     """Make an earlier version's script current again, as a new version
@@ -221,7 +225,6 @@ def hook_restore_version(
         hook=hook,
         script=version.script,
         base_version=base_version,
-        user=user,
         actor=actor,
         action=f"restore v{number}",
         confirm_failing=confirm_failing,
@@ -234,12 +237,13 @@ def hook_update(
     hook: Hook,
     name: str | None = None,
     dependencies: Mapping[str, str] | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> Hook:
     """Rename a hook or replace its dependencies (the script has its own,
     versioned save; enabling has its own service)."""
     before = hook_state(hook)
     if name is not None:
+        _check_name_free(tenant=hook.tenant, name=name, hook=hook)
         hook.name = name
     if dependencies is not None:
         hook.dependencies = dict(dependencies)
@@ -252,7 +256,65 @@ def hook_update(
     return hook
 
 
-def hook_enable(*, hook: Hook, actor: Actor = SYSTEM, confirm_failing: bool = False) -> Hook | None:
+def hook_change(
+    *,
+    hook: Hook,
+    name: str | None = None,
+    dependencies: Mapping[str, str] | None = None,
+    script: str | None = None,
+    enabled: bool | None = None,
+    actor: Actor,
+) -> Hook:
+    """Change any of a hook's name, dependencies, script and state at once,
+    all or nothing (the Management API's PATCH).
+
+    If the hook ends up enabled with a script that was not live before (a new
+    script, or it was disabled), that script must pass the point's sample
+    payload (:class:`HookSampleRunFailed`). The run happens before any
+    transaction: nothing is locked while a slow script runs. The writes then
+    check that nobody saved the script meanwhile (:class:`HookConflict`).
+    """
+    kind = hook.kind
+    if script is not None:
+        kind = check_script(tenant=hook.tenant, script=script)
+    if name is not None:
+        _check_name_free(tenant=hook.tenant, name=name, hook=hook)
+    current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled", "script").first()
+    if current is None:
+        raise _conflict()
+    base_version, was_enabled, live_script = current
+    new_script = script if script is not None and script != live_script else None
+    if (enabled if enabled is not None else was_enabled) and (new_script or not was_enabled):
+        _check_sample_run(
+            hook=hook,
+            script=new_script or live_script,
+            kind=kind,
+            confirm_failing=False,
+        )
+    with transaction.atomic():
+        _lock_tenant(hook.tenant)  # first, as enable and disable lock: tenant, then hook
+        if not Hook.objects.select_for_update().filter(pk=hook.pk, version=base_version).exists():
+            raise _conflict()  # what was checked is no longer what would go live
+        if name is not None or dependencies is not None:
+            hook_update(hook=hook, name=name, dependencies=dependencies, actor=actor)
+        if new_script is not None:
+            _save_script(
+                hook=hook,
+                script=new_script,
+                kind=kind,
+                base_version=base_version,
+                actor=actor,
+                action="save",
+            )
+        if enabled is True:
+            _enable(hook=hook, actor=actor)
+        elif enabled is False:
+            hook_disable(hook=hook, actor=actor)
+    hook.refresh_from_db()
+    return hook
+
+
+def hook_enable(*, hook: Hook, actor: Actor, confirm_failing: bool = False) -> Hook | None:
     """Enable ``hook``; returns the hook it disabled, if any. Raises
     :class:`HookSampleRunFailed` if its script fails on the sample payload
     (unless ``confirm_failing``)."""
@@ -291,7 +353,7 @@ def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
 
 
 @transaction.atomic
-def hook_disable(*, hook: Hook, actor: Actor = SYSTEM) -> None:
+def hook_disable(*, hook: Hook, actor: Actor) -> None:
     """Disable ``hook``; tokens are then issued without running any hook."""
     _lock_tenant(hook.tenant)
     was_enabled = Hook.objects.filter(pk=hook.pk, enabled=True).exists()
@@ -303,7 +365,7 @@ def hook_disable(*, hook: Hook, actor: Actor = SYSTEM) -> None:
 
 
 @transaction.atomic
-def hook_delete(*, hook: Hook, actor: Actor = SYSTEM) -> None:
+def hook_delete(*, hook: Hook, actor: Actor) -> None:
     """Delete a hook with its versions, secrets, storage and runs."""
     _audit(hook, actor, "delete", hook_state(hook), None)
     hook.delete()
@@ -315,19 +377,19 @@ def hook_secrets_set(
     hook: Hook,
     secrets: Mapping[str, str],
     must_exist: bool | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> None:
     """Add or replace secrets; at most 20 per hook.
 
-    ``must_exist=False`` only adds (``ValidationError`` code ``secret_exists``
-    if a name is taken), ``True`` only replaces (``HookSecret.DoesNotExist``
-    whose message is the unknown names); ``None`` does either.
+    ``must_exist=False`` only adds (:class:`Conflict` if a name is taken),
+    ``True`` only replaces (``HookSecret.DoesNotExist`` whose message is the
+    unknown names); ``None`` does either.
     """
     Hook.objects.select_for_update().filter(pk=hook.pk).first()
     existing = set(hook.secrets.values_list("name", flat=True))
     if must_exist is False and existing & set(secrets):
         taken = ", ".join(sorted(existing & set(secrets)))
-        raise ValidationError(f"Secret already exists: {taken}.", code="secret_exists")
+        raise Conflict(f"Secret already exists: {taken}.", code="hook_secret_conflict")
     if must_exist and set(secrets) - existing:
         raise HookSecret.DoesNotExist(", ".join(sorted(set(secrets) - existing)))
     if len(existing | set(secrets)) > MAX_SECRETS_PER_HOOK:
@@ -353,7 +415,7 @@ def hook_secrets_set(
 
 
 @transaction.atomic
-def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor = SYSTEM) -> None:
+def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor) -> None:
     """Remove secrets by name; raises ``HookSecret.DoesNotExist`` whose message
     is the unknown names (and removes none) if one of them does not exist."""
     Hook.objects.select_for_update().filter(pk=hook.pk).first()
@@ -373,7 +435,7 @@ def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor = SYST
     )
 
 
-def hook_secret_delete(*, hook: Hook, name: str, actor: Actor = SYSTEM) -> None:
+def hook_secret_delete(*, hook: Hook, name: str, actor: Actor) -> None:
     """Remove one secret; raises ``HookSecret.DoesNotExist`` if there is none."""
     hook_secrets_delete(hook=hook, names=[name], actor=actor)
 

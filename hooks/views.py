@@ -11,7 +11,6 @@ from dataclasses import asdict
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -41,11 +40,6 @@ from tenant.audit import Actor
 
 RUN_PERMISSION = "hooks.run_hook"
 RECENT_RUNS = 25
-
-
-def acting_user(request: HttpRequest) -> User | None:
-    """The signed-in user, for "saved by" records (admin views require one)."""
-    return request.user if isinstance(request.user, User) else None
 
 
 def _change_url(hook: Hook) -> str:
@@ -121,7 +115,7 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
                 hook=hook,
                 script=script,
                 base_version=base_version,
-                user=acting_user(request),
+                actor=Actor.for_user(request.user),
                 confirm_failing=_confirmed(request),
             )
     except TestRunsBusy as error:
@@ -329,7 +323,7 @@ def version_restore(
             hook=hook,
             number=number,
             base_version=base_version,
-            user=acting_user(request),
+            actor=Actor.for_user(request.user),
             confirm_failing=_confirmed(request),
         )
     except HookSampleRunFailed as error:

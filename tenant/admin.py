@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
@@ -27,7 +27,14 @@ from django.template.response import TemplateResponse
 from tenant.audit import Actor
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant, TenantMembership
-from tenant.services import tenant_create, tenant_update
+from tenant.services import (
+    Conflict,
+    tenant_add_member,
+    tenant_create,
+    tenant_delete,
+    tenant_remove_member,
+    tenant_update,
+)
 
 # The session key of the tenant switcher's choice (the admin site sets it).
 CURRENT_TENANT_SESSION_KEY = "tessera_tenant"
@@ -210,6 +217,21 @@ class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     # clients, whose DOT base class points at DOT's unmounted views).
     view_on_site = False
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The form checks uniqueness first; a twin saved since (a service's
+        # Conflict) is said as one line on the same page, nothing saved.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except Conflict as error:
+            messages.error(request, " ".join(error.messages))
+            return HttpResponseRedirect(request.get_full_path())
+
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = list(super().get_list_filter(request))
         if self.tenant_path == "tenant" and user_tenants(request)[:2].count() > 1:
@@ -309,3 +331,44 @@ class TenantAdmin(admin.ModelAdmin):
             hook_memory_mb=obj.hook_memory_mb,
             actor=actor,
         )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not TenantMembership:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the services, so each membership change has its audit row.
+        actor = Actor.for_user(request.user)
+        tenant = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.forms:
+            # The row as stored: the form has already put its choice on the instance.
+            stored = TenantMembership.objects.filter(pk=member_form.instance.pk).first()
+            if formset.can_delete and formset._should_delete_form(member_form):
+                if stored is not None:
+                    tenant_remove_member(tenant=tenant, user=stored.user, actor=actor)
+                    formset.deleted_objects.append(stored)
+                continue
+            if not member_form.has_changed():
+                continue
+            user = member_form.cleaned_data["user"]
+            if stored is not None and stored.user_id != user.pk:
+                # Another user picked on an existing row: one leaves, one joins.
+                tenant_remove_member(tenant=tenant, user=stored.user, actor=actor)
+            added = tenant_add_member(tenant=tenant, user=user, actor=actor)
+            if stored is None:
+                formset.new_objects.append(added)
+            else:
+                formset.changed_objects.append((added, member_form.changed_data))
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Only superusers delete tenants, and everything in one goes with it,
+        # the built-in Management API too (which cannot be deleted on its own).
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
+    def delete_model(self, request: HttpRequest, obj: Tenant) -> None:
+        tenant_delete(tenant=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            tenant_delete(tenant=tenant, actor=Actor.for_user(request.user))

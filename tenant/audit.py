@@ -1,9 +1,11 @@
 """Who writes: the actor every service records in the audit trail.
 
-Services take ``actor: Actor = SYSTEM`` (keyword-only) and call
-:func:`audit_record` inside their own transaction. The dashboard passes
+Every service takes a required keyword-only ``actor: Actor`` and calls
+:func:`audit_record` inside its own transaction: a forgotten actor is a
+``TypeError``, never a write recorded as nobody's. The dashboard passes
 ``Actor.for_user(request.user)``, commands ``Actor.cli()``, the Management
-API ``Actor.for_client(...)``.
+API ``Actor.for_client(...)``; a service that runs another (a tenant's
+provisioning steps) passes on the actor it was given.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ class Actor:
     source: str
 
     @classmethod
-    def for_user(cls, user: AbstractBaseUser | AnonymousUser | None) -> Actor:
-        """A signed-in dashboard user."""
-        if user is None or not user.is_authenticated:
-            return SYSTEM
+    def for_user(cls, user: AbstractBaseUser | AnonymousUser) -> Actor:
+        """A signed-in dashboard user (every dashboard write has one)."""
+        if not user.is_authenticated:
+            raise ValueError("A dashboard write needs a signed-in user.")
         return cls(
             kind=AuditEntry.ActorKind.USER,
             id=str(user.pk),
@@ -58,13 +60,6 @@ class Actor:
             name=name,
             source=AuditEntry.Source.API,
         )
-
-
-# Writes made by Tessera itself (migrations, bootstrap) and by code that
-# does not say who it acts for.
-SYSTEM = Actor(
-    kind=AuditEntry.ActorKind.SYSTEM, id="", name="system", source=AuditEntry.Source.SYSTEM
-)
 
 
 # An object's recorded fields: plain values, never a secret's value.

@@ -29,6 +29,7 @@ from tenant.audit import Actor
 from tenant.management_auth import MISSING_AUTHENTICATION, ApiError, ManagementToken, unauthorized
 from tenant.models import Tenant
 from tenant.resolution import tenant_for_request
+from tenant.services import Conflict
 from tenant.text import is_text, validation_message
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,9 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"The {what.replace('_', ' ')} does not exist.", f"inexistent_{what}")
 
 
-def found(queryset: QuerySet[M], what: str) -> M:
-    """The object ``queryset`` names (already narrowed to one tenant), or
-    Auth0's 404 for ``what``."""
-    obj = queryset.first()
+def found(obj: M | None, what: str) -> M:
+    """The object a selector found within the request's tenant, or Auth0's
+    404 for ``what``."""
     if obj is None:
         raise not_found(what)
     return obj
@@ -67,10 +67,6 @@ def found(queryset: QuerySet[M], what: str) -> M:
 
 def invalid_body(message: str) -> ApiError:
     return ApiError(400, f"Payload validation error: {message}", "invalid_body")
-
-
-def conflict(message: str, error_code: str = "conflict") -> ApiError:
-    return ApiError(409, message, error_code)
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
@@ -101,6 +97,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, IntegrityError):
         # A concurrent write won the race for a unique name or pair.
         status_code, message, code = 409, "The resource conflicts with an existing one.", "conflict"
+    elif isinstance(exc, Conflict):
+        status_code, message = 409, " ".join(exc.messages)
+        code = exc.code or "conflict"
     elif isinstance(exc, RequestDataTooBig):
         status_code, message, code = 413, "Request body is too large.", "payload_too_large"
     elif isinstance(exc, DjangoValidationError):

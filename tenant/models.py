@@ -182,7 +182,10 @@ class AuditEntry(models.Model):
         API = "api", "Management API"
         SYSTEM = "system", "System"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    # A deleted tenant's trail stays (its deletion last), detached from it.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, related_name="audit_entries"
+    )
     actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
     actor_id = models.CharField(max_length=255, blank=True)
     actor_name = models.CharField(max_length=255, blank=True)

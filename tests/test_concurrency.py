@@ -21,7 +21,7 @@ from django.db import connections
 from hooks.models import Hook, HookStorage, HookVersion
 from hooks.services import HookConflict, hook_create, hook_enable, hook_save_script
 from tests.database import database_url
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,11 +56,13 @@ def unexpected(results: list[Any], *expected: type[BaseException]) -> list[Any]:
 def test_twenty_saves_of_one_hook_give_one_winner_and_clean_conflicts():
     tenant = make_tenant("acme")
     make_tenant("globex")  # a neighbour, untouched
-    hook = hook_create(tenant=tenant, name="h", script=SCRIPT)
+    hook = hook_create(tenant=tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
 
     def save(i: int) -> Hook:
         mine = Hook.objects.get(pk=hook.pk)
-        return hook_save_script(hook=mine, script=SCRIPT + f"// {i}", base_version=1)
+        return hook_save_script(
+            hook=mine, script=SCRIPT + f"// {i}", base_version=1, actor=TEST_ACTOR
+        )
 
     results = all_at_once(save)
 
@@ -75,10 +77,12 @@ def test_twenty_saves_of_one_hook_give_one_winner_and_clean_conflicts():
 def test_twenty_creates_all_succeed_and_exactly_one_is_enabled_first():
     tenant = make_tenant("acme")
     other = make_tenant("globex")
-    hook_create(tenant=other, name="theirs", script=SCRIPT, enabled=True)
+    hook_create(tenant=other, name="theirs", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
 
     results = all_at_once(
-        lambda i: hook_create(tenant=tenant, name=f"hook-{i}", script=SCRIPT, enabled=None)
+        lambda i: hook_create(
+            tenant=tenant, name=f"hook-{i}", script=SCRIPT, enabled=None, actor=TEST_ACTOR
+        )
     )
 
     assert unexpected(results) == []
@@ -91,14 +95,19 @@ def test_twenty_creates_all_succeed_and_exactly_one_is_enabled_first():
 def test_twenty_enables_of_different_hooks_leave_exactly_one_enabled():
     tenant = make_tenant("acme")
     other = make_tenant("globex")
-    theirs = hook_create(tenant=other, name="theirs", script=SCRIPT, enabled=True)
-    hooks = [hook_create(tenant=tenant, name=f"hook-{i}", script=SCRIPT) for i in range(N)]
+    theirs = hook_create(tenant=other, name="theirs", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
+    hooks = [
+        hook_create(tenant=tenant, name=f"hook-{i}", script=SCRIPT, actor=TEST_ACTOR)
+        for i in range(N)
+    ]
 
     # confirm_failing skips the go-live sample run, which the hook engine
     # refuses beyond its per-tenant concurrency (a clean HookBusy): this test
     # is about the enable itself, twenty transactions on one tenant's hooks.
     results = all_at_once(
-        lambda i: hook_enable(hook=Hook.objects.get(pk=hooks[i].pk), confirm_failing=True)
+        lambda i: hook_enable(
+            hook=Hook.objects.get(pk=hooks[i].pk), confirm_failing=True, actor=TEST_ACTOR
+        )
     )
 
     assert unexpected(results) == []
@@ -120,7 +129,9 @@ def twenty_counting_token_requests(live_server: Any) -> tuple[list[Any], Hook]:
     tenant = make_tenant("acme")
     api = make_api(tenant, "https://api.example.test/")
     client, secret = make_client(tenant, {api: ["read:data"]})
-    hook = hook_create(tenant=tenant, name="counter", enabled=True, script=COUNTER)
+    hook = hook_create(
+        tenant=tenant, name="counter", enabled=True, script=COUNTER, actor=TEST_ACTOR
+    )
     body = json.dumps(
         {
             "grant_type": "client_credentials",
@@ -170,7 +181,7 @@ def test_twenty_queued_token_requests_writing_hook_storage_all_write(live_server
 
 def test_twenty_hooks_update_processes_exit_cleanly(tmp_path):
     tenant = make_tenant("acme")
-    hook = hook_create(tenant=tenant, name="h", script=SCRIPT)
+    hook = hook_create(tenant=tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
     script = tmp_path / "hook.js"
     script.write_text(SCRIPT + "// updated\n")
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}

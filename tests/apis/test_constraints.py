@@ -8,7 +8,7 @@ from apis.models import Api
 from clients.models import ClientGrant
 from clients.services import client_grant_create
 from tenant.models import SigningKey, Tenant
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_grant_across_tenants_is_refused():
     api = make_api(make_tenant())
     client, _ = make_client(make_tenant())
     with pytest.raises(ValidationError, match="different tenants"):
-        client_grant_create(client=client, api=api)
+        client_grant_create(client=client, api=api, actor=TEST_ACTOR)
 
 
 def test_client_metadata_must_be_strings():

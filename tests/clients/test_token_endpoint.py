@@ -16,7 +16,7 @@ from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client
 from tenant.models import SigningKey
 from tenant.services import tenant_rotate_key
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 AUD = "https://api.example.test/"
 
@@ -240,6 +240,7 @@ def test_hs256_api_token_verifies_with_api_secret(tenant):
         identifier="legacy-api",
         scopes=["read"],
         signing_alg=SigningAlgorithm.HS256,
+        actor=TEST_ACTOR,
     )
     assert secret is not None
     client, client_secret = make_client(tenant, {api: ["read"]})
@@ -267,7 +268,7 @@ def test_token_signed_before_rotation_still_verifies(tenant, client_and_secret):
     before = post_token(tenant, credentials(client_and_secret)).json()["access_token"]
     old_kid = jwt.get_unverified_header(before)["kid"]
 
-    tenant_rotate_key(tenant=tenant)
+    tenant_rotate_key(tenant=tenant, actor=TEST_ACTOR)
     after = post_token(tenant, credentials(client_and_secret)).json()["access_token"]
 
     assert jwt.get_unverified_header(after)["kid"] != old_kid
@@ -579,7 +580,7 @@ def test_basic_client_of_one_tenant_is_refused_by_another_tenants_issuer(tenant,
 
 def test_jwks_holds_only_the_tenants_own_keys(tenant):
     other = make_tenant("globex")
-    tenant_rotate_key(tenant=tenant)
+    tenant_rotate_key(tenant=tenant, actor=TEST_ACTOR)
     own = set(SigningKey.objects.filter(tenant=tenant).values_list("kid", flat=True))
     published = {k["kid"] for k in HttpClient().get("/globex/.well-known/jwks.json").json()["keys"]}
     assert published == set(SigningKey.objects.filter(tenant=other).values_list("kid", flat=True))

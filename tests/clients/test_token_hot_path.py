@@ -21,7 +21,7 @@ from clients.services import client_grant_set_scopes, client_rotate_secret
 from hooks.services import hook_create, hook_disable, hook_save_script
 from tenant.models import ConfigChange
 from tenant.services import tenant_rotate_key
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_warm_token_request_without_hook_makes_no_queries(setup, slow_recheck):
 
 def test_warm_token_request_with_hook_only_logs_the_run(setup, slow_recheck):
     tenant, _, client, secret = setup
-    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True, actor=TEST_ACTOR)
     token(tenant, client, secret)
     with CaptureQueriesContext(connection) as queries:
         assert token(tenant, client, secret).status_code == 200
@@ -90,7 +90,7 @@ def test_warm_token_request_with_hook_makes_no_shared_cache_round_trip(
     """A hook that has never written its storage costs no storage read, and
     the generation is in memory: no shared-cache (Redis) round trip at all."""
     tenant, _, client, secret = setup
-    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+    hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True, actor=TEST_ACTOR)
     token(tenant, client, secret)
     shared, reads = caches["shared"], []
     real_get = shared.get
@@ -106,11 +106,13 @@ def test_warm_token_request_with_hook_makes_no_shared_cache_round_trip(
 
 def test_saved_hook_takes_effect_on_next_request(setup):
     tenant, _, client, secret = setup
-    hook = hook_create(tenant=tenant, name="h", script=SCRIPT % "one", enabled=True)
+    hook = hook_create(
+        tenant=tenant, name="h", script=SCRIPT % "one", enabled=True, actor=TEST_ACTOR
+    )
     assert scope_of(token(tenant, client, secret)) == "read:data one"
-    hook_save_script(hook=hook, script=SCRIPT % "two", base_version=hook.version)
+    hook_save_script(hook=hook, script=SCRIPT % "two", base_version=hook.version, actor=TEST_ACTOR)
     assert scope_of(token(tenant, client, secret)) == "read:data two"
-    hook_disable(hook=hook)
+    hook_disable(hook=hook, actor=TEST_ACTOR)
     assert scope_of(token(tenant, client, secret)) == "read:data"
 
 
@@ -124,14 +126,14 @@ def test_revoked_grant_takes_effect_on_next_request(setup):
 def test_changed_grant_scopes_take_effect_on_next_request(setup):
     tenant, _, client, secret = setup
     assert scope_of(token(tenant, client, secret)) == "read:data"
-    client_grant_set_scopes(grant=client.grants.get(), scopes=["write:data"])
+    client_grant_set_scopes(grant=client.grants.get(), scopes=["write:data"], actor=TEST_ACTOR)
     assert scope_of(token(tenant, client, secret)) == "write:data"
 
 
 def test_rotated_secret_takes_effect_on_next_request(setup):
     tenant, _, client, secret = setup
     assert token(tenant, client, secret).status_code == 200
-    new_secret = client_rotate_secret(client=Client.objects.get(pk=client.pk))
+    new_secret = client_rotate_secret(client=Client.objects.get(pk=client.pk), actor=TEST_ACTOR)
     assert token(tenant, client, secret).status_code == 401
     assert token(tenant, client, new_secret).status_code == 200
 
@@ -155,7 +157,7 @@ def test_a_request_after_the_bound_sees_a_change_made_elsewhere(setup, settings)
 def test_rotated_key_signs_the_next_token(setup):
     tenant, _, client, secret = setup
     before = jwt.get_unverified_header(token(tenant, client, secret).json()["access_token"])
-    tenant_rotate_key(tenant=tenant)
+    tenant_rotate_key(tenant=tenant, actor=TEST_ACTOR)
     after = jwt.get_unverified_header(token(tenant, client, secret).json()["access_token"])
     assert before["kid"] != after["kid"]
 
@@ -163,7 +165,7 @@ def test_rotated_key_signs_the_next_token(setup):
 def test_rotated_hs256_secret_signs_the_next_token(setup):
     tenant, _, _, _ = setup
     api, old_secret = api_create(
-        tenant=tenant, name="Legacy", identifier="legacy", signing_alg="HS256"
+        tenant=tenant, name="Legacy", identifier="legacy", signing_alg="HS256", actor=TEST_ACTOR
     )
     assert old_secret is not None
     client, secret = make_client(tenant, {api: []}, name="legacy-client")
@@ -181,7 +183,7 @@ def test_rotated_hs256_secret_signs_the_next_token(setup):
         return response.json()["access_token"]
 
     jwt.decode(legacy_token(), old_secret, algorithms=["HS256"], audience="legacy")
-    new_secret = api_rotate_signing_secret(api=api)
+    new_secret = api_rotate_signing_secret(api=api, actor=TEST_ACTOR)
     jwt.decode(legacy_token(), new_secret, algorithms=["HS256"], audience="legacy")
 
 
@@ -209,7 +211,9 @@ def test_token_requests_leave_nothing_for_the_garbage_collector(
     and the collector has nothing to pause a worker for."""
     tenant, _, client, secret = setup
     if with_hook:
-        hook_create(tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True)
+        hook_create(
+            tenant=tenant, name="h", script=SCRIPT % "extra", enabled=True, actor=TEST_ACTOR
+        )
     body = json.dumps(
         {
             "grant_type": "client_credentials",

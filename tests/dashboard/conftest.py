@@ -15,7 +15,7 @@ from hooks.services import hook_create
 from tenant.models import Tenant
 from tenant.services import tenant_add_member
 from tests.dashboard.browser import PageProblems
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 SEED_SCRIPT = """module.exports = function(client, scope, audience, context, cb) {
   console.log('exchanging for', client.name);
@@ -42,7 +42,7 @@ class TenantWorld:
 def make_admin(username: str, *tenants: Tenant, can_run: bool = True) -> User:
     user = User.objects.create_user(username, password="pw-" + username, is_staff=True)
     for tenant in tenants:
-        tenant_add_member(tenant=tenant, user=user)
+        tenant_add_member(tenant=tenant, user=user, actor=TEST_ACTOR)
     if can_run:
         user.user_permissions.add(Permission.objects.get(codename="run_hook"))
     return user
@@ -52,7 +52,9 @@ def make_world(slug: str) -> TenantWorld:
     tenant = make_tenant(slug, name=slug.capitalize())
     api = make_api(tenant, f"https://api.{slug}.test/", name=f"{slug} API")
     client, _ = make_client(tenant, {api: ["read:data"]}, name=f"{slug} service")
-    hook = hook_create(tenant=tenant, name=f"{slug}-hook", script=SEED_SCRIPT, enabled=None)
+    hook = hook_create(
+        tenant=tenant, name=f"{slug}-hook", script=SEED_SCRIPT, enabled=None, actor=TEST_ACTOR
+    )
     return TenantWorld(
         tenant=tenant,
         admin=make_admin(f"{slug}-admin", tenant),

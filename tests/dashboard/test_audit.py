@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from apis.models import Api
 from hooks.models import Hook
-from tenant.models import AuditEntry
+from tenant.models import AuditEntry, Tenant
 from tests.dashboard.conftest import SEED_SCRIPT, TenantWorld
+from tests.factories import TEST_ACTOR
 
 SECRET_VALUE = "very-secret-value-7f3a"
 NEW_SCRIPT = SEED_SCRIPT.replace("gold", "platinum")
@@ -101,7 +102,7 @@ def test_dashboard_secret_change_records_names_only(world_a):
 def test_dashboard_enable_records_the_hook_it_disabled(world_a):
     from hooks.services import hook_create
 
-    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT)
+    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     login(world_a).post(reverse("admin:hooks_hook_enable", args=[second.pk]))
     assert [(e.action, e.after) for e in hook_entries(second)][-1] == (
         "enable",
@@ -300,3 +301,132 @@ def test_cli_tenant_create_management_and_rotate_key_are_audited(db):
     assert secret not in json.dumps([[r.before, r.after] for r in rows])
     grant = next(r for r in rows if r.object_type == "client_grant")
     assert len(fields(grant.after)["scope"]) == 16
+
+
+# --- membership, tenant deletion and inline grants ---------------------------
+
+
+def superuser_http() -> HttpClient:
+    http = HttpClient()
+    http.force_login(User.objects.create_superuser("root", password="pw"))
+    return http
+
+
+def tenant_form(world: TenantWorld, memberships: list[dict[str, str]], initial: int) -> dict:
+    data = {
+        "name": world.tenant.name,
+        "domain": "",
+        "hook_timeout_ms": str(world.tenant.hook_timeout_ms),
+        "hook_cpu_ms": str(world.tenant.hook_cpu_ms),
+        "hook_memory_mb": str(world.tenant.hook_memory_mb),
+        "memberships-TOTAL_FORMS": str(len(memberships)),
+        "memberships-INITIAL_FORMS": str(initial),
+    }
+    for number, row in enumerate(memberships):
+        data.update({f"memberships-{number}-{key}": value for key, value in row.items()})
+    return data
+
+
+def member_entries(world: TenantWorld) -> list[tuple[str, str, str, str]]:
+    rows = AuditEntry.objects.filter(
+        tenant=world.tenant, object_type="membership", source="dashboard"
+    )
+    return [(e.action, e.object_repr, e.actor_name, e.source) for e in rows.order_by("id")]
+
+
+def test_dashboard_membership_add_and_remove_are_audited_with_the_user(world_a, world_b):
+    http = superuser_http()
+    url = reverse("admin:tenant_tenant_change", args=[world_a.tenant.pk])
+    newcomer = User.objects.create_user("newcomer", is_staff=True)
+    existing = world_a.tenant.memberships.get()
+    rows = [
+        {"id": str(existing.pk), "tenant": str(world_a.tenant.pk), "user": str(world_a.admin.pk)},
+        {"tenant": str(world_a.tenant.pk), "user": str(newcomer.pk)},
+    ]
+    response = http.post(url, tenant_form(world_a, rows, initial=1))
+    assert response.status_code == 302, response.content[:3000]
+    assert world_a.tenant.memberships.filter(user=newcomer).exists()
+    assert member_entries(world_a) == [("add-member", "newcomer", "root", "dashboard")]
+
+    added = world_a.tenant.memberships.get(user=newcomer)
+    rows = [
+        {"id": str(existing.pk), "tenant": str(world_a.tenant.pk), "user": str(world_a.admin.pk)},
+        {
+            "id": str(added.pk),
+            "tenant": str(world_a.tenant.pk),
+            "user": str(newcomer.pk),
+            "DELETE": "on",
+        },
+    ]
+    response = http.post(url, tenant_form(world_a, rows, initial=2))
+    assert response.status_code == 302, response.content[:3000]
+    assert not world_a.tenant.memberships.filter(user=newcomer).exists()
+    assert member_entries(world_a)[-1] == ("remove-member", "newcomer", "root", "dashboard")
+    # The other tenant's members and trail are untouched.
+    assert list(world_b.tenant.members.all()) == [world_b.admin]
+    assert member_entries(world_b) == []
+
+
+def tenant_deletions() -> list[tuple[object, str, str, str]]:
+    rows = AuditEntry.objects.filter(object_type="tenant", action="delete").order_by("id")
+    return [(e.tenant_id, e.object_id, e.actor_name, e.source) for e in rows]
+
+
+def test_dashboard_tenant_delete_is_audited_and_the_trail_outlives_it(world_a, world_b):
+    http = superuser_http()
+    url = reverse("admin:tenant_tenant_delete", args=[world_a.tenant.pk])
+    response = http.post(url, {"post": "yes"})
+    assert response.status_code == 302, response.content[:3000]
+    assert list(Tenant.objects.values_list("slug", flat=True)) == ["bravo"]
+    assert tenant_deletions() == [(None, "alpha", "root", "dashboard")]
+    # Alpha's earlier rows stay too, detached; beta's keep their tenant.
+    assert AuditEntry.objects.filter(tenant=None, object_type="hook").exists()
+    assert AuditEntry.objects.filter(tenant=world_b.tenant).exists()
+
+
+def test_dashboard_bulk_tenant_delete_is_audited(world_a, world_b):
+    http = superuser_http()
+    response = http.post(
+        reverse("admin:tenant_tenant_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": [str(world_a.tenant.pk), str(world_b.tenant.pk)],
+            "post": "yes",
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    assert not Tenant.objects.exists()
+    assert sorted(tenant_deletions()) == [
+        (None, "alpha", "root", "dashboard"),
+        (None, "bravo", "root", "dashboard"),
+    ]
+
+
+def test_dashboard_inline_grant_edit_records_the_user(world_a, world_b):
+    http = login(world_a)
+    write = world_a.api.scopes.get(value="write:data")
+    response = http.post(
+        reverse("admin:clients_client_change", args=[world_a.client.pk]),
+        {
+            "name": world_a.client.name,
+            "token_endpoint_auth_method": world_a.client.token_endpoint_auth_method,
+            "metadata": "{}",
+            "grants-TOTAL_FORMS": "1",
+            "grants-INITIAL_FORMS": "1",
+            "grants-0-id": str(world_a.grant.pk),
+            "grants-0-client": str(world_a.client.pk),
+            "grants-0-scopes": [str(write.pk)],
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    entry = AuditEntry.objects.get(object_type="client_grant", action="update")
+    assert (entry.actor_kind, entry.actor_name, entry.source) == (
+        "user",
+        "alpha-admin",
+        "dashboard",
+    )
+    assert entry.tenant == world_a.tenant
+    assert fields(entry.after)["scope"] == ["write:data"]
+    assert not AuditEntry.objects.filter(tenant=world_b.tenant, object_type="client_grant").exclude(
+        actor_name="test"
+    )

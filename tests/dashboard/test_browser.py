@@ -12,13 +12,14 @@ from hooks.models import Hook
 from hooks.services import hook_create
 from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, hook_url, log_in, wait_for_editor
 from tests.dashboard.conftest import ENABLED_SECOND, SEED_SCRIPT, make_world
+from tests.factories import TEST_ACTOR
 
 pytestmark = BROWSER_MARKS
 
 
 def token_claims(world) -> dict:  # type: ignore[no-untyped-def]
     """A fresh token for the world's client, over real HTTP, decoded."""
-    secret = client_rotate_secret(client=world.client)
+    secret = client_rotate_secret(client=world.client, actor=TEST_ACTOR)
     body = json.dumps(
         {
             "grant_type": "client_credentials",
@@ -119,7 +120,9 @@ def test_throwing_hook_shows_its_error_and_line(page, live_server, world):
 
 
 def test_enabling_a_second_hook_disables_the_first(page, live_server, world):
-    second = hook_create(tenant=world.tenant, name="second", script=SEED_SCRIPT, enabled=None)
+    second = hook_create(
+        tenant=world.tenant, name="second", script=SEED_SCRIPT, enabled=None, actor=TEST_ACTOR
+    )
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, second))
     page.click("#hook-enable")

@@ -6,14 +6,13 @@ import re
 
 import pytest
 
-from apis.services import api_scope_add
 from clients.models import Client, ClientGrant
 from hooks.models import Hook, HookSecret
 from hooks.services import hook_create, hook_save_script, hook_secrets_set
 from tenant.services import tenant_add_member
 from tests.dashboard.browser import BROWSER_MARKS, REVIEW_SHOTS, hook_url, log_in, wait_for_editor
 from tests.dashboard.conftest import SEED_SCRIPT, make_world, record_token_error
-from tests.factories import make_api
+from tests.factories import TEST_ACTOR, make_api
 
 pytestmark = BROWSER_MARKS
 
@@ -70,8 +69,10 @@ def test_failing_save_on_the_enabled_hook_goes_live_only_when_confirmed(page, li
 
 @pytest.mark.page_problems(r"^HTTP 409: .*/restore/$")  # the restore that asks first
 def test_restoring_a_failing_version_of_the_enabled_hook_asks_first(page, live_server, world):
-    hook_save_script(hook=world.hook, script=THROWS, base_version=1, confirm_failing=True)
-    hook_save_script(hook=world.hook, script=SEED_SCRIPT, base_version=2)
+    hook_save_script(
+        hook=world.hook, script=THROWS, base_version=1, confirm_failing=True, actor=TEST_ACTOR
+    )
+    hook_save_script(hook=world.hook, script=SEED_SCRIPT, base_version=2, actor=TEST_ACTOR)
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, world.hook))
     wait_for_editor(page)
@@ -89,7 +90,7 @@ def test_restoring_a_failing_version_of_the_enabled_hook_asks_first(page, live_s
 
 @pytest.mark.page_problems(r"^HTTP 409: .*/enable/$")  # the enable that asks first
 def test_enabling_a_failing_hook_shows_its_error_and_can_be_cancelled(page, live_server, world):
-    broken = hook_create(tenant=world.tenant, name="broken", script=THROWS)
+    broken = hook_create(tenant=world.tenant, name="broken", script=THROWS, actor=TEST_ACTOR)
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, broken))
     page.click("#hook-enable")
@@ -252,7 +253,9 @@ def test_every_browser_test_records_what_a_page_logs(page, live_server, world, p
 def test_no_console_error_or_failed_request_on_any_dashboard_page(
     page, live_server, world, problems
 ):
-    hook_save_script(hook=world.hook, script=SEED_SCRIPT + "// 2\n", base_version=1)
+    hook_save_script(
+        hook=world.hook, script=SEED_SCRIPT + "// 2\n", base_version=1, actor=TEST_ACTOR
+    )
     log_in(page, live_server, world.admin.username)
     base = f"{live_server.url}/admin"
     pages = [
@@ -387,8 +390,10 @@ def default_looking_buttons(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_hook_page_looks_and_behaves_like_one_product(page, live_server, world):
-    hook_save_script(hook=world.hook, script=SEED_SCRIPT + "// 2\n", base_version=1)
-    hook_secrets_set(hook=world.hook, secrets={"K": "v"})
+    hook_save_script(
+        hook=world.hook, script=SEED_SCRIPT + "// 2\n", base_version=1, actor=TEST_ACTOR
+    )
+    hook_secrets_set(hook=world.hook, secrets={"K": "v"}, actor=TEST_ACTOR)
     log_in(page, live_server, world.admin.username)
     page.goto(hook_url(live_server, world.hook))
     wait_for_editor(page)
@@ -436,7 +441,7 @@ def test_hook_page_looks_and_behaves_like_one_product(page, live_server, world):
 
 
 def test_hook_list_is_grouped_by_point_once(page, live_server, world):
-    hook_create(tenant=world.tenant, name="second", script=SEED_SCRIPT)
+    hook_create(tenant=world.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/hooks/hook/")
     assert page.locator(".tessera-point").count() == 1
@@ -454,8 +459,9 @@ def test_hook_list_is_grouped_by_point_once(page, live_server, world):
 
 
 def test_client_page_copies_its_id_and_adds_grants_inline(page, live_server, world):
-    other = make_api(world.tenant, "https://second.alpha.test/", name="second API", scopes=[])
-    api_scope_add(api=other, value="read:second")
+    other = make_api(
+        world.tenant, "https://second.alpha.test/", name="second API", scopes=["read:second"]
+    )
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/clients/client/{world.client.pk}/change/")
@@ -478,7 +484,7 @@ def test_client_page_copies_its_id_and_adds_grants_inline(page, live_server, wor
 
 def test_add_forms_preselect_the_tenant_whose_page_the_admin_came_from(page, live_server, world):
     bravo = make_world("bravo")
-    tenant_add_member(tenant=bravo.tenant, user=world.admin)
+    tenant_add_member(tenant=bravo.tenant, user=world.admin, actor=TEST_ACTOR)
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/t/bravo/")
     page.click("h2:has-text('APIs') a.tessera-add")

@@ -13,6 +13,7 @@ from apis.models import Api
 from clients.models import Client
 from hooks.models import Hook
 from tests.dashboard.conftest import ENABLED_SECOND, TenantWorld
+from tests.factories import TEST_ACTOR
 
 pytestmark = pytest.mark.django_db
 
@@ -286,7 +287,11 @@ def test_enabling_a_hook_reports_which_one_it_disabled(world_a):
     from hooks.services import hook_create
 
     second = hook_create(
-        tenant=world_a.tenant, name="second", script=world_a.hook.script, enabled=None
+        tenant=world_a.tenant,
+        name="second",
+        script=world_a.hook.script,
+        enabled=None,
+        actor=TEST_ACTOR,
     )
     assert second.enabled is False
     response = login(world_a.admin).post(

@@ -9,7 +9,6 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from apis.services import api_scope_add
 from clients.models import Client, ClientGrant
 from hooks.models import Hook
 from hooks.services import hook_create, hook_save_script
@@ -21,7 +20,7 @@ from tests.dashboard.conftest import (
     make_admin,
     record_token_error,
 )
-from tests.factories import make_api, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -102,8 +101,9 @@ def test_grant_change_sets_scopes(world_a: TenantWorld):
 
 
 def test_grant_add_uses_the_chosen_apis_scopes(world_a: TenantWorld):
-    other = make_api(world_a.tenant, "https://other.alpha.test/", scopes=["other:scope"])
-    api_scope_add(api=other, value="other:write")
+    other = make_api(
+        world_a.tenant, "https://other.alpha.test/", scopes=["other:scope", "other:write"]
+    )
     response = login(world_a.admin).post(
         reverse("admin:clients_clientgrant_add"),
         {
@@ -142,7 +142,9 @@ def test_invalid_secret_name_is_refused(world_a: TenantWorld):
 
 
 def test_version_diff_and_restore(world_a: TenantWorld):
-    hook_save_script(hook=world_a.hook, script="// version two\n" + SEED_SCRIPT, base_version=1)
+    hook_save_script(
+        hook=world_a.hook, script="// version two\n" + SEED_SCRIPT, base_version=1, actor=TEST_ACTOR
+    )
     http = login(world_a.admin)
     diff = http.get(reverse("admin:hooks_hook_version_diff", args=[world_a.hook.pk, 1]))
     assert diff.status_code == 200
@@ -158,7 +160,9 @@ def test_version_diff_and_restore(world_a: TenantWorld):
 
 
 def test_change_form_with_stale_version_keeps_the_users_text(world_a: TenantWorld):
-    hook_save_script(hook=world_a.hook, script="// theirs\n" + SEED_SCRIPT, base_version=1)
+    hook_save_script(
+        hook=world_a.hook, script="// theirs\n" + SEED_SCRIPT, base_version=1, actor=TEST_ACTOR
+    )
     response = login(world_a.admin).post(
         reverse("admin:hooks_hook_change", args=[world_a.hook.pk]),
         {"script": "// mine\n" + SEED_SCRIPT, "base_version": 1},
@@ -185,7 +189,7 @@ def test_change_form_refuses_a_syntax_error_with_its_position(world_a: TenantWor
 
 def test_first_hook_added_in_dashboard_is_enabled_later_ones_not(world_a: TenantWorld):
     tenant = make_tenant("fresh")
-    tenant_add_member(tenant=tenant, user=world_a.admin)
+    tenant_add_member(tenant=tenant, user=world_a.admin, actor=TEST_ACTOR)
     http = login(world_a.admin)
     for name in ("first", "second"):
         response = http.post(
@@ -203,7 +207,7 @@ def test_first_hook_added_in_dashboard_is_enabled_later_ones_not(world_a: Tenant
 
 
 def test_enable_action_refuses_two_hooks_of_one_point(world_a: TenantWorld):
-    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT)
+    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     response = login(world_a.admin).post(
         reverse("admin:hooks_hook_changelist"),
         {"action": "enable_hooks", "_selected_action": [world_a.hook.pk, second.pk]},
@@ -213,7 +217,7 @@ def test_enable_action_refuses_two_hooks_of_one_point(world_a: TenantWorld):
 
 
 def test_enable_action_says_which_hook_it_disabled(world_a: TenantWorld):
-    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT)
+    second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     response = login(world_a.admin).post(
         reverse("admin:hooks_hook_changelist"),
         {"action": "enable_hooks", "_selected_action": [second.pk]},
@@ -223,7 +227,7 @@ def test_enable_action_says_which_hook_it_disabled(world_a: TenantWorld):
 
 
 def test_hook_list_groups_by_point_and_marks_the_enabled_one(world_a: TenantWorld):
-    hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT)
+    hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     page = login(world_a.admin).get(reverse("admin:hooks_hook_changelist")).content.decode()
     assert "Client Credentials Exchange" in page
     assert "● enabled" in page

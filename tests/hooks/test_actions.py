@@ -12,8 +12,7 @@ import requests
 
 from hooks.models import Hook
 from hooks.services import hook_create, hook_secrets_set
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +53,7 @@ class Tenant:
             self.tenant, {api: ["read:data", "write:data"]}, name=f"{slug} svc", metadata=metadata
         )
         self.hook = hook_create(
-            tenant=self.tenant, name="action", script=script, enabled=True, actor=SYSTEM
+            tenant=self.tenant, name="action", script=script, enabled=True, actor=TEST_ACTOR
         )
         assert self.hook.kind == "action"
 
@@ -87,7 +86,7 @@ def live(live_server, settings):
 
 def test_every_event_field_comes_from_the_token_request(live):
     acme = Tenant("acme", SHOW_EVENT, {"tier": "gold"})
-    hook_secrets_set(hook=acme.hook, secrets={"API_KEY": "acme-key"}, actor=SYSTEM)
+    hook_secrets_set(hook=acme.hook, secrets={"API_KEY": "acme-key"}, actor=TEST_ACTOR)
     globex = Tenant("globex", SHOW_EVENT, {"tier": "bronze"})
 
     headers = {"User-Agent": "billing-batch/2.1", "Accept-Language": "fr-CH, fr;q=0.9, en;q=0.8"}

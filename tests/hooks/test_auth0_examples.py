@@ -14,7 +14,7 @@ from hooks.models import Hook, HookRun
 from hooks.services import hook_create, hook_secrets_set
 from hooks.trial_run import hook_test_run
 from tests.factories import SEED_HOOK as SEED
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 AUD = "https://api.example.test/"
@@ -98,7 +98,9 @@ class World:
 
     def enable(self, script: str) -> Hook:
         Hook.objects.filter(tenant=self.tenant).delete()
-        return hook_create(tenant=self.tenant, name="example", script=script, enabled=True)
+        return hook_create(
+            tenant=self.tenant, name="example", script=script, enabled=True, actor=TEST_ACTOR
+        )
 
     def token(self):
         body = {
@@ -165,7 +167,7 @@ def test_hook_deny_example(world):
 
 def test_hook_secret_example(world):
     hook = world.enable(SECRET)
-    hook_secrets_set(hook=hook, secrets={"FOO": "bar"})
+    hook_secrets_set(hook=hook, secrets={"FOO": "bar"}, actor=TEST_ACTOR)
 
     assert world.claims()["https://example.com/foo"] == "bar"
 
@@ -240,7 +242,7 @@ def test_action_deny_with_an_unknown_code_is_a_server_error(world):
 
 def test_action_secret_example(world):
     hook = world.enable(ACTION_SECRET)
-    hook_secrets_set(hook=hook, secrets={"API_KEY": "k-123"})
+    hook_secrets_set(hook=hook, secrets={"API_KEY": "k-123"}, actor=TEST_ACTOR)
 
     assert world.claims()["https://example.com/key"] == "k-123"
 
@@ -302,7 +304,7 @@ def test_action_claims_that_break_the_rules_are_dropped_and_reported(world):
 
 def test_action_test_run_takes_an_event_and_the_hooks_secrets(world):
     hook = world.enable(ACTION_SECRET)
-    hook_secrets_set(hook=hook, secrets={"API_KEY": "saved"})
+    hook_secrets_set(hook=hook, secrets={"API_KEY": "saved"}, actor=TEST_ACTOR)
     from hooks.points import POINTS
 
     payload = POINTS["credentials-exchange"].sample_for("action")

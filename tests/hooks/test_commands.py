@@ -25,7 +25,7 @@ from hooks.services import hook_create
 from tenant import cli as tenant_cli
 from tests.database import database_url
 from tests.factories import SEED_HOOK as SEED
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -208,31 +208,31 @@ def test_update_with_syntax_error_keeps_the_saved_version(tenant, script_file, t
 
 
 def test_enable_says_which_hook_it_disabled(tenant):
-    hook_create(tenant=tenant, name="old", script=GOOD, enabled=True)
-    hook_create(tenant=tenant, name="new", script=GOOD)
+    hook_create(tenant=tenant, name="old", script=GOOD, enabled=True, actor=TEST_ACTOR)
+    hook_create(tenant=tenant, name="new", script=GOOD, actor=TEST_ACTOR)
     output = run("hooks", "enable", "new", "-p", "acme")
     assert "Enabled hook new" in output and "disabled old" in output
     assert list(Hook.objects.filter(enabled=True).values_list("name", flat=True)) == ["new"]
 
 
 def test_disable_turns_the_hook_off(tenant):
-    hook_create(tenant=tenant, name="h", script=GOOD, enabled=True)
+    hook_create(tenant=tenant, name="h", script=GOOD, enabled=True, actor=TEST_ACTOR)
     assert "Disabled hook h" in run("hooks", "disable", "h", "-p", "acme")
     assert not Hook.objects.get().enabled
 
 
 def test_enable_cannot_reach_another_tenants_hook(tenant):
     make_tenant("globex")
-    hook_create(tenant=tenant, name="h", script=GOOD)
+    hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="Unknown hook for tenant globex: h"):
         run("hooks", "enable", "h", "-p", "globex")
     assert not Hook.objects.get().enabled
 
 
 def test_ls_prints_a_table_of_the_tenants_hooks_only(tenant):
-    hook_create(tenant=tenant, name="first", script=GOOD, enabled=True)
-    hook_create(tenant=tenant, name="second", script=GOOD)
-    hook_create(tenant=make_tenant("globex"), name="theirs", script=GOOD)
+    hook_create(tenant=tenant, name="first", script=GOOD, enabled=True, actor=TEST_ACTOR)
+    hook_create(tenant=tenant, name="second", script=GOOD, actor=TEST_ACTOR)
+    hook_create(tenant=make_tenant("globex"), name="theirs", script=GOOD, actor=TEST_ACTOR)
     lines = run("hooks", "ls", "-p", "acme").splitlines()
     assert lines[0].split() == ["NAME", "POINT", "ENABLED", "VERSION", "UPDATED"]
     assert lines[1].split()[:4] == ["first", "credentials-exchange", "yes", "1"]
@@ -245,7 +245,7 @@ def test_ls_without_hooks_says_so(tenant):
 
 
 def test_rm_deletes_the_hook_and_its_secrets(tenant):
-    hook_create(tenant=tenant, name="h", script=GOOD, secrets={"K": "v"})
+    hook_create(tenant=tenant, name="h", script=GOOD, secrets={"K": "v"}, actor=TEST_ACTOR)
     assert "Deleted hook h" in run("hooks", "rm", "h", "-p", "acme")
     assert not Hook.objects.exists() and not HookSecret.objects.exists()
 
@@ -259,7 +259,7 @@ def test_rm_unknown_hook_fails(tenant):
 
 
 def test_secrets_set_ls_rm_never_print_values(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     output = run("hooks", "secrets", "set", "h", "-p", "acme", "API_KEY=s3cr3t-value", "B=x=y")
     assert hook_secrets(hook=hook) == {"API_KEY": "s3cr3t-value", "B": "x=y"}
     listing = run("hooks", "secrets", "ls", "h", "-p", "acme")
@@ -270,21 +270,21 @@ def test_secrets_set_ls_rm_never_print_values(tenant):
 
 
 def test_secrets_set_rejects_a_pair_without_equals_and_sets_nothing(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="KEY=VALUE"):
         run("hooks", "secrets", "set", "h", "-p", "acme", "GOOD=1", "BAD")
     assert hook_secrets(hook=hook) == {}
 
 
 def test_secrets_rm_of_a_missing_name_removes_nothing(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD, secrets={"A": "1"})
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, secrets={"A": "1"}, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="Hook h has no secret NOPE"):
         run("hooks", "secrets", "rm", "h", "-p", "acme", "A", "NOPE")
     assert hook_secrets(hook=hook) == {"A": "1"}
 
 
 def test_secrets_set_rejects_an_invalid_name(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="secret names"):
         run("hooks", "secrets", "set", "h", "-p", "acme", "bad name=1")
     assert hook_secrets(hook=hook) == {}
@@ -302,6 +302,7 @@ module.exports = function(client, scope, audience, context, cb) {
   console.log('hello from ' + client.name);
   cb(null, {scope: scope.concat(['extra']), 'https://foo.com/claim': 'bar', plain: 1});
 };""",
+        actor=TEST_ACTOR,
     )
     output = run("hooks", "run", "h", "-p", "acme")
     assert "Outcome: ok" in output
@@ -315,7 +316,7 @@ module.exports = function(client, scope, audience, context, cb) {
 
 
 def test_run_with_payload_and_unsaved_file(tenant, tmp_path):
-    hook_create(tenant=tenant, name="h", script=GOOD)
+    hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     payload = write(
         tmp_path,
         "p.json",
@@ -340,6 +341,7 @@ module.exports = function(client, scope, audience, context, cb) {
   console.log('about to fail');
   cb(new Error('access denied'));
 };""",
+        actor=TEST_ACTOR,
     )
     out = StringIO()
     with pytest.raises(CommandError, match="access denied") as raised:
@@ -350,7 +352,7 @@ module.exports = function(client, scope, audience, context, cb) {
 
 
 def test_run_rejects_bad_payload_json(tenant, tmp_path):
-    hook_create(tenant=tenant, name="h", script=GOOD)
+    hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="not valid JSON"):
         run("hooks", "run", "h", "-p", "acme", "--payload", str(write(tmp_path, "p.json", "{")))
     with pytest.raises(CommandError, match="Unknown payload keys: user"):
@@ -383,10 +385,10 @@ def add_run(hook: Hook, **fields) -> HookRun:
 
 
 def test_logs_lists_recent_runs_with_console_and_error(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     add_run(hook, console="line one\n")
     add_run(hook, outcome=RunOutcome.ERROR, error="Error: access denied")
-    other = hook_create(tenant=make_tenant("globex"), name="theirs", script=GOOD)
+    other = hook_create(tenant=make_tenant("globex"), name="theirs", script=GOOD, actor=TEST_ACTOR)
     add_run(other, console="not yours")
     output = run("hooks", "logs", "-p", "acme")
     lines = output.splitlines()
@@ -396,8 +398,8 @@ def test_logs_lists_recent_runs_with_console_and_error(tenant):
 
 
 def test_logs_of_one_hook_as_json(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
-    other = hook_create(tenant=tenant, name="other", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
+    other = hook_create(tenant=tenant, name="other", script=GOOD, actor=TEST_ACTOR)
     add_run(hook, console="mine")
     add_run(other, console="theirs")
     rows = [
@@ -407,7 +409,7 @@ def test_logs_of_one_hook_as_json(tenant):
 
 
 def test_logs_follow_prints_new_runs_as_they_happen(tenant, monkeypatch):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     add_run(hook, console="old")
     polls = []
 
@@ -424,7 +426,7 @@ def test_logs_follow_prints_new_runs_as_they_happen(tenant, monkeypatch):
 
 
 def test_wt_logs_follows_until_interrupted(tenant, monkeypatch):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
 
     def fake_sleep(seconds: float) -> None:
         if HookRun.objects.exists():
@@ -437,7 +439,7 @@ def test_wt_logs_follows_until_interrupted(tenant, monkeypatch):
 
 
 def test_prune_runs_deletes_old_runs(tenant):
-    hook = hook_create(tenant=tenant, name="h", script=GOOD)
+    hook = hook_create(tenant=tenant, name="h", script=GOOD, actor=TEST_ACTOR)
     add_run(hook, started_at=timezone.now() - timedelta(days=30))
     add_run(hook)
     assert "Deleted 1 hook runs" in run("hooks", "prune-runs")
@@ -465,7 +467,7 @@ def test_wt_create_name_option_and_secrets_without_extension_secret(tenant, scri
 
 
 def test_wt_create_disables_the_previously_enabled_hook(tenant, script_file):
-    hook_create(tenant=tenant, name="old", script=GOOD, enabled=True)
+    hook_create(tenant=tenant, name="old", script=GOOD, enabled=True, actor=TEST_ACTOR)
     output = run("wt", "create", str(script_file), "-p", "acme", *SEED_META)
     assert "disabled old" in output
     assert list(Hook.objects.filter(enabled=True).values_list("name", flat=True)) == ["myrule"]
@@ -510,7 +512,7 @@ def test_wt_create_with_a_bad_secret_creates_nothing(tenant, script_file):
 
 
 def test_wt_create_duplicate_name_fails(tenant, script_file):
-    hook_create(tenant=tenant, name="myrule", script=GOOD)
+    hook_create(tenant=tenant, name="myrule", script=GOOD, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="already exists"):
         run("wt", "create", str(script_file), "-p", "acme", *SEED_META)
     assert Hook.objects.get().script == GOOD

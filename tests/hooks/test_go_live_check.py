@@ -20,7 +20,7 @@ from hooks.services import (
     hook_save_script,
 )
 from tests.dashboard.conftest import SEED_SCRIPT, make_admin
-from tests.factories import make_tenant
+from tests.factories import TEST_ACTOR, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -31,12 +31,18 @@ EXPORTS_NOTHING = "var x = 1;\n"
 
 @pytest.fixture
 def enabled_hook() -> Hook:
-    return hook_create(tenant=make_tenant("golive"), name="live", script=SEED_SCRIPT, enabled=True)
+    return hook_create(
+        tenant=make_tenant("golive"),
+        name="live",
+        script=SEED_SCRIPT,
+        enabled=True,
+        actor=TEST_ACTOR,
+    )
 
 
 def test_saving_a_failing_script_on_the_enabled_hook_is_refused(enabled_hook):
     with pytest.raises(HookSampleRunFailed) as caught:
-        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1)
+        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1, actor=TEST_ACTOR)
     assert caught.value.report.ok is False
     enabled_hook.refresh_from_db()
     assert (enabled_hook.version, enabled_hook.script) == (1, SEED_SCRIPT)
@@ -46,7 +52,13 @@ def test_saving_a_failing_script_on_the_enabled_hook_is_refused(enabled_hook):
 @pytest.mark.parametrize("confirm", [False, True])
 def test_a_script_that_exports_no_hook_is_never_saved(enabled_hook, script, confirm):
     with pytest.raises(ValidationError) as caught:
-        hook_save_script(hook=enabled_hook, script=script, base_version=1, confirm_failing=confirm)
+        hook_save_script(
+            hook=enabled_hook,
+            script=script,
+            base_version=1,
+            confirm_failing=confirm,
+            actor=TEST_ACTOR,
+        )
     assert caught.value.code == "invalid_script"
     assert "module.exports must be a function" in caught.value.messages[0]
     enabled_hook.refresh_from_db()
@@ -54,51 +66,61 @@ def test_a_script_that_exports_no_hook_is_never_saved(enabled_hook, script, conf
 
 
 def test_confirmed_failing_save_goes_live(enabled_hook):
-    hook = hook_save_script(hook=enabled_hook, script=THROWS, base_version=1, confirm_failing=True)
+    hook = hook_save_script(
+        hook=enabled_hook, script=THROWS, base_version=1, confirm_failing=True, actor=TEST_ACTOR
+    )
     assert (hook.version, hook.script, hook.enabled) == (2, THROWS, True)
 
 
 def test_a_disabled_hook_saves_failing_scripts_without_a_run():
     tenant = make_tenant("draft")
-    hook = hook_create(tenant=tenant, name="draft", script=SEED_SCRIPT, enabled=False)
-    assert hook_save_script(hook=hook, script=THROWS, base_version=1).version == 2
+    hook = hook_create(
+        tenant=tenant, name="draft", script=SEED_SCRIPT, enabled=False, actor=TEST_ACTOR
+    )
+    assert hook_save_script(hook=hook, script=THROWS, base_version=1, actor=TEST_ACTOR).version == 2
     assert not HookRun.objects.filter(hook=hook).exists()
 
 
 def test_the_sample_run_is_logged_as_a_test_run(enabled_hook):
     with pytest.raises(HookSampleRunFailed):
-        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1)
+        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1, actor=TEST_ACTOR)
     run = HookRun.objects.get(hook=enabled_hook)
     assert run.source == RunSource.TEST
     assert "broken" in run.error
 
 
 def test_restoring_a_failing_version_needs_confirmation(enabled_hook):
-    hook_save_script(hook=enabled_hook, script=THROWS, base_version=1, confirm_failing=True)
-    hook_save_script(hook=enabled_hook, script=SEED_SCRIPT + "// 3", base_version=2)
+    hook_save_script(
+        hook=enabled_hook, script=THROWS, base_version=1, confirm_failing=True, actor=TEST_ACTOR
+    )
+    hook_save_script(
+        hook=enabled_hook, script=SEED_SCRIPT + "// 3", base_version=2, actor=TEST_ACTOR
+    )
     with pytest.raises(HookSampleRunFailed):
-        hook_restore_version(hook=enabled_hook, number=2, base_version=3)
+        hook_restore_version(hook=enabled_hook, number=2, base_version=3, actor=TEST_ACTOR)
     restored = hook_restore_version(
-        hook=enabled_hook, number=2, base_version=3, confirm_failing=True
+        hook=enabled_hook, number=2, base_version=3, confirm_failing=True, actor=TEST_ACTOR
     )
     assert (restored.version, restored.script) == (4, THROWS)
 
 
 def test_enabling_a_failing_hook_needs_confirmation(enabled_hook):
-    broken = hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS)
+    broken = hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS, actor=TEST_ACTOR)
     with pytest.raises(HookSampleRunFailed):
-        hook_enable(hook=broken)
+        hook_enable(hook=broken, actor=TEST_ACTOR)
     assert list(Hook.objects.filter(enabled=True)) == [enabled_hook]
-    assert hook_enable(hook=broken, confirm_failing=True) == enabled_hook
+    assert hook_enable(hook=broken, confirm_failing=True, actor=TEST_ACTOR) == enabled_hook
     broken.refresh_from_db()
     assert broken.enabled
 
 
 def test_a_stale_base_version_is_a_conflict_before_any_run(enabled_hook):
-    hook_save_script(hook=enabled_hook, script=SEED_SCRIPT + "// 2", base_version=1)
+    hook_save_script(
+        hook=enabled_hook, script=SEED_SCRIPT + "// 2", base_version=1, actor=TEST_ACTOR
+    )
     before = HookRun.objects.count()
     with pytest.raises(Exception, match="changed by someone else"):
-        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1)
+        hook_save_script(hook=enabled_hook, script=THROWS, base_version=1, actor=TEST_ACTOR)
     assert HookRun.objects.count() == before
 
 
@@ -118,7 +140,7 @@ def test_cli_update_refuses_a_failing_script_and_force_saves_it(enabled_hook, tm
 
 
 def test_cli_enable_refuses_a_failing_hook_and_force_enables_it(enabled_hook):
-    hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS)
+    hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS, actor=TEST_ACTOR)
     with pytest.raises(CommandError, match="--force"):
         call_command("hooks", "enable", "broken", "-p", "golive")
     call_command("hooks", "enable", "broken", "-p", "golive", "--force")
@@ -140,7 +162,7 @@ def test_dashboard_save_answers_422_with_the_report_then_saves_when_confirmed(en
 
 
 def test_dashboard_enable_shows_a_confirmation_page(enabled_hook):
-    broken = hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS)
+    broken = hook_create(tenant=enabled_hook.tenant, name="broken", script=THROWS, actor=TEST_ACTOR)
     http = HttpClient()
     http.force_login(make_admin("golive-admin", enabled_hook.tenant))
     url = reverse("admin:hooks_hook_enable", args=[broken.pk])

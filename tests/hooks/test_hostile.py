@@ -13,7 +13,7 @@ from hooks.execution import close_hook_runtime
 from hooks.models import Hook, HookRun
 from hooks.services import hook_create, hook_secrets_set
 from tenant.config_cache import invalidate
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 TIMEOUT_MS = 1000
@@ -35,7 +35,9 @@ class World:
         self.audience = f"https://api.{slug}.test/"
         api = make_api(self.tenant, self.audience, scopes=["read"])
         self.client, self.secret = make_client(self.tenant, {api: ["read"]})
-        self.hook = hook_create(tenant=self.tenant, name="hook", script=script, enabled=True)
+        self.hook = hook_create(
+            tenant=self.tenant, name="hook", script=script, enabled=True, actor=TEST_ACTOR
+        )
 
     def store(self, script: str) -> None:
         """Put a script live as if it had been saved before validation existed."""
@@ -302,8 +304,8 @@ CACHING_HOOK = hook(
 
 def test_two_tenants_with_one_script_never_see_each_others_secrets(isolation):
     first, second = World("first", CACHING_HOOK), World("second", CACHING_HOOK)
-    hook_secrets_set(hook=first.hook, secrets={"API_KEY": "first-secret"})
-    hook_secrets_set(hook=second.hook, secrets={"API_KEY": "second-secret"})
+    hook_secrets_set(hook=first.hook, secrets={"API_KEY": "first-secret"}, actor=TEST_ACTOR)
+    hook_secrets_set(hook=second.hook, secrets={"API_KEY": "second-secret"}, actor=TEST_ACTOR)
 
     for _ in range(2):
         assert claims(first.token())["https://x.test/key"] == "first-secret"
@@ -314,9 +316,9 @@ def test_a_test_run_never_shares_globals_with_token_runs(isolation):
     from hooks.trial_run import hook_test_run
 
     world = World("runner", CACHING_HOOK)
-    hook_secrets_set(hook=world.hook, secrets={"API_KEY": "live"})
+    hook_secrets_set(hook=world.hook, secrets={"API_KEY": "live"}, actor=TEST_ACTOR)
     assert claims(world.token())["https://x.test/key"] == "live"
-    hook_secrets_set(hook=world.hook, secrets={"API_KEY": "edited"})
+    hook_secrets_set(hook=world.hook, secrets={"API_KEY": "edited"}, actor=TEST_ACTOR)
 
     report = hook_test_run(
         tenant=world.tenant,

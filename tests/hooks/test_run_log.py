@@ -10,7 +10,7 @@ from django.utils import timezone
 from hooks import run_log
 from hooks.models import HookRun
 from hooks.services import hook_create
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 SCRIPT = "module.exports = function(c, s, a, ctx, cb) { console.log('ran'); cb(null, {}); };"
 
@@ -45,7 +45,7 @@ def test_token_request_run_is_written_by_the_background_writer(settings):
     tenant = make_tenant("acme")
     api = make_api(tenant, "aud")
     client, secret = make_client(tenant, {api: []})
-    hook = hook_create(tenant=tenant, name="h", script=SCRIPT, enabled=True)
+    hook = hook_create(tenant=tenant, name="h", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
     response = token_request(client, secret)
     assert response.status_code == 200
 
@@ -88,7 +88,7 @@ def test_a_record_the_database_refuses_is_dropped_and_the_rest_are_written(setti
     settings.TESSERA_HOOK_RUN_LOG_ASYNC = True
     tenant = make_tenant("acme")
     other = make_tenant("other")
-    deleted = hook_create(tenant=tenant, name="gone", script=SCRIPT)
+    deleted = hook_create(tenant=tenant, name="gone", script=SCRIPT, actor=TEST_ACTOR)
     deleted_id = deleted.pk
     deleted.delete()  # as if deleted while its last runs were queued
     dropped_before = run_log._get_writer().dropped
@@ -125,6 +125,7 @@ def test_a_hook_printing_what_no_database_stores_gets_its_token_and_its_run_reco
         script="module.exports = function(c, s, a, ctx, cb) {"
         f" console.log('a{printed}b'); cb(null, {{}}); }};",
         enabled=True,
+        actor=TEST_ACTOR,
     )
 
     responses = [token_request(client, secret) for _ in range(2)]

@@ -15,8 +15,7 @@ import pytest
 from django.db import connections
 
 from hooks.services import hook_create
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +32,9 @@ class World:
         self.audience = f"https://api.{slug}.test/"
         api = make_api(tenant, self.audience)
         self.client, self.secret = make_client(tenant, {api: ["read:data"]})
-        self.hook = hook_create(tenant=tenant, name="h", script=script, enabled=True, actor=SYSTEM)
+        self.hook = hook_create(
+            tenant=tenant, name="h", script=script, enabled=True, actor=TEST_ACTOR
+        )
 
     def post(self) -> tuple[int, dict[str, str], dict[str, Any]]:
         body = {

@@ -10,7 +10,7 @@ from django.test import Client as HttpClient
 from hooks.models import Hook, HookRun, HookStorage
 from hooks.services import hook_create
 from tests.factories import SEED_HOOK as SEED
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 AUD = "https://api.example.test/"
 TIMEOUT_MS = 1000
@@ -38,6 +38,7 @@ def client_and_secret(tenant):
 
 def with_hook(tenant, script, **kwargs):
     Hook.objects.filter(tenant=tenant).delete()
+    kwargs.setdefault("actor", TEST_ACTOR)
     return hook_create(tenant=tenant, name="hook", script=script, enabled=True, **kwargs)
 
 

@@ -14,8 +14,7 @@ from django.test import Client as HttpClient
 from hooks.execution import close_hook_runtime
 from hooks.runtime import HookCrashed, HookMemoryLimit, HookPool, Limits
 from hooks.services import hook_create
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 MB = 1 << 20
 ARG_NAMES = ("client", "scope", "audience", "context")
@@ -90,7 +89,11 @@ class World:
         api = make_api(self.tenant, self.audience, scopes=["read"])
         self.client, self.secret = make_client(self.tenant, {api: ["read"]})
         hook_create(
-            tenant=self.tenant, name="h", script=hook_holding(megabytes), enabled=True, actor=SYSTEM
+            tenant=self.tenant,
+            name="h",
+            script=hook_holding(megabytes),
+            enabled=True,
+            actor=TEST_ACTOR,
         )
 
     def token(self):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import requests
 from apis.services import MANAGEMENT_SCOPES, management_api_ensure
 from clients.services import client_create, client_grant_create, management_client_create
 from tenant.models import Tenant
-from tests.factories import make_tenant
+from tests.factories import TEST_ACTOR, make_tenant
 
 
 @dataclass
@@ -38,15 +38,15 @@ class ManagedTenant:
 
 def managed_tenant(slug: str) -> ManagedTenant:
     tenant = make_tenant(slug)
-    client, secret = management_client_create(tenant=tenant)
+    client, secret = management_client_create(tenant=tenant, actor=TEST_ACTOR)
     return ManagedTenant(tenant=tenant, client_id=client.client_id, client_secret=secret)
 
 
 def client_with_scopes(managed: ManagedTenant, scopes: list[str]) -> ManagedTenant:
     """Another client of the tenant granted only ``scopes`` of the Management API."""
-    api = management_api_ensure(tenant=managed.tenant)
-    client, secret = client_create(tenant=managed.tenant, name="limited")
-    client_grant_create(client=client, api=api, scopes=scopes)
+    api = management_api_ensure(tenant=managed.tenant, actor=TEST_ACTOR)
+    client, secret = client_create(tenant=managed.tenant, name="limited", actor=TEST_ACTOR)
+    client_grant_create(client=client, api=api, scopes=scopes, actor=TEST_ACTOR)
     return ManagedTenant(tenant=managed.tenant, client_id=client.client_id, client_secret=secret)
 
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 from apis.models import Api
 from hooks.services import hook_create
 from tenant.models import AuditEntry
+from tests.factories import TEST_ACTOR
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,7 +17,7 @@ SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, {}); };\n"
 
 
 def test_api_patch_and_secrets_are_audited_with_the_client(acme):
-    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT)
+    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
     headers = {"Authorization": f"Bearer {acme.token()}"}
     url = f"{acme.api_url}hooks/{hook.public_id}"
     assert requests.patch(url, json={"enabled": True}, headers=headers, timeout=10).ok

@@ -7,7 +7,7 @@ import requests
 from hooks.models import Hook
 from hooks.services import hook_create
 from tenant.models import AuditEntry
-from tests.factories import make_api
+from tests.factories import TEST_ACTOR, make_api
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,9 @@ BAD_REQUESTS = [
 
 @pytest.fixture
 def ids(acme):
-    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, secrets={"KEY": "v"})
+    hook = hook_create(
+        tenant=acme.tenant, name="h", script=SCRIPT, secrets={"KEY": "v"}, actor=TEST_ACTOR
+    )
     api = make_api(acme.tenant, "https://api.x/")
     return {"hook": hook.public_id, "rs": api.public_id}
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from apis.services import MANAGEMENT_SCOPES
 from hooks.services import hook_create
 from tenant.selectors import signing_key_active
-from tests.factories import make_api, make_client
+from tests.factories import TEST_ACTOR, make_api, make_client
 from tests.management.conftest import ManagedTenant, client_with_scopes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,7 +67,7 @@ def objects_of(managed: ManagedTenant) -> dict[str, str]:
     """One object of each kind in the tenant, by the ids the API shows."""
     api = make_api(managed.tenant, f"https://api.{managed.tenant.slug}.test/")
     client, _ = make_client(managed.tenant, {api: ["read:data"]})
-    hook = hook_create(tenant=managed.tenant, name="h", script=SCRIPT)
+    hook = hook_create(tenant=managed.tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
     return {
         "hook": hook.public_id,
         "rs": api.public_id,

@@ -12,8 +12,7 @@ import requests
 from apis.models import Api
 from clients.models import Client, ClientGrant
 from hooks.services import hook_create
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client
+from tests.factories import TEST_ACTOR, make_api, make_client
 from tests.management.conftest import MANAGEMENT_SCOPES, ManagedTenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -255,8 +254,10 @@ def test_client_grants_filter_by_audience_and_client_id(acme, globex):
 
 
 def test_hooks_filter_by_enabled_and_trigger(acme):
-    on = hook_create(tenant=acme.tenant, name="on", script=SCRIPT, enabled=True, actor=SYSTEM)
-    off = hook_create(tenant=acme.tenant, name="off", script=SCRIPT, enabled=False, actor=SYSTEM)
+    on = hook_create(tenant=acme.tenant, name="on", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
+    off = hook_create(
+        tenant=acme.tenant, name="off", script=SCRIPT, enabled=False, actor=TEST_ACTOR
+    )
 
     def names(query: str) -> list[str]:
         response = call(acme, "GET", f"hooks?{query}")
@@ -295,7 +296,7 @@ def test_fields_with_include_fields_false_drops_those_fields(acme, service):
         "token_lifetime": api.token_lifetime,
     }
 
-    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, actor=SYSTEM)
+    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
     one = call(acme, "GET", f"hooks/{hook.public_id}?fields=script&include_fields=false").json()
     assert "script" not in one and one["name"] == "h"
     hooks = call(acme, "GET", "hooks?fields=script,dependencies&include_fields=false").json()

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from hooks.services import hook_create, hook_enable
-from tenant.audit import SYSTEM
 from tenant.models import AuditEntry
 from tests.database import database_url
-from tests.factories import make_tenant
+from tests.factories import TEST_ACTOR, make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,8 +81,8 @@ def test_follow_prints_entries_written_after_it_started(follower):
     time.sleep(0.5)
     assert command.lines.empty()
 
-    hook_create(tenant=other, name="not-ours", script=SCRIPT, actor=SYSTEM)
-    hook = hook_create(tenant=acme, name="later", script=SCRIPT, enabled=False, actor=SYSTEM)
+    hook_create(tenant=other, name="not-ours", script=SCRIPT, actor=TEST_ACTOR)
+    hook = hook_create(tenant=acme, name="later", script=SCRIPT, enabled=False, actor=TEST_ACTOR)
     entry = command.next_entry()
     assert (entry["action"], entry["object"]["type"], entry["object"]["repr"]) == (
         "create",
@@ -93,7 +92,7 @@ def test_follow_prints_entries_written_after_it_started(follower):
     assert command.process.poll() is None  # still following
 
     time.sleep(1.5)  # a later poll
-    hook_enable(hook=hook, actor=SYSTEM)
+    hook_enable(hook=hook, actor=TEST_ACTOR)
     entry = command.next_entry()
     assert (entry["action"], entry["object"]["repr"]) == ("enable", "later")
     time.sleep(1.5)

@@ -16,7 +16,8 @@ from django.test import Client as HttpClient
 
 from hooks.models import Hook
 from hooks.services import hook_create, hook_enable
-from tenant.models import Tenant
+from tenant.models import AuditEntry, Tenant
+from tests.factories import TEST_ACTOR
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,6 +60,18 @@ def test_the_first_login_is_the_demo_tenants_admin_and_the_superuser_second():
     assert superuser.is_superuser
 
 
+def test_every_demo_write_is_audited_as_the_cli_and_reruns_add_no_member():
+    run_demo()
+    run_demo()
+    entries = AuditEntry.objects.filter(tenant__slug="demo")
+    assert set(entries.values_list("source", flat=True)) == {"cli"}
+    added = entries.filter(object_type="membership", action="add-member")
+    assert sorted(added.values_list("object_repr", flat=True)) == ["admin", "demo-admin"]
+    # Each run gives new passwords: recorded by name, never by value.
+    assert entries.filter(action="set-password").count() == 4
+    assert all(e.before is None and e.after is None for e in entries.filter(action="set-password"))
+
+
 def test_readme_sample_response_is_what_the_demo_returns(live_server, settings):
     settings.PUBLIC_URL = live_server.url
     output = run_demo()
@@ -92,8 +105,9 @@ def test_the_banner_names_the_hook_actually_enabled():
         tenant=Tenant.objects.get(slug="demo"),
         name="tier",
         script="module.exports = function(c, s, a, x, cb) { cb(null, {scope: s}); };",
+        actor=TEST_ACTOR,
     )
-    hook_enable(hook=other)
+    hook_enable(hook=other, actor=TEST_ACTOR)
     assert printed(run_demo(), "Enabled hook") == "tier (version 1)"
     Hook.objects.filter(tenant__slug="demo").update(enabled=False)
     assert printed(run_demo(), "Enabled hook").startswith("none")

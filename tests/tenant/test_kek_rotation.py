@@ -16,9 +16,8 @@ from hooks.execution import close_hook_runtime
 from hooks.models import HookSecret
 from hooks.services import hook_create, hook_secrets_set
 from tenant import config_cache, crypto
-from tenant.audit import SYSTEM
 from tenant.models import SigningKey
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -62,8 +61,8 @@ def test_values_encrypted_with_the_old_kek_still_work_after_rotation(settings):
     rs = make_api(acme, RS_AUD)
     hs = make_api(acme, HS_AUD, signing_alg=SigningAlgorithm.HS256)
     client, secret = make_client(acme, {rs: ["read:data"], hs: ["read:data"]})
-    hook = hook_create(tenant=acme, name="key", script=SCRIPT, enabled=True, actor=SYSTEM)
-    hook_secrets_set(hook=hook, secrets={"API_KEY": "old-secret"}, actor=SYSTEM)
+    hook = hook_create(tenant=acme, name="key", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
+    hook_secrets_set(hook=hook, secrets={"API_KEY": "old-secret"}, actor=TEST_ACTOR)
     hs_secret = crypto.decrypt(Api.objects.get(pk=hs.pk).signing_secret_encrypted)
     old_rows = {
         "signing key": SigningKey.objects.get(tenant=acme).private_key_encrypted,
@@ -86,7 +85,7 @@ def test_values_encrypted_with_the_old_kek_still_work_after_rotation(settings):
     jwt.decode(response.json()["access_token"], hs_secret, algorithms=["HS256"], audience=HS_AUD)
 
     # What is written now is encrypted with the new key, which alone reads it.
-    hook_secrets_set(hook=hook, secrets={"API_KEY": "new-secret"}, actor=SYSTEM)
+    hook_secrets_set(hook=hook, secrets={"API_KEY": "new-secret"}, actor=TEST_ACTOR)
     new_value = HookSecret.objects.get(hook=hook, name="API_KEY").value_encrypted
     assert Fernet(NEW.encode()).decrypt(new_value.encode()) == b"new-secret"
     with pytest.raises(InvalidToken):

@@ -11,8 +11,7 @@ from django.test import Client as HttpClient
 
 from hooks import run_log
 from hooks.services import hook_create, hook_save_script
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 from tests.tenant.metrics import Samples, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,7 +58,7 @@ def test_token_requests_and_their_latency_count_each_outcome():
 
 def test_hook_runs_and_their_duration_count_each_outcome():
     acme = Caller("acme")
-    hook = hook_create(tenant=acme.tenant, name="h", script=OK_HOOK, enabled=True, actor=SYSTEM)
+    hook = hook_create(tenant=acme.tenant, name="h", script=OK_HOOK, enabled=True, actor=TEST_ACTOR)
     before = scrape()
     assert acme.token().status_code == 200
     assert acme.token().status_code == 200
@@ -68,7 +67,7 @@ def test_hook_runs_and_their_duration_count_each_outcome():
         script=THROWING_HOOK,
         base_version=hook.version,
         confirm_failing=True,
-        actor=SYSTEM,
+        actor=TEST_ACTOR,
     )
     assert acme.token().status_code == 500
     run_log.shutdown()

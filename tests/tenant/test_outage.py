@@ -18,8 +18,7 @@ from hooks import run_log
 from hooks.models import HookRun
 from hooks.services import hook_create
 from tenant import config_cache
-from tenant.audit import SYSTEM
-from tests.factories import make_api, make_client, make_tenant
+from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 from tests.tenant.metrics import scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,7 +125,7 @@ def test_run_log_buffer_overflow_drops_counts_and_logs_records_never_tokens(
     settings.TESSERA_HOOK_RUN_LOG_BUFFER = 5
     settings.TESSERA_CONFIG_OUTAGE_GRACE = 60
     acme = Caller("acme")
-    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, enabled=True, actor=SYSTEM)
+    hook = hook_create(tenant=acme.tenant, name="h", script=SCRIPT, enabled=True, actor=TEST_ACTOR)
     assert acme.token().status_code == 200
     run_log.shutdown()
     assert HookRun.objects.filter(hook=hook).count() == 1

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from hooks.services import hook_create
 from tenant import config_cache
 from tenant.site.warmup import warm
-from tests.factories import SEED_HOOK, make_api, make_client, make_tenant
+from tests.factories import SEED_HOOK, TEST_ACTOR, make_api, make_client, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,9 @@ def test_a_warmed_process_reads_no_key_or_hook_on_its_first_token(settings, warm
         tenant = make_tenant(slug)
         api = make_api(tenant, AUD)
         client, secret = make_client(tenant, {api: ["read:data"]})
-        hook_create(tenant=tenant, name=f"{slug}-hook", script=SEED_HOOK, enabled=True)
+        hook_create(
+            tenant=tenant, name=f"{slug}-hook", script=SEED_HOOK, enabled=True, actor=TEST_ACTOR
+        )
         worlds.append((tenant, client, secret))
     config_cache.forget()  # a fresh process
     if warmed:

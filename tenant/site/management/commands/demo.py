@@ -12,7 +12,6 @@ import secrets
 import shlex
 from typing import Any
 
-from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -22,8 +21,9 @@ from clients.models import Client
 from clients.services import client_create, client_grant_create, client_rotate_secret
 from hooks.models import Hook
 from hooks.services import hook_create
+from tenant.audit import Actor
 from tenant.models import Tenant
-from tenant.services import tenant_add_member, tenant_create
+from tenant.services import tenant_create, tenant_member_provision
 
 SLUG = "demo"
 TENANT_ADMIN = "demo-admin"
@@ -46,7 +46,10 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        tenant = Tenant.objects.filter(slug=SLUG).first() or tenant_create(slug=SLUG, name="Demo")
+        actor = Actor.cli()
+        tenant = Tenant.objects.filter(slug=SLUG).first() or tenant_create(
+            slug=SLUG, name="Demo", actor=actor
+        )
         api = Api.objects.filter(tenant=tenant, identifier=AUDIENCE).first()
         if api is None:
             api, _ = api_create(
@@ -54,22 +57,36 @@ class Command(BaseCommand):
                 name="Demo API",
                 identifier=AUDIENCE,
                 scopes=[("read:data", "Read data"), ("write:data", "Write data")],
+                actor=actor,
             )
         client = Client.objects.filter(tenant=tenant, name=CLIENT_NAME).first()
         if client is None:
-            client, secret = client_create(tenant=tenant, name=CLIENT_NAME)
-            client_grant_create(client=client, api=api, scopes=["read:data"])
+            client, secret = client_create(tenant=tenant, name=CLIENT_NAME, actor=actor)
+            client_grant_create(client=client, api=api, scopes=["read:data"], actor=actor)
         else:
-            secret = client_rotate_secret(client=client)
+            secret = client_rotate_secret(client=client, actor=actor)
 
         if not Hook.objects.filter(tenant=tenant).exists():
-            hook_create(tenant=tenant, name="add-claim", script=SEED_HOOK, enabled=True)
+            hook_create(
+                tenant=tenant, name="add-claim", script=SEED_HOOK, enabled=True, actor=actor
+            )
 
-        tenant_admin, tenant_password = self._user(TENANT_ADMIN, superuser=False)
-        tenant_add_member(tenant=tenant, user=tenant_admin)
-        tenant_admin.user_permissions.add(Permission.objects.get(codename="run_hook"))
-        superuser, super_password = self._user(SUPERUSER, superuser=True)
-        tenant_add_member(tenant=tenant, user=superuser)
+        # New passwords every run: only their hashes are kept.
+        tenant_password, super_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+        tenant_member_provision(
+            tenant=tenant,
+            username=TENANT_ADMIN,
+            password=tenant_password,
+            permissions=["hooks.run_hook"],
+            actor=actor,
+        )
+        tenant_member_provision(
+            tenant=tenant,
+            username=SUPERUSER,
+            password=super_password,
+            superuser=True,
+            actor=actor,
+        )
 
         port = os.environ.get("PORT", "8000")
         body = (
@@ -90,16 +107,6 @@ class Command(BaseCommand):
             f"    --header 'content-type: application/json' \\\n"
             f"    --data {shlex.quote(body)}\n"
         )
-
-    def _user(self, username: str, *, superuser: bool) -> tuple[User, str]:
-        """The user, created if missing, with a new password (only its hash is kept)."""
-        password = secrets.token_urlsafe(12)
-        user, _ = User.objects.get_or_create(
-            username=username, defaults={"is_staff": True, "is_superuser": superuser}
-        )
-        user.set_password(password)
-        user.save()
-        return user, password
 
     def _enabled_hook(self, tenant: Tenant) -> str:
         """The hook token requests run now, which may no longer be the seed."""
