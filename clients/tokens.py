@@ -34,6 +34,7 @@ from hooks.execution import Execution
 from hooks.pipeline import credentials_exchange
 from hooks.points import FilteredClaims, credentials_exchange_payload
 from hooks.runtime.json_text import compact_encoder
+from tenant.crypto import UnreadableSecretError
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 
@@ -319,7 +320,8 @@ def issue_token(
     and shape checked, the client authenticated and rate-limited, the grant
     and scopes checked, the tenant's credentials-exchange hook run and the
     token signed. Whatever refuses it is returned as the OAuth error to
-    answer (RFC 6749 §5.2); anything else (a database outage) is raised."""
+    answer (RFC 6749 §5.2), a tenant key this server cannot decrypt as a
+    ``server_error``; anything else (a database outage) is raised."""
     try:
         check_param_text(params)
         require_params(params, authorization)
@@ -361,6 +363,9 @@ def issue_token(
         return sign_access_token(
             tenant=tenant, client=client, api=api, scope=hooked.scope, extra_claims=hooked.claims
         )
+    except UnreadableSecretError:
+        # Logged once when found (tenant.selectors) and named by /readyz.
+        return errors.ServerError("The server cannot read this tenant's keys.", status_code=500)
     except errors.OAuth2Error as error:
         # Without its traceback: its frames lead back to the caller's, which
         # holds the error, and the cycle would wait for the garbage collector.
