@@ -1,6 +1,7 @@
 """The Client Credentials grant (RFC 6749 §4.4): from a token request to a
-signed JWT access token, with errors raised as oauthlib's OAuth2Error types
-(the view renders their RFC 6749 §5.2 bodies)."""
+signed JWT access token. ``issue_token`` is the one service a token request
+calls; it returns the token or the oauthlib OAuth2Error to answer (the view
+renders its RFC 6749 §5.2 body)."""
 
 import base64
 import binascii
@@ -15,19 +16,25 @@ from typing import Any, cast
 from urllib.parse import unquote_plus
 
 import jwt
+from django.conf import settings
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.oauth2.rfc6749 import errors
+from rest_framework.throttling import SimpleRateThrottle
 
 from apis.choices import SigningAlgorithm
 from apis.models import Api
 from apis.selectors import api_get, api_signing_secret
 from clients.models import Client
+from clients.params import check_param_text
 from clients.selectors import client_for_token, client_granted_scopes
 from hooks import runtime
 from hooks.choices import RunOutcome
 from hooks.execution import Execution
+from hooks.pipeline import credentials_exchange
+from hooks.points import FilteredClaims, credentials_exchange_payload
 from hooks.runtime.json_text import compact_encoder
+from tenant.crypto import UnreadableSecretError
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 
@@ -239,8 +246,9 @@ HOOK_FAILURE_MESSAGES: dict[str, str] = {
 }
 
 
-class HookRefusedError(errors.OAuth2Error):
-    """The hook was not run now (its tenant's concurrency cap, or its breaker)."""
+class RetryLaterError(errors.OAuth2Error):
+    """Not now: the client's rate limit, or the hook not run (its tenant's
+    concurrency cap, or its breaker). Answered with ``Retry-After``."""
 
     def __init__(self, description: str, *, status_code: int, error: str, retry_after_s: float):
         super().__init__(description, status_code=status_code)
@@ -256,14 +264,14 @@ def hook_failure(execution: Execution) -> errors.OAuth2Error:
     if error is None:
         return errors.ServerError(execution.invalid_result, status_code=500)
     if isinstance(error, runtime.HookBusy):
-        return HookRefusedError(
+        return RetryLaterError(
             "Too many hook runs at once for this tenant.",
             status_code=429,
             error="too_many_requests",
             retry_after_s=error.retry_after_s,
         )
     if isinstance(error, runtime.HookSuspended):
-        return HookRefusedError(
+        return RetryLaterError(
             "Hook suspended after repeated timeouts or memory failures.",
             status_code=503,
             error="temporarily_unavailable",
@@ -282,3 +290,93 @@ def hook_failure(execution: Execution) -> errors.OAuth2Error:
     if error.name == "InvalidRequestError":
         return errors.InvalidRequestError(error.message)
     return errors.ServerError(error.message or "Hook failed.", status_code=500)
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    """Token requests per authenticated client, shared through the cache."""
+
+    scope = "token"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        super().__init__()
+
+    def get_rate(self) -> str | None:
+        return settings.TESSERA_TOKEN_RATE_LIMIT or None
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return f"throttle:token:{self.client.pk}"
+
+
+def first_language(accept_language: str) -> str:
+    """An Action's ``event.request.language``: the first tag the caller
+    accepts (``fr-CH`` of ``fr-CH, fr;q=0.9``), or empty."""
+    return accept_language.split(",", 1)[0].split(";", 1)[0].strip()
+
+
+def issue_token(
+    *,
+    tenant: Tenant,
+    params: Mapping[str, str],
+    authorization: str | None,
+    ip: str,
+    user_agent: str,
+    hostname: str = "",
+    language: str = "",
+) -> IssuedToken | errors.OAuth2Error:
+    """A token request, from its parameters to the signed token: the text
+    and shape checked, the client authenticated and rate-limited, the grant
+    and scopes checked, the tenant's credentials-exchange hook run and the
+    token signed. Whatever refuses it is returned as the OAuth error to
+    answer (RFC 6749 §5.2), a tenant key this server cannot decrypt as a
+    ``server_error``; anything else (a database outage) is raised."""
+    try:
+        check_param_text(params)
+        require_params(params, authorization)
+        client = authenticate_client(tenant=tenant, params=params, authorization=authorization)
+        throttle = ClientRateThrottle(client)
+        # DRF's throttle reads neither the request nor the view here: the
+        # cache key is the client's.
+        if not throttle.allow_request(cast(Any, None), cast(Any, None)):
+            wait = throttle.wait()
+            return RetryLaterError(
+                "Too many requests.",
+                status_code=429,
+                error="too_many_requests",
+                retry_after_s=wait or 1,
+            )
+        api, scope = granted_scopes(
+            tenant=tenant, client=client, audience=params["audience"], requested=params.get("scope")
+        )
+        execution = credentials_exchange(
+            tenant=tenant,
+            payload=credentials_exchange_payload(
+                tenant_slug=tenant.slug,
+                client_id=client.client_id,
+                client_name=client.name,
+                client_metadata=client.metadata,
+                audience=api.identifier,
+                scope=scope,
+                params=params,
+                ip=ip,
+                user_agent=user_agent,
+                hostname=hostname,
+                language=language,
+            ),
+        )
+        if execution is None:
+            hooked = FilteredClaims(scope=scope)
+        elif execution.ok:
+            hooked = execution.claims
+        else:
+            return hook_failure(execution)
+        return sign_access_token(
+            tenant=tenant, client=client, api=api, scope=hooked.scope, extra_claims=hooked.claims
+        )
+    except UnreadableSecretError:
+        # Logged once when found (tenant.selectors) and named by /readyz.
+        return errors.ServerError("The server cannot read this tenant's keys.", status_code=500)
+    except errors.OAuth2Error as error:
+        # Without its traceback: its frames lead back to the caller's, which
+        # holds the error, and the cycle would wait for the garbage collector.
+        return error.with_traceback(None)

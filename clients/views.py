@@ -4,7 +4,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
-from django.conf import settings
 from django.http import Http404, QueryDict
 from django.http.request import split_domain_port
 from oauthlib.oauth2.rfc6749 import errors
@@ -13,24 +12,12 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
 from rest_framework.views import APIView
 
-from clients.models import Client
-from clients.params import check_param_text, encodable
+from clients.params import encodable
 from clients.parsers import StrictFormParser, StrictJSONParser
-from clients.tokens import (
-    HookRefusedError,
-    authenticate_client,
-    granted_scopes,
-    hook_failure,
-    require_params,
-    sign_access_token,
-    uses_basic_auth,
-)
-from hooks.pipeline import credentials_exchange
-from hooks.points import FilteredClaims, credentials_exchange_payload
+from clients.tokens import RetryLaterError, first_language, issue_token, uses_basic_auth
 from hooks.runtime.json_text import compact_encoder
 from tenant.dependencies import DATABASE_UNAVAILABLE
 from tenant.resolution import tenant_for_request
@@ -38,25 +25,6 @@ from tenant.resolution import tenant_for_request
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def first_language(accept_language: str) -> str:
-    """An Action's ``event.request.language``: the first tag the caller
-    accepts (``fr-CH`` of ``fr-CH, fr;q=0.9``), or empty."""
-    return accept_language.split(",", 1)[0].split(";", 1)[0].strip()
-
-
-class ClientRateThrottle(SimpleRateThrottle):
-    """Token requests per authenticated client, shared through the cache."""
-
-    scope = "token"
-
-    def get_rate(self) -> str | None:
-        return settings.TESSERA_TOKEN_RATE_LIMIT or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        client: Client = view.client
-        return f"throttle:token:{client.pk}"
 
 
 class AlwaysJson(DefaultContentNegotiation):
@@ -135,65 +103,39 @@ class TokenView(APIView):
     parser_classes = [StrictJSONParser, StrictFormParser]
     renderer_classes = [TokenJSONRenderer]
     content_negotiation_class = AlwaysJson
-    client: Client
 
     def post(self, request: Request, tenant_slug: str | None = None) -> Response:
         # Bodies over TESSERA_TOKEN_MAX_BODY_BYTES never get here: the
         # middleware answers 413 from the Content-Length.
-        tenant = tenant_for_request(request, tenant_slug)
-        params = request_params(request)
-        check_param_text(params)
-        authorization = request.META.get("HTTP_AUTHORIZATION")
-        require_params(params, authorization)
-
-        self.client = authenticate_client(tenant=tenant, params=params, authorization=authorization)
-        throttle = ClientRateThrottle()
-        if not throttle.allow_request(request, self):
-            raise exceptions.Throttled(throttle.wait())
-
-        api, scope = granted_scopes(
-            tenant=tenant,
-            client=self.client,
-            audience=params["audience"],
-            requested=params.get("scope"),
+        meta = request.META
+        outcome = issue_token(
+            tenant=tenant_for_request(request, tenant_slug),
+            params=request_params(request),
+            authorization=meta.get("HTTP_AUTHORIZATION"),
+            ip=meta.get("REMOTE_ADDR", ""),
+            user_agent=meta.get("HTTP_USER_AGENT", ""),
+            hostname=split_domain_port(request.get_host())[0],
+            language=first_language(meta.get("HTTP_ACCEPT_LANGUAGE", "")),
         )
-        execution = credentials_exchange(
-            tenant=tenant,
-            payload=credentials_exchange_payload(
-                tenant_slug=tenant.slug,
-                client_id=self.client.client_id,
-                client_name=self.client.name,
-                client_metadata=self.client.metadata,
-                audience=api.identifier,
-                scope=scope,
-                params=params,
-                ip=request.META.get("REMOTE_ADDR", ""),
-                user_agent=request.META.get("HTTP_USER_AGENT", ""),
-                hostname=split_domain_port(request.get_host())[0],
-                language=first_language(request.META.get("HTTP_ACCEPT_LANGUAGE", "")),
-            ),
-        )
-        if execution is None:
-            hooked = FilteredClaims(scope=scope)
-        elif execution.ok:
-            hooked = execution.claims
-        else:
-            raise hook_failure(execution)
-        token = sign_access_token(
-            tenant=tenant,
-            client=self.client,
-            api=api,
-            scope=hooked.scope,
-            extra_claims=hooked.claims,
-        )
-        body = {
-            "access_token": token.access_token,
+        if isinstance(outcome, errors.OAuth2Error):
+            return self.error_response(outcome)
+        body: dict[str, Any] = {
+            "access_token": outcome.access_token,
             "token_type": "Bearer",
-            "expires_in": token.expires_in,
+            "expires_in": outcome.expires_in,
         }
-        if token.scope:
-            body["scope"] = " ".join(token.scope)
+        if outcome.scope:
+            body["scope"] = " ".join(outcome.scope)
         return Response(body, headers=NO_STORE)
+
+    def error_response(self, error: errors.OAuth2Error) -> Response:
+        """The RFC 6749 §5.2 answer to ``error``, with the headers its kind needs."""
+        if isinstance(error, errors.InvalidClientError):
+            if uses_basic_auth(self.request.META.get("HTTP_AUTHORIZATION")):
+                return oauth_error_response(error, **{"WWW-Authenticate": 'Basic realm="oauth"'})
+        elif isinstance(error, RetryLaterError):
+            return oauth_error_response(error, **{"Retry-After": str(error.retry_after)})
+        return oauth_error_response(error)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -206,20 +148,10 @@ class TokenView(APIView):
         return Response(status=204, headers={"Allow": "POST, OPTIONS", **NO_STORE})
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, errors.InvalidClientError):
-            if uses_basic_auth(self.request.META.get("HTTP_AUTHORIZATION")):
-                return oauth_error_response(exc, **{"WWW-Authenticate": 'Basic realm="oauth"'})
-            return oauth_error_response(exc)
-        if isinstance(exc, HookRefusedError):
-            return oauth_error_response(exc, **{"Retry-After": str(exc.retry_after)})
-        if isinstance(exc, errors.OAuth2Error):
-            return oauth_error_response(exc)
-        if isinstance(exc, exceptions.Throttled):
-            error = errors.OAuth2Error("Too many requests.", status_code=429)
-            error.error = "too_many_requests"
-            return oauth_error_response(
-                error, **{"Retry-After": str(int(getattr(exc, "wait", None) or 1))}
-            )
+        """What the request raised before the service could answer (the
+        tenant, the body), and what nothing else answers."""
+        if isinstance(exc, errors.OAuth2Error):  # request_params
+            return self.error_response(exc)
         if isinstance(exc, exceptions.UnsupportedMediaType):
             return oauth_error_response(
                 errors.InvalidRequestError(

@@ -1,5 +1,6 @@
 """Reads for tenants and their keys."""
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tenant.config_cache import memoized
-from tenant.crypto import decrypt
+from tenant.crypto import UnreadableSecretError, decrypt
 from tenant.models import MAX_TOKEN_LIFETIME, AuditEntry, SigningKey, Tenant
 
 
@@ -20,8 +21,13 @@ class LoadedSigningKey:
     private_key: RSAPrivateKey
 
 
+logger = logging.getLogger(__name__)
+
 # Parsing a PEM costs ~50 ms; a kid never changes its key, so parse each once.
 _loaded_keys: dict[str, RSAPrivateKey] = {}
+# Slugs of the tenants whose active signing key this process could not
+# decrypt when it last tried: their token requests answer 500, /readyz names them.
+_unreadable_keys: set[str] = set()
 
 
 def tenant_get(*, slug: str) -> Tenant:
@@ -51,15 +57,37 @@ def _load_active_key(tenant: Tenant) -> LoadedSigningKey:
         "kid", "private_key_encrypted"
     )[0]
     if kid not in _loaded_keys:
-        key = load_pem_private_key(decrypt(encrypted).encode(), password=None)
+        try:
+            pem = decrypt(encrypted)
+        except UnreadableSecretError:
+            if tenant.slug not in _unreadable_keys:
+                _unreadable_keys.add(tenant.slug)
+                logger.error(
+                    "Tenant %s: its signing key %s cannot be decrypted with this server's "
+                    "TESSERA_KEK; its tokens are refused with a 500 until it can be.",
+                    tenant.slug,
+                    kid,
+                )
+            raise
+        key = load_pem_private_key(pem.encode(), password=None)
         assert isinstance(key, RSAPrivateKey)
         _loaded_keys[kid] = key
+    _unreadable_keys.discard(tenant.slug)
     return LoadedSigningKey(kid=kid, private_key=_loaded_keys[kid])
 
 
 def signing_key_active(*, tenant: Tenant) -> LoadedSigningKey:
     """The tenant's current RS256 signing key, parsed once per process."""
     return memoized(("signing-key", tenant.pk), lambda: _load_active_key(tenant))
+
+
+def tenants_with_unreadable_keys() -> list[str]:
+    """The slugs of existing tenants whose signing key this process found it
+    cannot decrypt (at warm-up or on a token request), sorted."""
+    if not _unreadable_keys:
+        return []
+    slugs = Tenant.objects.filter(slug__in=_unreadable_keys).values_list("slug", flat=True)
+    return sorted(slugs)
 
 
 def tenant_jwks(*, tenant: Tenant) -> dict[str, list[dict[str, Any]]]:

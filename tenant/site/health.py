@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from tenant import config_cache, metrics
 from tenant.redis_client import redis_client
+from tenant.selectors import tenants_with_unreadable_keys
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
@@ -86,7 +87,8 @@ def _redis_status() -> str:
 
 def readyz(request: HttpRequest) -> HttpResponse:
     """Ready to serve: the database answers, migrations are applied and the
-    configuration is within its staleness bound. Redis is reported but does
+    configuration is within its staleness bound. ``degraded``: ready, but
+    some tenants' signing keys cannot be decrypted (``unreadable_keys``). Redis is reported but does
     not decide: without it tokens are still issued (rate limits per process),
     and failing every server at once would turn a Redis outage into a full one."""
     refusal = _refusal(request)
@@ -94,7 +96,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
         return refusal
     database = _database_ready()
     age = config_cache.config_age()
-    checks = {
+    checks: dict[str, Any] = {
         "database": "ok" if database else "unavailable",
         "migrations": "ok" if _migrations_applied else ("pending" if database else "unknown"),
         "config_age_seconds": round(age, 3) if age != float("inf") else None,
@@ -103,8 +105,17 @@ def readyz(request: HttpRequest) -> HttpResponse:
     fresh = age <= settings.TESSERA_CONFIG_MAX_STALENESS
     ready = database and _migrations_applied and fresh
     metrics.CONFIG_AGE.set(age if age != float("inf") else -1)
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    unreadable = tenants_with_unreadable_keys() if database else []
+    checks["unreadable_keys"] = unreadable
+    status = "degraded" if unreadable else "ready"
+    body = {"status": status if ready else "not_ready", "checks": checks}
     if ready:
+        # A tenant whose signing key this server cannot decrypt is still a
+        # 200: every server of the fleet shares the database and the KEK
+        # (a KEK that reads no key at all stops the server at start), so
+        # taking this one out of rotation would not serve that tenant
+        # anywhere else, and would refuse every other tenant too. The
+        # status and the list say who needs the operator.
         return _json(body)
     return _json(body, 503, **{"Retry-After": "5"})
 

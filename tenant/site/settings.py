@@ -3,7 +3,8 @@
 Everything a deployment changes comes from the environment (SPEC §1). With no
 environment at all, a checkout runs on SQLite and the local-memory cache, and
 the two secrets it needs (Django's SECRET_KEY and the key-encryption key for
-secrets at rest) are generated once into ``var/`` so that restarts keep them.
+secrets at rest) are generated once into ``var/`` so that restarts keep them
+(the KEK only for a database that holds no secret yet: ``tenant.crypto``).
 """
 
 import os
@@ -13,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("TESSERA_VAR_DIR", BASE_DIR / "var"))
@@ -49,9 +49,10 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret(
     "secret_key", lambda: secrets.token_urlsafe(50)
 )
 # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
-TESSERA_KEK = os.environ.get("TESSERA_KEK") or local_secret(
-    "kek", lambda: Fernet.generate_key().decode()
-)
+# Without it, tenant.crypto generates one into TESSERA_KEK_FILE, and only for
+# a database that holds no secret yet.
+TESSERA_KEK = os.environ.get("TESSERA_KEK", "")
+TESSERA_KEK_FILE = VAR_DIR / "kek"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 # The issuer of a tenant without its own domain is {PUBLIC_URL}/{slug}/;

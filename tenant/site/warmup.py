@@ -18,30 +18,40 @@ logger = logging.getLogger(__name__)
 
 
 def warm() -> None:
-    """Load the generation, every active signing key and every enabled hook
-    into this process's memo. A database that does not answer is logged, not
-    raised: the server starts, and ``/readyz`` says it is not ready."""
+    """Check the KEK, then load the generation, every active signing key and
+    every enabled hook into this process's memo. A database that does not
+    answer is logged, not raised: the server starts, and ``/readyz`` says it
+    is not ready. A tenant whose keys cannot be decrypted is logged and
+    skipped: the others are served, and ``/readyz`` names it. A KEK that
+    cannot serve the database at all raises ``KekError``."""
     from hooks.points import POINTS
     from hooks.selectors import enabled_hook_for
+    from tenant.crypto import UnreadableSecretError, check_kek
     from tenant.models import Tenant
     from tenant.selectors import signing_key_active
 
     started = time.perf_counter()
     try:
+        check_kek()
         generation = config_cache.check_now()
         with config_cache.request_scope(generation):
             tenants = list(Tenant.objects.all())
-            enabled = 0
+            enabled = skipped = 0
             for tenant in tenants:
-                signing_key_active(tenant=tenant)
-                for trigger_id in POINTS:  # "no hook" is memoised too
-                    enabled += enabled_hook_for(tenant=tenant, trigger_id=trigger_id) is not None
+                try:
+                    signing_key_active(tenant=tenant)
+                    for trigger_id in POINTS:  # "no hook" is memoised too
+                        hook = enabled_hook_for(tenant=tenant, trigger_id=trigger_id)
+                        enabled += hook is not None
+                except UnreadableSecretError as error:
+                    skipped += 1
+                    logger.error("Warm-up skipped tenant %s: %s", tenant.slug, error)
     except DatabaseError as error:
         logger.error("Warm-up skipped, the database does not answer: %s", error)
     else:
         logger.info(
             "Warmed %d tenants and %d enabled hooks in %.0f ms",
-            len(tenants),
+            len(tenants) - skipped,
             enabled,
             (time.perf_counter() - started) * 1000,
         )

@@ -3,8 +3,11 @@
 
 import codecs
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from django.core.wsgi import get_wsgi_application
 from django.utils.http import parse_header_parameters
@@ -40,6 +43,29 @@ class TextCharsetsOnly:
 
 application = TextCharsetsOnly(get_wsgi_application())
 
-from tenant.site.warmup import warm  # noqa: E402 - needs the app registry ready
+from tenant.crypto import KekError  # noqa: E402 - needs the app registry ready
+from tenant.site.warmup import warm  # noqa: E402
 
-warm()
+
+def refuse_to_start(error: KekError) -> NoReturn:
+    """One line, no traceback, and no server: with a key-encryption key that
+    reads none of the database, every token would be a 500. granian would
+    respawn a worker that exits for ever (``--respawn-failed-workers``), so
+    a worker of granian stops its server; gunicorn's arbiter halts by itself
+    on a worker's exit status 3 (a worker that cannot boot)."""
+    sys.stderr.write(f"Tessera cannot start: {error}\n")
+    sys.stderr.flush()
+    server = os.getppid()
+    try:
+        command = Path(f"/proc/{server}/cmdline").read_bytes()
+    except OSError:
+        command = b""
+    if b"granian" in command:
+        os.kill(server, signal.SIGTERM)
+    os._exit(3)
+
+
+try:
+    warm()
+except KekError as error:
+    refuse_to_start(error)

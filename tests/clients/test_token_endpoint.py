@@ -14,6 +14,7 @@ from apis.choices import SigningAlgorithm
 from apis.services import api_create
 from clients.choices import TokenEndpointAuthMethod
 from clients.models import Client
+from tenant.crypto import encrypt
 from tenant.models import SigningKey
 from tenant.services import tenant_rotate_key
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
@@ -547,7 +548,10 @@ def test_unknown_path_under_issuer_is_json_404(tenant):
 
 
 def test_unexpected_failure_is_json_500_without_details(tenant, client_and_secret):
-    SigningKey.objects.filter(tenant=tenant).update(private_key_encrypted="corrupted")
+    # It decrypts (a key the server cannot decrypt is an expected failure,
+    # tests/tenant/test_unreadable_keys.py), but into no private key.
+    not_a_key = encrypt("-----BEGIN PRIVATE KEY-----\ncorrupted\n-----END PRIVATE KEY-----\n")
+    SigningKey.objects.filter(tenant=tenant).update(private_key_encrypted=not_a_key)
     response = post_token(tenant, credentials(client_and_secret))
     assert_error(response, 500, "server_error", "Internal server error.")
     assert b"Traceback" not in response.content
