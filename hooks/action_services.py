@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max
@@ -93,6 +94,12 @@ def action_state(action: Action) -> dict[str, Any]:
 def _audit(action: Action, actor: Actor, verb: str, before: State, after: State) -> None:
     target = Target(action.tenant, "action", action.public_id, action.name)
     audit_record(target=target, actor=actor, action=verb, before=before, after=after)
+
+
+def _check_code_size(code: str) -> None:
+    limit = settings.TESSERA_HOOK_MAX_SCRIPT_BYTES
+    if len(code.encode(errors="surrogatepass")) > limit:
+        raise ValidationError(f"The code is larger than {limit} bytes.", code="code_too_large")
 
 
 def action_build(*, tenant: Tenant, code: str) -> Build:
@@ -183,6 +190,7 @@ def action_create(
     secrets: Sequence[SecretSpec] = (),
 ) -> Action:
     """Create an Action and build its draft (``built`` or ``failed``)."""
+    _check_code_size(code)
     _check_secrets(secrets)
     build = action_build(tenant=tenant, code=code)
     return _create(
@@ -246,6 +254,8 @@ def action_update(
 ) -> Action:
     """Change the draft (what a binding runs changes only on deploy); a new
     ``code`` is built again. ``secrets`` replaces the draft's list."""
+    if code is not None:
+        _check_code_size(code)
     if secrets is not None:
         _check_secrets(secrets)
     cleaned = _clean_dependencies(dependencies) if dependencies is not None else None

@@ -3,6 +3,7 @@ the services and the real token endpoint (SPEC §4 "Actions format")."""
 
 import json
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -25,6 +26,7 @@ from hooks.action_services import (
     bindings_replace,
 )
 from hooks.models import Action, ActionVersion, HookRun, TriggerBinding
+from hooks.run_log import RunRecord, _write
 from hooks.services import hook_create
 from tenant.audit import SYSTEM
 from tenant.models import AuditEntry
@@ -371,3 +373,28 @@ def test_every_write_deploy_and_binding_change_is_audited(tenants):
         "delete",
     ]
     assert "hidden-value" not in json.dumps(list(AuditEntry.objects.values_list("before", "after")))
+
+
+def test_flow_executions_are_stored_in_batches_too(tenants):
+    """The background writer's batch path (COPY on PostgreSQL) keeps the
+    per-Action results, text made storable."""
+    acme, _, _ = tenants
+    records = [
+        RunRecord(
+            tenant_id=acme.pk,
+            hook_id=None,
+            hook_version=None,
+            source="token",
+            started_at=datetime.now(UTC),
+            duration_ms=1.0,
+            outcome="ok",
+            console="",
+            error="",
+            execution_id=f"ex_batch{i}",
+            results=[{"action_name": "a", "logs": "nul\x00 and \ud800"}],
+        )
+        for i in range(3)
+    ]
+    _write(records)
+    stored = HookRun.objects.filter(execution_id__startswith="ex_batch").order_by("execution_id")
+    assert [(run.results or [{}])[0].get("logs") for run in stored] == ["nul\ufffd and \ufffd"] * 3
