@@ -18,11 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 def warm() -> None:
-    """Load the generation, every active signing key and every enabled hook
-    into this process's memo. A database that does not answer is logged, not
+    """Load the generation, every active signing key, every enabled hook and
+    every trigger's bound Actions into this process's memo. A database that does not answer is logged, not
     raised: the server starts, and ``/readyz`` says it is not ready."""
     from hooks.points import POINTS
-    from hooks.selectors import enabled_hook_for
+    from hooks.selectors import bound_actions_for, enabled_hook_for
     from tenant.models import Tenant
     from tenant.selectors import signing_key_active
 
@@ -34,8 +34,9 @@ def warm() -> None:
             enabled = 0
             for tenant in tenants:
                 signing_key_active(tenant=tenant)
-                for trigger_id in POINTS:  # "no hook" is memoised too
+                for trigger_id in POINTS:  # "no hook" and "no binding" are memoised too
                     enabled += enabled_hook_for(tenant=tenant, trigger_id=trigger_id) is not None
+                    bound_actions_for(tenant=tenant, trigger_id=trigger_id)
     except DatabaseError as error:
         logger.error("Warm-up skipped, the database does not answer: %s", error)
     else:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 
 from hooks.action_services import (
     ActionNameTaken,
@@ -398,3 +399,21 @@ def test_flow_executions_are_stored_in_batches_too(tenants):
     _write(records)
     stored = HookRun.objects.filter(execution_id__startswith="ex_batch").order_by("execution_id")
     assert [(run.results or [{}])[0].get("logs") for run in stored] == ["nul\ufffd and \ufffd"] * 3
+
+
+def test_a_warm_flow_token_request_only_logs_its_execution(tenants, settings):
+    """Bindings and deployed versions are memoised like the enabled hook: a
+    warm request with a bound Action writes its run record and reads nothing;
+    a deploy reaches the next request."""
+    settings.TESSERA_CONFIG_MAX_STALENESS = 60  # no inline generation re-read
+    acme, _, clients = tenants
+    action = deployed(acme, "a", claim_action("a", "v1"))
+    bind(acme, action)
+    token(acme, clients["acme"])
+    with CaptureQueriesContext(connection) as queries:
+        assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v1"
+    assert [q["sql"].split()[0] for q in queries] == ["INSERT"]
+    assert "hooks_hookrun" in queries[0]["sql"]
+    action_update(action=action, actor=SYSTEM, code=claim_action("a", "v2"))
+    action_deploy(action=action, actor=SYSTEM)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v2"
