@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 
 def warm() -> None:
     """Load the generation, every active signing key, every enabled hook and
-    every trigger's bound Actions into this process's memo. A database that does not answer is logged, not
-    raised: the server starts, and ``/readyz`` says it is not ready."""
+    every trigger's bound Actions into this process's memo. A database that
+    does not answer is logged, not raised: the server starts, and ``/readyz``
+    says it is not ready."""
     from hooks.points import POINTS
     from hooks.selectors import bound_actions_for, enabled_hook_for
     from tenant.models import Tenant
