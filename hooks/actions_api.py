@@ -30,7 +30,7 @@ from hooks.action_services import (
     all_changes_deployed,
     bindings_replace,
 )
-from hooks.choices import ActionRuntime, RunSource, TriggerId
+from hooks.choices import ActionRuntime, ActionStatus, RunSource, TriggerId
 from hooks.execution import execute
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
@@ -275,7 +275,7 @@ class ActionListView(ManagementView):
                 actor=self.actor,
             )
         )
-        if data["deploy"]:
+        if data["deploy"] and action.status == ActionStatus.BUILT:
             _deploy(action, self)
         return created(render_action(action))
 

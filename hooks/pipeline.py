@@ -3,10 +3,9 @@ hook (if any), then each bound Action's deployed version in binding order,
 all through ``hooks.execution.execute``. Mapping the outcome to OAuth errors
 is the token endpoint's job."""
 
-import functools
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +62,11 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
     )
 
 
+def _cache_keeper(cache_id: str) -> Callable[[dict[str, Any]], None]:
+    """Saves an Action's ``api.cache`` changes (shared by its versions)."""
+    return lambda writes: action_cache_apply(hook_id=cache_id, writes=writes)
+
+
 def new_execution_id() -> str:
     return f"ex_{secrets.token_hex(12)}"
 
@@ -108,8 +112,8 @@ def run_actions(
             secrets=action.secrets,
             storage=None,
             key=action.context_key,
-            cache=action_cache(hook_id=action.cache_id),
-            keep_cache=functools.partial(action_cache_apply, hook_id=action.cache_id),
+            cache=action_cache(hook_id=action.cache_id) if action.uses_cache else None,
+            keep_cache=_cache_keeper(action.cache_id),
             deadline=deadline,
         )
         error = execution.error

@@ -119,8 +119,12 @@ class RunnableAction:
     code: str
     # Its warm context: one per deployed version, never shared with a Hook.
     context_key: str
-    # Its api.cache, shared by all its versions (as at Auth0).
+    # Its api.cache, shared by all its versions (as at Auth0), read only by
+    # code that names it: Auth0 lets an entry vanish early, so code that
+    # reaches it another way may find it empty, and a request saves a
+    # shared-cache round trip per Action that has no use for it.
     cache_id: str
+    uses_cache: bool
     secrets: dict[str, str]
 
 
@@ -156,6 +160,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                     code=version.code,
                     context_key=f"action-version:{version.pk}:{script_key(version.code)}",
                     cache_id=f"action:{action_id}",
+                    uses_cache="cache" in version.code,
                     secrets={
                         secret: decrypt(value)
                         for secret, value in version.secrets_encrypted.items()

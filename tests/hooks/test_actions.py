@@ -417,3 +417,20 @@ def test_a_warm_flow_token_request_only_logs_its_execution(tenants, settings):
     action_update(action=action, actor=SYSTEM, code=claim_action("a", "v2"))
     action_deploy(action=action, actor=SYSTEM)
     assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v2"
+
+
+def test_api_cache_lasts_across_requests_per_action(tenants):
+    acme, other, clients = tenants
+    counter = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  const seen = api.cache.get('n');
+  const n = seen ? Number(seen.value) + 1 : 1;
+  api.cache.set('n', String(n));
+  api.accessToken.setCustomClaim('https://example.com/%s', n);
+};
+"""
+    bind(acme, deployed(acme, "a", counter % "a"), deployed(acme, "b", counter % "b"))
+    bind(other, deployed(other, "a", counter % "a"))
+    claims_of(token(acme, clients["acme"]))
+    claims = claims_of(token(acme, clients["acme"]))
+    assert (claims["https://example.com/a"], claims["https://example.com/b"]) == (2, 2)
+    assert claims_of(token(other, clients["other"]))["https://example.com/a"] == 1
