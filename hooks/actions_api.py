@@ -148,6 +148,15 @@ def render_action(action: Action) -> dict[str, Any]:
     return body
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string (DRF would turn 1 into "1"; Auth0 refuses it)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class TriggerSerializer(serializers.Serializer):
     id = serializers.ChoiceField(choices=TriggerId.values)
     version = serializers.CharField(max_length=8, required=False)
@@ -162,7 +171,7 @@ class DependencySerializer(serializers.Serializer):
 
 class SecretSerializer(serializers.Serializer):
     name = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,255}$")
-    value = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    value = StrictCharField(max_length=10_000, required=False, allow_blank=True)
     updated_at = serializers.CharField(required=False)
 
 
@@ -214,9 +223,9 @@ class ActionListView(ManagementView):
 
     @extend_schema_serializer(component_name="ActionCreateInput")
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        name = StrictCharField(max_length=100)
         supported_triggers = TriggerSerializer(many=True)
-        code = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        code = StrictCharField(trim_whitespace=False, allow_blank=True)
         runtime = serializers.ChoiceField(
             choices=ActionRuntime.values, required=False, default=ActionRuntime.NODE22
         )
@@ -286,9 +295,9 @@ class ActionDetailView(ManagementView):
 
     @extend_schema_serializer(component_name="ActionUpdateInput")
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100, required=False)
+        name = StrictCharField(max_length=100, required=False)
         supported_triggers = TriggerSerializer(many=True, required=False)
-        code = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+        code = StrictCharField(trim_whitespace=False, allow_blank=True, required=False)
         runtime = serializers.ChoiceField(choices=ActionRuntime.values, required=False)
         dependencies = serializers.ListField(
             child=DependencySerializer(), required=False, max_length=MAX_DEPENDENCIES_PER_ACTION
