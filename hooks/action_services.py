@@ -35,7 +35,7 @@ from hooks.models import (
 )
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
-from tenant.crypto import encrypt
+from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant
 
 MAX_SECRET_VALUE_CHARS = 10_000
@@ -308,7 +308,11 @@ def _update(
         _replace_secrets(locked, secrets)
     locked.refresh_from_db()
     after = action_state(locked)
-    _audit(locked, actor, "update", before, after)
+    rewritten = sorted(secret.name for secret in secrets or () if secret.value is not None)
+    if rewritten:
+        after["secrets_written"] = rewritten  # names only: a value change shows too
+    if after != before:  # a tool re-sending the same Action leaves no trail
+        _audit(locked, actor, "update", before, after)
     return locked
 
 
@@ -354,6 +358,19 @@ def all_changes_deployed(*, action: Action, deployed: ActionVersion | None) -> b
     )
 
 
+def _is_draft(action: Action, version: ActionVersion) -> bool:
+    """Whether ``version`` is the draft as it stands, secrets' values included."""
+    if not all_changes_deployed(action=action, deployed=version):
+        return False
+    secrets = dict(action.secrets.values_list("name", "value_encrypted"))
+    if set(secrets) != set(version.secrets_encrypted):
+        return False
+    return all(
+        decrypt(value) == decrypt(version.secrets_encrypted[name])
+        for name, value in secrets.items()
+    )
+
+
 def _new_version(action: Action, *, code: str, runtime: str, dependencies: Any) -> ActionVersion:
     """A new deployed version (the previous one stops being deployed)."""
     number = (action.versions.aggregate(last=Max("number"))["last"] or 0) + 1
@@ -386,6 +403,8 @@ def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
             code="action_not_built",
         )
     previous = deployed_version(action=locked)
+    if previous is not None and _is_draft(locked, previous):
+        return previous  # nothing to deploy: a re-run import makes no new version
     version = _new_version(
         locked, code=locked.code, runtime=locked.runtime, dependencies=locked.dependencies
     )

@@ -188,6 +188,20 @@ def test_deploy_makes_numbered_immutable_versions(tenants):
         ActionVersion.objects.filter(number=1).update(deployed=True)
 
 
+def test_deploying_an_unchanged_draft_makes_no_new_version(tenants):
+    acme, _, _ = tenants
+    action = deployed(acme, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "one")])
+    assert action_deploy(action=action, actor=SYSTEM).number == 1
+    action_update(action=action, actor=SYSTEM, secrets=[SecretSpec("KEY", "two")])
+    assert action_deploy(action=action, actor=SYSTEM).number == 2
+    action_update(action=action, actor=SYSTEM, code=SECRET_CLAIM)  # the same code
+    assert action_deploy(action=action, actor=SYSTEM).number == 2
+    verbs = AuditEntry.objects.filter(tenant=acme, object_type="action").values_list(
+        "action", flat=True
+    )
+    assert list(verbs.order_by("id")) == ["create", "deploy", "update", "deploy"]
+
+
 # ---- the flow ---------------------------------------------------------------------------
 
 
