@@ -429,7 +429,7 @@ class ActionTestView(ManagementView):
             payload={"event": event},
             secrets={s.name: decrypt(s.value_encrypted) for s in action.secrets.all()},
             storage=None,
-            cache=action_cache(hook_id=f"action:{action.pk}"),
+            cache=action_cache(hook_id=f"action:{action.public_id}"),
         )
         result: dict[str, Any] = {
             "logs": execution.console,

@@ -119,7 +119,8 @@ class RunnableAction:
     code: str
     # Its warm context: one per deployed version, never shared with a Hook.
     context_key: str
-    # Its api.cache, shared by all its versions (as at Auth0), read only by
+    # Its api.cache, shared by all its versions (as at Auth0) and keyed by its
+    # public id (a database id can come back after a restore), read only by
     # code that names it: Auth0 lets an entry vanish early, so code that
     # reaches it another way may find it empty, and a request saves a
     # shared-cache round trip per Action that has no use for it.
@@ -159,7 +160,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                     version_number=version.number,
                     code=version.code,
                     context_key=f"action-version:{version.pk}:{script_key(version.code)}",
-                    cache_id=f"action:{action_id}",
+                    cache_id=f"action:{public_id}",
                     uses_cache="cache" in version.code,
                     secrets={
                         secret: decrypt(value)
