@@ -170,7 +170,7 @@ def api_delete(*, api: Api, actor: Actor) -> None:
     api.delete()
 
 
-MANAGEMENT_RESOURCES = ("hooks", "clients", "resource_servers", "client_grants")
+MANAGEMENT_RESOURCES = ("hooks", "clients", "resource_servers", "client_grants", "actions")
 MANAGEMENT_SCOPES = tuple(
     f"{verb}:{resource}"
     for resource in MANAGEMENT_RESOURCES

@@ -8,4 +8,8 @@ class HooksConfig(AppConfig):
     def ready(self) -> None:
         from tenant.config_cache import watch_config_models
 
-        watch_config_models("hooks.Hook", "hooks.HookSecret")
+        # A draft (Action, ActionSecret) is not what token requests run: its
+        # deployed versions and the bindings are.
+        watch_config_models(
+            "hooks.Hook", "hooks.HookSecret", "hooks.ActionVersion", "hooks.TriggerBinding"
+        )

@@ -1,20 +1,20 @@
-from django.db import models
+from django.db.models import TextChoices
 
 
-class TriggerId(models.TextChoices):
+class TriggerId(TextChoices):
     """Extensibility points a hook can be written for (see hooks.points)."""
 
     CREDENTIALS_EXCHANGE = "credentials-exchange", "Client Credentials Exchange"
 
 
-class HookKind(models.TextChoices):
+class HookKind(TextChoices):
     """What a script exports: Auth0's Hook function, or an Auth0 Action."""
 
     HOOK = "hook", "Hook"
     ACTION = "action", "Action"
 
 
-class RunOutcome(models.TextChoices):
+class RunOutcome(TextChoices):
     OK = "ok", "OK"
     ERROR = "error", "Error"
     TIMEOUT = "timeout", "Timeout"
@@ -24,6 +24,22 @@ class RunOutcome(models.TextChoices):
     REFUSED = "refused", "Refused"
 
 
-class RunSource(models.TextChoices):
+class RunSource(TextChoices):
     TOKEN = "token", "Token request"
     TEST = "test", "Test run"
+
+
+class ActionStatus(TextChoices):
+    """An Action's build status, as Auth0 reports it."""
+
+    PENDING = "pending", "Pending"
+    BUILT = "built", "Built"
+    FAILED = "failed", "Failed"
+
+
+class ActionRuntime(TextChoices):
+    """The runtime label an Action names (stored and reported; every Action
+    runs in the same sandbox)."""
+
+    NODE18 = "node18", "Node 18"
+    NODE22 = "node22", "Node 22"

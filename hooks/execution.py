@@ -8,6 +8,7 @@ processes, ``TESSERA_HOOK_ISOLATION``) and its governor are one per process.
 """
 
 import atexit
+import dataclasses
 import functools
 import hashlib
 import os
@@ -220,6 +221,14 @@ def check_script(*, tenant: Tenant, script: str) -> str:
         ) from None
 
 
+def _within(limits: runtime.Limits, deadline: float) -> runtime.Limits:
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms >= limits.timeout_ms:
+        return limits
+    left_ms = max(left_ms, 1)  # spent: the run is stopped at its first check
+    return dataclasses.replace(limits, timeout_ms=left_ms, cpu_ms=min(limits.cpu_ms, left_ms))
+
+
 @dataclass
 class Execution:
     """What running a hook came to: its result filtered into claims, or why not."""
@@ -274,16 +283,21 @@ def execute(
     keep_storage: Callable[[runtime.StorageWrite], bool] | None = None,
     cache: Mapping[str, Any] | None = None,
     keep_cache: Callable[[dict[str, Any]], None] | None = None,
+    deadline: float | None = None,
 ) -> Execution:
     """Run a hook, filter its result through the point, and record the run.
 
     Test runs never share a warm context with token runs, and no two tenants
     or hook versions ever do. ``keep_storage`` persists a storage write (and
     says whether it won), ``keep_cache`` an Action's ``api.cache`` changes;
-    without them, writes are discarded (test runs).
+    without them, writes are discarded (test runs). ``deadline`` (a
+    ``time.monotonic()`` instant) is a flow's one deadline: the run gets what
+    is left of it, if that is less than the tenant's timeout.
     """
     engine, governor = hook_runtime()
     limits = limits_for(tenant)
+    if deadline is not None:
+        limits = _within(limits, deadline)
     tenant_id = tenant.pk
     context_key = (tenant_id, hook_id or 0, key or script_key(script), str(source))
     started_at = datetime.now(UTC)

@@ -1,17 +1,26 @@
-"""Hooks: tenant JavaScript run at an extensibility point, with secrets,
-saved versions, run logs and persistent storage."""
+"""Hooks and Actions: tenant JavaScript run at an extensibility point, with
+secrets, saved or deployed versions, trigger bindings, run logs and
+persistent storage."""
 
 import secrets
+import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from hooks.choices import HookKind, RunOutcome, RunSource, TriggerId
+from hooks.choices import ActionRuntime, ActionStatus, HookKind, RunOutcome, RunSource, TriggerId
 from tenant.models import Tenant
 
 MAX_SECRETS_PER_HOOK = 20
+# Auth0's Actions limits.
+MAX_SECRETS_PER_ACTION = 30
+MAX_DEPENDENCIES_PER_ACTION = 10
+MAX_BINDINGS_PER_TRIGGER = 20
+# The trigger version Auth0 runs credentials-exchange Actions as.
+CREDENTIALS_EXCHANGE_VERSION = "v2"
 
 validate_hook_name = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$",
@@ -138,7 +147,9 @@ class HookStorage(models.Model):
 
 
 class HookRun(models.Model):
-    """One execution of a hook, for a token request or a test run."""
+    """One execution of a hook, for a token request or a test run; or one
+    execution of a trigger's bound Actions (``execution_id`` set, ``hook``
+    empty, ``results`` one entry per Action run, in order)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="hook_runs")
     hook = models.ForeignKey(
@@ -151,6 +162,9 @@ class HookRun(models.Model):
     outcome = models.CharField(max_length=8, choices=RunOutcome.choices)
     console = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # Auth0's execution id (GET /actions/executions/{id}); empty for a hook's run.
+    execution_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    results = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -161,3 +175,172 @@ class HookRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hook} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+def new_action_id() -> str:
+    """Auth0's Action, version and binding ids are UUIDs."""
+    return str(uuid.uuid4())
+
+
+def validate_action_name(value: str) -> None:
+    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("An Action name is printable text, not blank.", code="invalid")
+
+
+class Action(models.Model):
+    """An Auth0 Action: a draft (code, runtime label, dependencies,
+    secrets) for one trigger, built on every save, with immutable numbered
+    versions made by deploy. A binding runs its deployed version.
+
+    ``revision`` counts draft changes: a deploy names the revision it built,
+    so that an update racing a deploy is never deployed half-seen.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="actions")
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_action_id)
+    name = models.CharField(max_length=100, validators=[validate_action_name])
+    trigger_id = models.CharField(max_length=64, choices=TriggerId.choices)
+    trigger_version = models.CharField(max_length=8, default=CREDENTIALS_EXCHANGE_VERSION)
+    code = models.TextField(blank=True)
+    runtime = models.CharField(
+        max_length=16, choices=ActionRuntime.choices, default=ActionRuntime.NODE22
+    )
+    # [{"name", "version"}] as Auth0 stores them: recorded and reported; the
+    # sandbox has no npm registry yet, so ``require`` does not load them.
+    dependencies = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=8, choices=ActionStatus.choices, default=ActionStatus.PENDING
+    )
+    # [{"id", "msg"}] when the build failed (Auth0's ActionVersionError).
+    build_errors = models.JSONField(default=list, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                name="%(app_label)s_%(class)s_unique_name",
+                violation_error_message="An action with this name already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger_id__in=TriggerId.values),
+                name="%(app_label)s_%(class)s_trigger_id_valid",
+                violation_error_message="Unknown trigger.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ActionStatus.values),
+                name="%(app_label)s_%(class)s_status_valid",
+                violation_error_message="Unknown status.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ActionSecret(models.Model):
+    """A named secret of an Action's draft (``event.secrets``); encrypted at
+    rest, write-only. A deploy copies the draft's secrets into the version."""
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=255, validators=[validate_secret_name])
+    value_encrypted = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "name"],
+                name="%(app_label)s_%(class)s_unique_name",
+                violation_error_message="This action already has a secret with this name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ActionVersion(models.Model):
+    """What a deploy made of an Action's draft: immutable, numbered from 1.
+    At most one version of an Action is deployed (the one bindings run).
+
+    ``secrets_encrypted`` is a snapshot ``{name: encrypted value}`` of the
+    draft's secrets at deploy: a deployed version never changes under a
+    running flow, and changing a secret takes a deploy, as at Auth0.
+    """
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="versions")
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_action_id)
+    number = models.PositiveIntegerField()
+    code = models.TextField(blank=True)
+    runtime = models.CharField(max_length=16, choices=ActionRuntime.choices)
+    dependencies = models.JSONField(default=list, blank=True)
+    secrets_encrypted = models.JSONField(default=dict, blank=True)
+    deployed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["action_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "number"], name="%(app_label)s_%(class)s_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["action"],
+                condition=Q(deployed=True),
+                name="%(app_label)s_%(class)s_one_deployed",
+                violation_error_message="Another version of this action is deployed.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} v{self.number}"
+
+
+class TriggerBinding(models.Model):
+    """An Action bound to a trigger of its tenant, at ``position`` (from 0) in
+    the trigger's flow; at most ``MAX_BINDINGS_PER_TRIGGER`` per trigger, each
+    Action at most once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="trigger_bindings")
+    public_id = models.CharField(max_length=40, unique=True, editable=False, default=new_action_id)
+    trigger_id = models.CharField(max_length=64, choices=TriggerId.choices)
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="bindings")
+    position = models.PositiveSmallIntegerField()
+    display_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["trigger_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "trigger_id", "position"],
+                name="%(app_label)s_%(class)s_unique_position",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "trigger_id", "action"],
+                name="%(app_label)s_%(class)s_unique_action",
+                violation_error_message="This action is already bound to the trigger.",
+            ),
+            models.CheckConstraint(
+                condition=Q(position__lt=MAX_BINDINGS_PER_TRIGGER),
+                name="%(app_label)s_%(class)s_at_most_20",
+                violation_error_message=(
+                    f"A trigger has at most {MAX_BINDINGS_PER_TRIGGER} bound actions."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger_id__in=TriggerId.values),
+                name="%(app_label)s_%(class)s_trigger_id_valid",
+                violation_error_message="Unknown trigger.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id} #{self.position}: {self.action}"

@@ -52,6 +52,9 @@ class RunRecord(NamedTuple):
     outcome: str
     console: str
     error: str
+    # A flow of Actions: its execution id and one result per Action run.
+    execution_id: str = ""
+    results: list[dict[str, Any]] | None = None
 
 
 # HookRun's columns, in the order _row gives them.
@@ -65,6 +68,8 @@ _COLUMNS = (
     "outcome",
     "console",
     "error",
+    "execution_id",
+    "results",
 )
 
 
@@ -80,6 +85,17 @@ def _text(value: str) -> str:
     return value
 
 
+def _texts(value: Any) -> Any:
+    """``value`` with every string in it made storable (see ``_text``)."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(key)): _texts(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_texts(item) for item in value]
+    return value
+
+
 def _row(record: RunRecord, ops: BaseDatabaseOperations) -> tuple[Any, ...]:
     return (
         record.tenant_id,
@@ -91,6 +107,8 @@ def _row(record: RunRecord, ops: BaseDatabaseOperations) -> tuple[Any, ...]:
         record.outcome,
         _text(record.console),
         _text(record.error),
+        record.execution_id,
+        None if record.results is None else ops.adapt_json_value(_texts(record.results), None),
     )
 
 

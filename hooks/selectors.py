@@ -1,4 +1,4 @@
-"""Reads for hooks."""
+"""Reads for hooks and Actions."""
 
 import dataclasses
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from hooks import runtime
 from hooks.execution import script_key
-from hooks.models import Hook, HookRun, HookStorage
+from hooks.models import ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
@@ -71,11 +71,11 @@ def storage_cache_key(hook_id: int) -> str:
     return f"tessera:hook-storage:{hook_id}"
 
 
-def action_cache_key(hook_id: int) -> str:
+def action_cache_key(hook_id: int | str) -> str:
     return f"tessera:action-cache:{hook_id}"
 
 
-def action_cache(*, hook_id: int) -> dict[str, dict[str, object]]:
+def action_cache(*, hook_id: int | str) -> dict[str, dict[str, object]]:
     """An Action's ``api.cache`` entries, shared by every server (expired
     ones are dropped by the runtime)."""
     return dict(caches["shared"].get(action_cache_key(hook_id)) or {})
@@ -124,3 +124,73 @@ def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:
     """The tenant's runs, newest first, optionally of one hook."""
     runs = HookRun.objects.filter(tenant=tenant).select_related("hook")
     return runs.filter(hook=hook) if hook is not None else runs
+
+
+@dataclass(frozen=True)
+class RunnableAction:
+    """A bound Action's deployed version, ready to run, detached from the ORM."""
+
+    action_id: str
+    name: str
+    version_id: str
+    version_number: int
+    code: str
+    # Its warm context: one per deployed version, never shared with a Hook.
+    context_key: str
+    # Its api.cache, shared by all its versions (as at Auth0) and keyed by its
+    # public id (a database id can come back after a restore), read only by
+    # code that names it: Auth0 lets an entry vanish early, so code that
+    # reaches it another way may find it empty, and a request saves a
+    # shared-cache round trip per Action that has no use for it.
+    cache_id: str
+    uses_cache: bool
+    secrets: dict[str, str]
+
+
+def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableAction, ...]:
+    """The deployed versions of the Actions bound to the tenant's trigger, in
+    binding order; memoised for token requests like ``enabled_hook_for``."""
+
+    def load() -> tuple[RunnableAction, ...]:
+        bindings = list(
+            TriggerBinding.objects.filter(tenant=tenant, trigger_id=trigger_id)
+            .order_by("position")
+            .values_list("action_id", "action__public_id", "action__name")
+        )
+        if not bindings:
+            return ()
+        versions = {
+            version.action_id: version
+            for version in ActionVersion.objects.filter(
+                action_id__in=[action_id for action_id, _, _ in bindings], deployed=True
+            )
+        }
+        runnable = []
+        for action_id, public_id, name in bindings:
+            version = versions.get(action_id)
+            if version is None:  # bindings need a deployed version; kept safe all the same
+                continue
+            runnable.append(
+                RunnableAction(
+                    action_id=public_id,
+                    name=name,
+                    version_id=version.public_id,
+                    version_number=version.number,
+                    code=version.code,
+                    context_key=f"action-version:{version.pk}:{script_key(version.code)}",
+                    cache_id=f"action:{public_id}",
+                    uses_cache="cache" in version.code,
+                    secrets={
+                        secret: decrypt(value)
+                        for secret, value in version.secrets_encrypted.items()
+                    },
+                )
+            )
+        return tuple(runnable)
+
+    return memoized(("bound-actions", tenant.pk, trigger_id), load)
+
+
+def action_execution(*, tenant: Tenant, execution_id: str) -> HookRun:
+    """The tenant's flow execution by id; raises ``HookRun.DoesNotExist``."""
+    return HookRun.objects.get(tenant=tenant, execution_id=execution_id or "-")

@@ -462,7 +462,9 @@ def hook_storage_save(*, hook_id: int, write: runtime.StorageWrite) -> bool:
     return True
 
 
-def action_cache_apply(*, hook_id: int, writes: Mapping[str, dict[str, object] | None]) -> None:
+def action_cache_apply(
+    *, hook_id: int | str, writes: Mapping[str, dict[str, object] | None]
+) -> None:
     """Apply an Action's ``api.cache`` changes to the hook's shared cache
     (every server sees them); expired entries are dropped on the way."""
     key = action_cache_key(hook_id)

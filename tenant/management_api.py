@@ -65,6 +65,11 @@ def found(obj: M | None, what: str) -> M:
     return obj
 
 
+def conflict(message: str, error_code: str = "conflict") -> ApiError:
+    """Auth0's 409, for a refusal a service raised in its own type."""
+    return ApiError(409, message, error_code)
+
+
 def invalid_body(message: str) -> ApiError:
     return ApiError(400, f"Payload validation error: {message}", "invalid_body")
 
@@ -265,13 +270,19 @@ def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in fields}
 
 
-def paginated(request: Request, key: str, items: QuerySet[Any], render: Any) -> Response:
-    """A list page: a bare array, or with ``include_totals`` Auth0's
-    ``{start, limit, length, total, <key>}``."""
+def page_query(request: Request) -> tuple[int, int]:
+    """The ``page`` (from 0) and ``per_page`` (at most 100) a list asks for."""
     page = _int(request.query_params.get("page"), "page", 0)
     per_page = _int(
         request.query_params.get("per_page"), "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE
     )
+    return page, per_page
+
+
+def paginated(request: Request, key: str, items: QuerySet[Any], render: Any) -> Response:
+    """A list page: a bare array, or with ``include_totals`` Auth0's
+    ``{start, limit, length, total, <key>}``."""
+    page, per_page = page_query(request)
     total = items.count()
     start = page * per_page
     rows = [select_fields(request, render(item)) for item in items[start : start + per_page]]

@@ -3,8 +3,9 @@
 Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
 used from two threads), keyed by the caller's context key, so one tenant's
 hook version never sees another's globals; a sandbox made with other limits
-than the run's is replaced. A sandbox whose run timed out, ran out of memory
-or crashed is thrown away; the next run of that hook starts from a fresh one.
+than the run's (memory or sizes; time budgets are per run) is replaced. A
+sandbox whose run timed out, ran out of memory or crashed is thrown away; the
+next run of that hook starts from a fresh one.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class InProcessRuntime:
         A Hook is called as ``module.exports(...args, cb)`` with ``payload``'s
         values for ``arg_names``; an Action as ``onExecuteCredentialsExchange
         (event, api)``, with ``payload["event"]`` or else an event made from
-        the Hook arguments and ``payload["request"]``, and ``cache`` as
+        the Hook arguments, ``payload["request"]`` and (in a flow, what the
+        earlier steps left) ``payload["accessToken"]``, and ``cache`` as
         ``api.cache``. ``context_key`` names the warm context: the caller makes
         it differ for every tenant and hook version that must not share globals.
         ``egress`` says where the run's ``fetch`` may go (None: nowhere).
@@ -82,7 +84,10 @@ class InProcessRuntime:
         sandboxes = self._sandboxes()
         sandbox = sandboxes.get(context_key)
         # Limits are memoised by the caller: the same object while unchanged.
-        if sandbox is None or (sandbox.limits is not limits and sandbox.limits != limits):
+        if sandbox is None or (
+            sandbox.limits is not limits
+            and sandbox.limits.context_shape() != limits.context_shape()
+        ):
             check_script_size(script, limits)
             sandbox = engine.Sandbox.open(script, limits, budget)
             if sandbox.failed is not None:
@@ -150,6 +155,7 @@ def request_json(
         {
             "event": values.pop("event", None),
             "request": values.pop("request", None),
+            "accessToken": values.pop("accessToken", None),
             "payload": values,
             "names": list(arg_names),
             "secrets": dict(secrets),

@@ -280,7 +280,7 @@ class HookPool:
         check_script_size(script, limits)
         request = request_json(arg_names, payload, secrets, storage, cache).encode()
         key = tuple(context_key) if isinstance(context_key, tuple) else (context_key,)
-        warm_key = (*key, limits)
+        warm_key = (*key, limits.context_shape())
         meta = {
             "op": "run",
             "key": list(key),

@@ -18,6 +18,18 @@ class Limits:
     max_log_bytes: int = 16_384  # console output kept; the rest is cut and marked
     max_storage_bytes: int = 500_000
 
+    def context_shape(self) -> tuple[int, ...]:
+        """The limits a warm context is made with (memory and sizes); the time
+        budgets are per run, so a context serves runs with any of them (a
+        flow's later steps get what is left of its one deadline)."""
+        return (
+            self.memory_mb,
+            self.max_script_bytes,
+            self.max_result_bytes,
+            self.max_log_bytes,
+            self.max_storage_bytes,
+        )
+
 
 @dataclass(frozen=True)
 class StorageSnapshot:

@@ -615,7 +615,9 @@
     const context = object(values.context);
     const body = object(context.body);
     const request = object(payload.request);
-    const scope = isArray(values.scope) ? values.scope : [];
+    // In a flow, what the earlier steps left in the token (else: the granted scopes).
+    const token = object(payload.accessToken);
+    const scope = isArray(token.scope) ? token.scope : isArray(values.scope) ? values.scope : [];
     const requested = typeof body.scope === 'string' ? body.scope.split(' ').filter((s) => s !== '') : [];
     return {
       client: { client_id: client.id, name: client.name, metadata: object(client.metadata) },
@@ -632,7 +634,7 @@
       },
       secrets: payload.secrets,
       transaction: { requested_scopes: requested },
-      accessToken: { scope: scope.slice(), customClaims: {} },
+      accessToken: { scope: scope.slice(), customClaims: object(token.customClaims) },
     };
   }
 

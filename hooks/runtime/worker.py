@@ -75,7 +75,7 @@ def serve(request_fd: int, reply_fd: int, *, max_contexts: int) -> None:
         if request["op"] == "check":
             reply(engine.check(request["script"], limits))
             continue
-        key = (*request["key"], *sorted(request["limits"].items()))
+        key = (*request["key"], *limits.context_shape())
         budget = engine.Budget.start(limits)
         sandbox = sandboxes.get(key)
         if sandbox is None:

@@ -16,6 +16,19 @@ from clients.api import (
     ClientListView,
     ClientRotateSecretView,
 )
+from hooks.actions_api import (
+    ActionDeployView,
+    ActionDetailView,
+    ActionListView,
+    ActionTestView,
+    ActionVersionDeployView,
+    ActionVersionDetailView,
+    ActionVersionListView,
+    ExecutionView,
+    ModuleListView,
+    TriggerBindingsView,
+    TriggerListView,
+)
 from hooks.api import HookDetailView, HookListView, HookSecretsView
 from tenant.management_api import api_not_found
 from tenant.resolution import tenant_for_request
@@ -49,6 +62,37 @@ urlpatterns = [
     path("hooks", HookListView.as_view(), name="mgmt-hooks"),
     path("hooks/<str:hook_id>", HookDetailView.as_view(), name="mgmt-hook"),
     path("hooks/<str:hook_id>/secrets", HookSecretsView.as_view(), name="mgmt-hook-secrets"),
+    path("actions/triggers", TriggerListView.as_view(), name="mgmt-action-triggers"),
+    path(
+        "actions/triggers/<str:trigger_id>/bindings",
+        TriggerBindingsView.as_view(),
+        name="mgmt-action-bindings",
+    ),
+    path("actions/actions", ActionListView.as_view(), name="mgmt-actions"),
+    path("actions/actions/<str:action_id>", ActionDetailView.as_view(), name="mgmt-action"),
+    path(
+        "actions/actions/<str:action_id>/deploy",
+        ActionDeployView.as_view(),
+        name="mgmt-action-deploy",
+    ),
+    path("actions/actions/<str:action_id>/test", ActionTestView.as_view(), name="mgmt-action-test"),
+    path(
+        "actions/actions/<str:action_id>/versions",
+        ActionVersionListView.as_view(),
+        name="mgmt-action-versions",
+    ),
+    path(
+        "actions/actions/<str:action_id>/versions/<str:version_id>",
+        ActionVersionDetailView.as_view(),
+        name="mgmt-action-version",
+    ),
+    path(
+        "actions/actions/<str:action_id>/versions/<str:version_id>/deploy",
+        ActionVersionDeployView.as_view(),
+        name="mgmt-action-version-deploy",
+    ),
+    path("actions/executions/<str:execution_id>", ExecutionView.as_view(), name="mgmt-execution"),
+    path("actions/modules", ModuleListView.as_view(), name="mgmt-action-modules"),
     path("resource-servers", ResourceServerListView.as_view(), name="mgmt-resource-servers"),
     path(
         "resource-servers/<path:rs_id>",

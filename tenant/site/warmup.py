@@ -18,14 +18,15 @@ logger = logging.getLogger(__name__)
 
 
 def warm() -> None:
-    """Check the KEK, then load the generation, every active signing key and
-    every enabled hook into this process's memo. A database that does not
-    answer is logged, not raised: the server starts, and ``/readyz`` says it
-    is not ready. A tenant whose keys cannot be decrypted is logged and
-    skipped: the others are served, and ``/readyz`` names it. A KEK that
-    cannot serve the database at all raises ``KekError``."""
+    """Check the KEK, then load the generation, every active signing key,
+    every enabled hook and every trigger's bound Actions into this process's
+    memo. A database that does not answer is logged, not raised: the server
+    starts, and ``/readyz`` says it is not ready. A tenant whose keys cannot
+    be decrypted is logged and skipped: the others are served, and
+    ``/readyz`` names it. A KEK that cannot serve the database at all raises
+    ``KekError``."""
     from hooks.points import POINTS
-    from hooks.selectors import enabled_hook_for
+    from hooks.selectors import bound_actions_for, enabled_hook_for
     from tenant.crypto import UnreadableSecretError, check_kek
     from tenant.models import Tenant
     from tenant.selectors import signing_key_active
@@ -40,9 +41,10 @@ def warm() -> None:
             for tenant in tenants:
                 try:
                     signing_key_active(tenant=tenant)
-                    for trigger_id in POINTS:  # "no hook" is memoised too
+                    for trigger_id in POINTS:  # "no hook" and "no binding" are memoised too
                         hook = enabled_hook_for(tenant=tenant, trigger_id=trigger_id)
                         enabled += hook is not None
+                        bound_actions_for(tenant=tenant, trigger_id=trigger_id)
                 except UnreadableSecretError as error:
                     skipped += 1
                     logger.error("Warm-up skipped tenant %s: %s", tenant.slug, error)

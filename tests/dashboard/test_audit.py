@@ -300,7 +300,10 @@ def test_cli_tenant_create_management_and_rotate_key_are_audited(db):
     assert ("client", "create") in actions and ("client_grant", "create") in actions
     assert secret not in json.dumps([[r.before, r.after] for r in rows])
     grant = next(r for r in rows if r.object_type == "client_grant")
-    assert len(fields(grant.after)["scope"]) == 16
+    # Every Management API scope: 4 verbs x hooks, clients, resource servers,
+    # client grants and actions.
+    assert len(fields(grant.after)["scope"]) == 20
+    assert {"read:actions", "delete:actions"} <= set(fields(grant.after)["scope"])
 
 
 # --- membership, tenant deletion and inline grants ---------------------------

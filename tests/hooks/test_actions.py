@@ -1,215 +1,482 @@
-"""An Action (the Actions format, SPEC §4) seen from real token requests to
-a live server: every field of ``event``, and ``api.cache`` across requests
-(delete, expiry, the 8 kB total), each tenant's apart from the other's."""
+"""Actions as first-class objects and the credentials-exchange flow, through
+the services and the real token endpoint (SPEC §4 "Actions format")."""
 
 import json
 import time
-from typing import Any
+from datetime import UTC, datetime
 
 import jwt
 import pytest
-import requests
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 
-from hooks.models import Hook
-from hooks.services import hook_create, hook_secrets_set
+from hooks.action_services import (
+    ActionNameTaken,
+    ActionNotBuilt,
+    ActionStillBound,
+    BindingRefused,
+    BindingSpec,
+    SecretSpec,
+    action_create,
+    action_delete,
+    action_deploy,
+    action_rollback,
+    action_update,
+    bindings_replace,
+)
+from hooks.execution import close_hook_runtime
+from hooks.models import Action, ActionVersion, HookRun, TriggerBinding
+from hooks.run_log import RunRecord, _write
+from hooks.services import hook_create
+from tenant.models import AuditEntry
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 AUD = "https://api.example.test/"
-EVENT_CLAIM = "https://example.com/event"
-RESULTS_CLAIM = "https://example.com/results"
-
-SHOW_EVENT = """exports.onExecuteCredentialsExchange = async (event, api) => {
-  api.accessToken.setCustomClaim('https://example.com/event', event);
-};"""
-
-# Runs the cache operations named by the request's `ops` parameter (JSON:
-# [verb, key, value, options]; a value {c, n} is c repeated n times) and
-# returns what each answered.
-CACHE_OPS = """exports.onExecuteCredentialsExchange = async (event, api) => {
-  const ops = JSON.parse(event.request.body.ops || '[]');
-  const results = ops.map(([verb, key, value, options]) => {
-    if (verb === 'get') {
-      const entry = api.cache.get(key);
-      return entry === undefined ? null : entry.value;
-    }
-    if (verb === 'set') {
-      const text = typeof value === 'object' && value !== null ? value.c.repeat(value.n) : value;
-      const result = api.cache.set(key, text, options);
-      return result.type === 'success' ? 'success' : result.code;
-    }
-    return api.cache.delete(key).type;
-  });
-  api.accessToken.setCustomClaim('https://example.com/results', results);
-};"""
+TRIGGER = "credentials-exchange"
 
 
-class Tenant:
-    def __init__(self, slug: str, script: str, metadata: dict[str, str]) -> None:
-        self.tenant = make_tenant(slug)
-        api = make_api(self.tenant, AUD, scopes=["read:data", "write:data"])
-        self.client, self.secret = make_client(
-            self.tenant, {api: ["read:data", "write:data"]}, name=f"{slug} svc", metadata=metadata
-        )
-        self.hook = hook_create(
-            tenant=self.tenant, name="action", script=script, enabled=True, actor=TEST_ACTOR
-        )
-        assert self.hook.kind == "action"
+def claim_action(name: str, value: str) -> str:
+    """An Action that sets https://example.com/<name> and records what it saw."""
+    return f"""exports.onExecuteCredentialsExchange = async (event, api) => {{
+  api.accessToken.setCustomClaim('https://example.com/{name}', {json.dumps(value)});
+  api.accessToken.setCustomClaim('https://example.com/seen-by-{name}',
+    Object.keys(event.accessToken.customClaims).sort().join(','));
+  api.accessToken.setCustomClaim('https://example.com/last', {json.dumps(value)});
+}};
+"""
 
-    def token(self, headers: dict[str, str] | None = None, **params: str) -> dict[str, Any]:
-        body = {
-            "grant_type": "client_credentials",
-            "client_id": self.client.client_id,
-            "client_secret": self.secret,
-            "audience": AUD,
-            **params,
-        }
-        response = requests.post(
-            f"{self.tenant.issuer}oauth/token", data=body, headers=headers or {}, timeout=10
-        )
-        assert response.status_code == 200, response.text
-        return jwt.decode(response.json()["access_token"], options={"verify_signature": False})
 
-    def cache(self, *ops: list[Any]) -> list[Any]:
-        return list(self.token(ops=json.dumps(ops))[RESULTS_CLAIM])
+DENY = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  api.access.deny('invalid_request', 'No tokens for ' + event.client.name);
+};
+"""
+SECRET_CLAIM = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  api.accessToken.setCustomClaim('https://example.com/key', event.secrets.KEY);
+};
+"""
 
 
 @pytest.fixture
-def live(live_server, settings):
-    settings.PUBLIC_URL = live_server.url
-    return live_server
+def tenants():
+    acme, other = make_tenant("acme"), make_tenant("other")
+    clients = {}
+    for tenant in (acme, other):
+        api = make_api(tenant, AUD, scopes=["read:data"])
+        clients[tenant.slug] = make_client(tenant, {api: ["read:data"]})
+    return acme, other, clients
 
 
-# --- event ---------------------------------------------------------------------
+def token(tenant, client_and_secret):
+    client, secret = client_and_secret
+    return HttpClient().post(
+        f"/{tenant.slug}/oauth/token",
+        json.dumps(
+            {
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": secret,
+                "audience": AUD,
+            }
+        ),
+        content_type="application/json",
+    )
 
 
-def test_every_event_field_comes_from_the_token_request(live):
-    acme = Tenant("acme", SHOW_EVENT, {"tier": "gold"})
-    hook_secrets_set(hook=acme.hook, secrets={"API_KEY": "acme-key"}, actor=TEST_ACTOR)
-    globex = Tenant("globex", SHOW_EVENT, {"tier": "bronze"})
-
-    headers = {"User-Agent": "billing-batch/2.1", "Accept-Language": "fr-CH, fr;q=0.9, en;q=0.8"}
-    event = acme.token(headers, scope="read:data", extra="kept")[EVENT_CLAIM]
-
-    assert set(event) == {
-        "client",
-        "resource_server",
-        "tenant",
-        "request",
-        "secrets",
-        "transaction",
-        "accessToken",
-    }
-    assert event["client"] == {
-        "client_id": acme.client.client_id,
-        "name": "acme svc",
-        "metadata": {"tier": "gold"},
-    }
-    assert event["resource_server"] == {"identifier": AUD}
-    assert event["tenant"] == {"id": "acme"}
-    request = event["request"]
-    assert set(request) == {
-        "body",
-        "ip",
-        "hostname",
-        "method",
-        "user_agent",
-        "language",
-        "geoip",
-    }
-    assert request["body"] == {
-        "grant_type": "client_credentials",
-        "client_id": acme.client.client_id,
-        "audience": AUD,
-        "scope": "read:data",
-        "extra": "kept",
-    }  # never the client secret
-    assert request["ip"] == "127.0.0.1"
-    assert request["hostname"] == "localhost"  # the live server's host, without the port
-    assert request["method"] == "POST"
-    assert request["user_agent"] == "billing-batch/2.1"
-    assert request["language"] == "fr-CH"
-    assert request["geoip"] == {}  # no GeoIP database configured
-    assert event["secrets"] == {"API_KEY": "acme-key"}
-    assert event["transaction"] == {"requested_scopes": ["read:data"]}
-    assert event["accessToken"] == {"scope": ["read:data"], "customClaims": {}}
-
-    # Without a scope parameter: nothing requested, everything granted.
-    # The other tenant's Action sees its own client, tenant and no secrets.
-    other = globex.token()[EVENT_CLAIM]
-    assert other["client"]["client_id"] == globex.client.client_id
-    assert other["client"]["metadata"] == {"tier": "bronze"}
-    assert other["tenant"] == {"id": "globex"}
-    assert other["secrets"] == {}
-    assert other["transaction"] == {"requested_scopes": []}
-    assert other["accessToken"]["scope"] == ["read:data", "write:data"]
-    assert other["request"]["language"] == ""  # no Accept-Language
-    assert "client_secret" not in other["request"]["body"]
+def results_of(tenant) -> list[dict]:
+    """The per-Action results of the tenant's one flow execution."""
+    run = HookRun.objects.get(tenant=tenant, execution_id__startswith="ex_")
+    assert run.hook is None and isinstance(run.results, list)
+    return run.results
 
 
-# --- api.cache -----------------------------------------------------------------
+def claims_of(response) -> dict:
+    assert response.status_code == 200, response.content
+    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})
 
 
-def test_cache_delete_is_seen_by_the_next_request(live):
-    acme = Tenant("acme", CACHE_OPS, {})
-    globex = Tenant("globex", CACHE_OPS, {})
-    assert acme.cache(["set", "k", "one"], ["set", "keep", "two"]) == ["success", "success"]
-    assert globex.cache(["set", "k", "theirs"]) == ["success"]
-
-    assert acme.cache(["get", "k"], ["delete", "k"], ["get", "k"]) == ["one", "success", None]
-    assert acme.cache(["get", "k"], ["get", "keep"]) == [None, "two"]
-    assert globex.cache(["get", "k"]) == ["theirs"]
+def deployed(tenant, name, code, **kwargs):
+    action = action_create(tenant=tenant, name=name, code=code, actor=TEST_ACTOR, **kwargs)
+    action_deploy(action=action, actor=TEST_ACTOR)
+    return action
 
 
-def test_cache_entries_expire_after_their_ttl(live):
-    acme = Tenant("acme", CACHE_OPS, {})
-    assert acme.cache(
-        ["set", "short", "s", {"ttl": 1500}],
-        ["set", "long", "l", {"ttl": 60_000}],
-        ["set", "default", "d"],
-    ) == ["success", "success", "success"]
-    assert acme.cache(["get", "short"], ["get", "long"]) == ["s", "l"]
-    time.sleep(1.7)
-    assert acme.cache(["get", "short"], ["get", "long"], ["get", "default"]) == [None, "l", "d"]
-    # An absolute expires_at in the past is refused, one in the future kept.
-    now_ms = int(time.time() * 1000)
-    assert acme.cache(
-        ["set", "past", "p", {"expires_at": now_ms - 1000}],
-        ["set", "soon", "n", {"expires_at": now_ms + 1200}],
-    ) == ["INVALID_EXPIRY", "success"]
-    assert acme.cache(["get", "soon"]) == ["n"]
-    time.sleep(1.4)
-    assert acme.cache(["get", "soon"], ["get", "past"]) == [None, None]
+def bind(tenant, *actions):
+    return bindings_replace(
+        tenant=tenant,
+        trigger_id=TRIGGER,
+        bindings=[BindingSpec(action, action.name) for action in actions],
+        actor=TEST_ACTOR,
+    )
 
 
-def test_cache_holds_8_kb_in_total_across_requests(live):
-    acme = Tenant("acme", CACHE_OPS, {})
-    globex = Tenant("globex", CACHE_OPS, {})
-    # 2,048 "é" are 4,096 bytes of UTF-8: the limits count bytes, not characters.
-    assert acme.cache(
-        ["set", "big", {"c": "\u00e9", "n": 2049}],
-        ["set", "a", {"c": "\u00e9", "n": 2048}],
-        ["set", "b", {"c": "x", "n": 4096}],
-    ) == ["VALUE_TOO_LARGE", "success", "success"]
-    # The next request sees a full cache, though it wrote nothing yet.
-    assert acme.cache(["set", "c", "z"]) == ["CACHE_FULL"]
-    # Replacing an entry counts its new size only.
-    assert acme.cache(["set", "a", {"c": "y", "n": 4096}], ["set", "c", "z"]) == [
-        "success",
-        "CACHE_FULL",
+# ---- the objects -----------------------------------------------------------------------
+
+
+def test_create_builds_the_draft(tenants):
+    acme, _, _ = tenants
+    action = action_create(tenant=acme, name="a", code=claim_action("a", "1"), actor=TEST_ACTOR)
+    assert (action.status, action.build_errors, action.runtime) == ("built", [], "node22")
+    assert action.built_at is not None
+
+
+def test_code_that_does_not_compile_fails_the_build_with_its_error(tenants):
+    acme, _, _ = tenants
+    action = action_create(tenant=acme, name="a", code="exports.x = (;", actor=TEST_ACTOR)
+    assert action.status == "failed"
+    assert "Syntax error at line 1" in action.build_errors[0]["msg"]
+    with pytest.raises(ActionNotBuilt, match="must be in the 'built' state"):
+        action_deploy(action=action, actor=TEST_ACTOR)
+    assert not ActionVersion.objects.exists()
+
+
+def test_a_hook_function_is_not_an_action(tenants):
+    acme, _, _ = tenants
+    code = "module.exports = function(c, s, a, ctx, cb) { cb(null, {}); };"
+    action = action_create(tenant=acme, name="a", code=code, actor=TEST_ACTOR)
+    assert action.status == "failed"
+    assert "onExecuteCredentialsExchange" in action.build_errors[0]["msg"]
+
+
+def test_names_are_unique_per_tenant_only(tenants):
+    acme, other, _ = tenants
+    action_create(tenant=acme, name="same", code=DENY, actor=TEST_ACTOR)
+    action_create(tenant=other, name="same", code=DENY, actor=TEST_ACTOR)
+    with pytest.raises(ActionNameTaken):
+        action_create(tenant=acme, name="same", code=DENY, actor=TEST_ACTOR)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Action.objects.create(tenant=acme, name="same", trigger_id=TRIGGER)
+
+
+def test_unknown_trigger_and_runtime_are_refused(tenants):
+    acme, _, _ = tenants
+    with pytest.raises(ValidationError):
+        action_create(tenant=acme, name="a", code=DENY, actor=TEST_ACTOR, trigger_id="post-login")
+    with pytest.raises(ValidationError):
+        action_create(tenant=acme, name="a", code=DENY, actor=TEST_ACTOR, runtime="node8")
+    assert not Action.objects.exists()
+
+
+def test_secrets_are_encrypted_and_limited(tenants):
+    acme, _, _ = tenants
+    action = action_create(
+        tenant=acme,
+        name="a",
+        code=SECRET_CLAIM,
+        actor=TEST_ACTOR,
+        secrets=[SecretSpec("KEY", "v1")],
+    )
+    assert "v1" not in action.secrets.get().value_encrypted
+    with pytest.raises(ValidationError, match="at most 30 secrets"):
+        action_update(
+            action=action, actor=TEST_ACTOR, secrets=[SecretSpec(f"S{i}", "x") for i in range(31)]
+        )
+    with pytest.raises(ValidationError, match="at most 10000"):
+        action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", "x" * 10_001)])
+    assert list(action.secrets.values_list("name", flat=True)) == ["KEY"]
+    assert not any("v1" in json.dumps([e.before, e.after]) for e in AuditEntry.objects.all())
+
+
+def test_deploy_makes_numbered_immutable_versions(tenants):
+    acme, _, _ = tenants
+    action = deployed(acme, "a", claim_action("a", "1"))
+    action_update(action=action, actor=TEST_ACTOR, code=claim_action("a", "2"))
+    second = action_deploy(action=action, actor=TEST_ACTOR)
+    versions = list(action.versions.order_by("number").values_list("number", "deployed"))
+    assert versions == [(1, False), (2, True)]
+    assert '"2"' in second.code
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ActionVersion.objects.filter(number=1).update(deployed=True)
+
+
+def test_deploying_an_unchanged_draft_makes_no_new_version(tenants):
+    acme, _, _ = tenants
+    action = deployed(acme, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "one")])
+    assert action_deploy(action=action, actor=TEST_ACTOR).number == 1
+    action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", "two")])
+    assert action_deploy(action=action, actor=TEST_ACTOR).number == 2
+    action_update(action=action, actor=TEST_ACTOR, code=SECRET_CLAIM)  # the same code
+    assert action_deploy(action=action, actor=TEST_ACTOR).number == 2
+    verbs = AuditEntry.objects.filter(tenant=acme, object_type="action").values_list(
+        "action", flat=True
+    )
+    assert list(verbs.order_by("id")) == ["create", "deploy", "update", "deploy"]
+
+
+# ---- the flow ---------------------------------------------------------------------------
+
+
+def test_no_hook_and_no_binding_gives_the_plain_token(tenants):
+    acme, _, clients = tenants
+    action_create(tenant=acme, name="a", code=DENY, actor=TEST_ACTOR)  # not bound: not run
+    claims = claims_of(token(acme, clients["acme"]))
+    assert claims["scope"] == "read:data" and not [k for k in claims if k.startswith("https")]
+
+
+def test_bound_actions_run_in_binding_order_and_the_later_claim_wins(tenants):
+    acme, other, clients = tenants
+    first, second = deployed(acme, "first", claim_action("one", "1")), None
+    second = deployed(acme, "second", claim_action("two", "2"))
+    bind(acme, first, second)
+    claims = claims_of(token(acme, clients["acme"]))
+    assert claims["https://example.com/one"] == "1" and claims["https://example.com/two"] == "2"
+    assert claims["https://example.com/last"] == "2"
+    assert claims["https://example.com/seen-by-one"] == ""
+    assert claims["https://example.com/seen-by-two"] == (
+        "https://example.com/last,https://example.com/one,https://example.com/seen-by-one"
+    )
+    bind(acme, second, first)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/last"] == "1"
+    # The other tenant's flow is its own: empty.
+    assert "https://example.com/last" not in claims_of(token(other, clients["other"]))
+
+
+def test_the_enabled_hook_runs_first_and_actions_see_its_claims(tenants):
+    acme, _, clients = tenants
+    hook_create(
+        tenant=acme,
+        name="hook",
+        script="module.exports = function(c, s, a, ctx, cb) {"
+        " cb(null, {scope: s.concat(['extra']), 'https://example.com/last': 'hook',"
+        " 'https://example.com/hook': 'yes'}); };",
+        enabled=True,
+        actor=TEST_ACTOR,
+    )
+    bind(acme, deployed(acme, "a", claim_action("a", "action")))
+    claims = claims_of(token(acme, clients["acme"]))
+    assert claims["https://example.com/hook"] == "yes"
+    assert claims["https://example.com/last"] == "action"
+    assert "https://example.com/hook" in claims["https://example.com/seen-by-a"]
+    assert claims["scope"] == "read:data extra"
+
+
+def test_deny_stops_the_flow_and_answers_the_request(tenants):
+    acme, _, clients = tenants
+    marker = deployed(acme, "after", claim_action("after", "x"))
+    bind(acme, deployed(acme, "deny", DENY), marker)
+    response = token(acme, clients["acme"])
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": "No tokens for svc"}
+    results = results_of(acme)
+    assert [r["action_name"] for r in results] == ["deny"]
+    assert HookRun.objects.get(tenant=acme).outcome == "error"
+    assert "No tokens for svc" in results[0]["error"]["msg"]
+
+
+def test_a_draft_is_not_live_until_deployed(tenants):
+    acme, _, clients = tenants
+    action = deployed(acme, "a", claim_action("a", "v1"))
+    bind(acme, action)
+    action_update(action=action, actor=TEST_ACTOR, code=claim_action("a", "v2"))
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v1"
+    action_deploy(action=action, actor=TEST_ACTOR)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v2"
+
+
+def test_a_secret_change_takes_a_deploy(tenants):
+    acme, _, clients = tenants
+    action = deployed(acme, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "old")])
+    bind(acme, action)
+    action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", "new")])
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/key"] == "old"
+    action_deploy(action=action, actor=TEST_ACTOR)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/key"] == "new"
+
+
+def test_rollback_deploys_an_old_version_as_a_new_one(tenants):
+    acme, _, clients = tenants
+    action = deployed(acme, "a", claim_action("a", "v1"))
+    bind(acme, action)
+    action_update(action=action, actor=TEST_ACTOR, code=claim_action("a", "v2"))
+    action_deploy(action=action, actor=TEST_ACTOR)
+    third = action_rollback(action=action, version=action.versions.get(number=1), actor=TEST_ACTOR)
+    assert (third.number, third.deployed) == (3, True)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v1"
+    action.refresh_from_db()
+    assert '"v2"' in action.code  # the draft is left alone
+
+
+def test_one_deadline_covers_the_whole_flow(tenants):
+    acme, _, clients = tenants
+    acme.hook_timeout_ms = 1000
+    acme.save()
+    slow = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  await new Promise((resolve) => setTimeout(resolve, 700));
+};
+"""
+    bind(acme, deployed(acme, "slow1", slow), deployed(acme, "slow2", slow))
+    start = time.monotonic()
+    response = token(acme, clients["acme"])
+    assert response.status_code == 500 and "time" in response.json()["error_description"]
+    assert time.monotonic() - start < 1.6
+    assert [r["outcome"] for r in results_of(acme)] == ["ok", "timeout"]
+
+
+def test_the_run_log_has_one_execution_with_a_result_per_action(tenants):
+    acme, _, clients = tenants
+    bind(
+        acme,
+        deployed(acme, "a", claim_action("a", "1")),
+        deployed(acme, "b", claim_action("b", "2")),
+    )
+    claims_of(token(acme, clients["acme"]))
+    assert HookRun.objects.get(tenant=acme).outcome == "ok"
+    assert [(r["action_name"], r["version_number"], r["outcome"]) for r in results_of(acme)] == [
+        ("a", 1, "ok"),
+        ("b", 1, "ok"),
     ]
-    # A delete frees its bytes for the next write.
-    assert acme.cache(["delete", "b"], ["set", "c", "z"], ["get", "c"]) == [
-        "success",
-        "success",
-        "z",
+
+
+# ---- bindings and deletes -----------------------------------------------------------
+
+
+def test_bindings_refuse_another_tenants_action_and_write_nothing(tenants):
+    acme, other, _ = tenants
+    mine = deployed(acme, "mine", DENY)
+    bind(acme, mine)
+    theirs = deployed(other, "theirs", DENY)
+    with pytest.raises(BindingRefused, match="does not exist"):
+        bind(acme, theirs)
+    assert list(
+        TriggerBinding.objects.filter(tenant=acme).values_list("action__name", flat=True)
+    ) == ["mine"]
+
+
+def test_bindings_refuse_more_than_twenty_and_undeployed_actions(tenants):
+    acme, _, _ = tenants
+    actions = [deployed(acme, f"a{i}", DENY) for i in range(21)]
+    with pytest.raises(BindingRefused, match="at most 20"):
+        bind(acme, *actions)
+    draft = action_create(tenant=acme, name="draft", code=DENY, actor=TEST_ACTOR)
+    with pytest.raises(BindingRefused, match="must be deployed"):
+        bind(acme, draft)
+    with pytest.raises(BindingRefused, match="bound twice"):
+        bind(acme, actions[0], actions[0])
+    assert not TriggerBinding.objects.exists()
+    bind(acme, *actions[:20])
+    assert TriggerBinding.objects.count() == 20
+
+
+def test_deleting_a_bound_action_needs_force_which_unbinds_it(tenants):
+    acme, _, clients = tenants
+    keep, gone = deployed(acme, "keep", claim_action("keep", "k")), deployed(acme, "gone", DENY)
+    bind(acme, gone, keep)
+    with pytest.raises(ActionStillBound):
+        action_delete(action=gone, actor=TEST_ACTOR)
+    assert token(acme, clients["acme"]).status_code == 400
+    action_delete(action=gone, actor=TEST_ACTOR, force=True)
+    assert not Action.objects.filter(name="gone").exists()
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/keep"] == "k"
+    assert list(TriggerBinding.objects.values_list("position", flat=True)) == [0]
+
+
+def test_every_write_deploy_and_binding_change_is_audited(tenants):
+    acme, _, _ = tenants
+    action = deployed(acme, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "hidden-value")])
+    bind(acme, action)
+    action_update(action=action, actor=TEST_ACTOR, code=SECRET_CLAIM + "\n")
+    action_rollback(action=action, version=action.versions.get(number=1), actor=TEST_ACTOR)
+    action_delete(action=action, actor=TEST_ACTOR, force=True)
+    actions = list(
+        AuditEntry.objects.filter(tenant=acme).order_by("id").values_list("action", flat=True)
+    )
+    assert actions[-7:] == [
+        "create",
+        "deploy",
+        "bindings.replace",
+        "update",
+        "rollback v1",
+        "bindings.replace",
+        "delete",
     ]
-    # Another tenant's Action has its own 8 kB.
-    assert globex.cache(
-        ["set", "a", {"c": "x", "n": 4096}], ["set", "b", {"c": "x", "n": 4096}]
-    ) == [
-        "success",
-        "success",
+    assert "hidden-value" not in json.dumps(list(AuditEntry.objects.values_list("before", "after")))
+
+
+def test_flow_executions_are_stored_in_batches_too(tenants):
+    """The background writer's batch path (COPY on PostgreSQL) keeps the
+    per-Action results, text made storable."""
+    acme, _, _ = tenants
+    records = [
+        RunRecord(
+            tenant_id=acme.pk,
+            hook_id=None,
+            hook_version=None,
+            source="token",
+            started_at=datetime.now(UTC),
+            duration_ms=1.0,
+            outcome="ok",
+            console="",
+            error="",
+            execution_id=f"ex_batch{i}",
+            results=[{"action_name": "a", "logs": "nul\x00 and \ud800"}],
+        )
+        for i in range(3)
     ]
-    assert Hook.objects.count() == 2
+    _write(records)
+    stored = HookRun.objects.filter(execution_id__startswith="ex_batch").order_by("execution_id")
+    assert [(run.results or [{}])[0].get("logs") for run in stored] == ["nul\ufffd and \ufffd"] * 3
+
+
+def test_a_warm_flow_token_request_only_logs_its_execution(tenants, settings):
+    """Bindings and deployed versions are memoised like the enabled hook: a
+    warm request with a bound Action writes its run record and reads nothing;
+    a deploy reaches the next request."""
+    settings.TESSERA_CONFIG_MAX_STALENESS = 60  # no inline generation re-read
+    acme, _, clients = tenants
+    action = deployed(acme, "a", claim_action("a", "v1"))
+    bind(acme, action)
+    token(acme, clients["acme"])
+    with CaptureQueriesContext(connection) as queries:
+        assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v1"
+    assert [q["sql"].split()[0] for q in queries] == ["INSERT"]
+    assert "hooks_hookrun" in queries[0]["sql"]
+    action_update(action=action, actor=TEST_ACTOR, code=claim_action("a", "v2"))
+    action_deploy(action=action, actor=TEST_ACTOR)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/a"] == "v2"
+
+
+def test_api_cache_lasts_across_requests_per_action(tenants):
+    acme, other, clients = tenants
+    counter = """exports.onExecuteCredentialsExchange = async (event, api) => {
+  const seen = api.cache.get('n');
+  const n = seen ? Number(seen.value) + 1 : 1;
+  api.cache.set('n', String(n));
+  api.accessToken.setCustomClaim('https://example.com/%s', n);
+};
+"""
+    bind(acme, deployed(acme, "a", counter % "a"), deployed(acme, "b", counter % "b"))
+    bind(other, deployed(other, "a", counter % "a"))
+    claims_of(token(acme, clients["acme"]))
+    claims = claims_of(token(acme, clients["acme"]))
+    assert (claims["https://example.com/a"], claims["https://example.com/b"]) == (2, 2)
+    assert claims_of(token(other, clients["other"]))["https://example.com/a"] == 1
+
+
+@pytest.fixture(params=["inprocess", "process"])
+def isolation(request, settings):
+    settings.TESSERA_HOOK_ISOLATION = request.param
+    settings.TESSERA_HOOK_WORKERS = 2
+    close_hook_runtime()
+    yield request.param
+    close_hook_runtime()
+
+
+def test_the_flow_is_the_same_in_either_isolation_mode(tenants, isolation):
+    acme, _, clients = tenants
+    acme.hook_timeout_ms = 1000
+    acme.save()
+    looping = (
+        """exports.onExecuteCredentialsExchange = async (event, api) => { while (true) {} };"""
+    )
+    first, second = deployed(acme, "one", claim_action("one", "1")), deployed(acme, "two", DENY)
+    bind(acme, first, second)
+    assert token(acme, clients["acme"]).json()["error_description"] == "No tokens for svc"
+    bind(acme, first, deployed(acme, "loop", looping), second)
+    start = time.monotonic()
+    assert token(acme, clients["acme"]).status_code == 500
+    assert time.monotonic() - start < 2.5
+    bind(acme, first)
+    assert claims_of(token(acme, clients["acme"]))["https://example.com/one"] == "1"

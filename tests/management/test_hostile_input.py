@@ -4,7 +4,8 @@
 import pytest
 import requests
 
-from hooks.models import Hook
+from hooks.action_services import SecretSpec, action_create
+from hooks.models import Action, Hook, TriggerBinding
 from hooks.services import hook_create
 from tenant.models import AuditEntry
 from tests.factories import TEST_ACTOR, make_api
@@ -12,6 +13,9 @@ from tests.factories import TEST_ACTOR, make_api
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, {}); };\n"
+ACTION = "exports.onExecuteCredentialsExchange = async (event, api) => {};\n"
+TRIGGER = "credentials-exchange"
+CX = '"supported_triggers": [{"id": "credentials-exchange", "version": "v2"}]'
 
 # (method, path, raw JSON body)
 BAD_REQUESTS = [
@@ -45,6 +49,48 @@ BAD_REQUESTS = [
     ("GET", "hooks?page=-1", None),
     ("GET", "hooks?page=99999999999999999999", None),
     ("GET", "hooks?include_totals=maybe", None),
+    ("POST", "actions/actions", "[]"),
+    ("POST", "actions/actions", '{"name": "a\\ud800", "code": "", ' + CX + "}"),
+    ("POST", "actions/actions", '{"name": "a\\nb", "code": "", ' + CX + "}"),
+    ("POST", "actions/actions", '{"name": "n", "code": "x\\u0000", ' + CX + "}"),
+    ("POST", "actions/actions", '{"name": "n", "code": "", "supported_triggers": "x"}'),
+    ("POST", "actions/actions", '{"name": "n", "code": "", "supported_triggers": []}'),
+    ("POST", "actions/actions", '{"name": "n", "code": "", "runtime": "node8", ' + CX + "}"),
+    ("POST", "actions/actions", '{"name": "n", "code": "", "dependencies": [{}], ' + CX + "}"),
+    (
+        "POST",
+        "actions/actions",
+        '{"name": "n", "code": "", "secrets": [{"name": "A", "value": 1}], ' + CX + "}",
+    ),
+    ("PATCH", "actions/actions/{action}", '{"name": ""}'),
+    ("PATCH", "actions/actions/{action}", '{"secrets": [{"name": "NEW"}]}'),
+    (
+        "PATCH",
+        "actions/actions/{action}",
+        '{"supported_triggers": [{"id": "credentials-exchange", "version": "v1"}]}',
+    ),
+    ("PATCH", f"actions/triggers/{TRIGGER}/bindings", '{"bindings": "x"}'),
+    (
+        "PATCH",
+        f"actions/triggers/{TRIGGER}/bindings",
+        '{"bindings": [{"ref": {"type": "nope", "value": "a"}}]}',
+    ),
+    (
+        "PATCH",
+        f"actions/triggers/{TRIGGER}/bindings",
+        '{"bindings": [{"ref": {"type": "action_name", "value": "\\u0000"}}]}',
+    ),
+    (
+        "PATCH",
+        f"actions/triggers/{TRIGGER}/bindings",
+        '{"bindings": [{"ref": {"type": "action_name", "value": "none"}}]}',
+    ),
+    ("POST", "actions/actions/{action}/test", '{"payload": []}'),
+    ("POST", "actions/actions/{action}/versions/nope/deploy", "{}"),
+    ("GET", "actions/actions?per_page=101", None),
+    ("GET", "actions/actions?deployed=maybe", None),
+    ("GET", "actions/actions?page=-1", None),
+    ("GET", "actions/executions/%00", None),
 ]
 
 
@@ -54,7 +100,10 @@ def ids(acme):
         tenant=acme.tenant, name="h", script=SCRIPT, secrets={"KEY": "v"}, actor=TEST_ACTOR
     )
     api = make_api(acme.tenant, "https://api.x/")
-    return {"hook": hook.public_id, "rs": api.public_id}
+    action = action_create(
+        tenant=acme.tenant, name="a", code=ACTION, actor=TEST_ACTOR, secrets=[SecretSpec("K", "v")]
+    )
+    return {"hook": hook.public_id, "rs": api.public_id, "action": action.public_id}
 
 
 def test_bad_input_is_a_json_4xx_and_changes_nothing(acme, ids):
@@ -73,6 +122,9 @@ def test_bad_input_is_a_json_4xx_and_changes_nothing(acme, ids):
         assert response.json()["statusCode"] == response.status_code
     assert AuditEntry.objects.count() == before
     assert Hook.objects.get(name="h").version == 1
+    action = Action.objects.get()
+    assert (action.name, action.revision, action.secrets.count()) == ("a", 1, 1)
+    assert not TriggerBinding.objects.exists()
 
 
 def test_unknown_paths_and_methods_are_auth0_json(acme):

@@ -14,6 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from apis.services import MANAGEMENT_SCOPES
+from hooks.action_services import BindingSpec, action_create, action_deploy, bindings_replace
+from hooks.models import HookRun
+from hooks.pipeline import credentials_exchange
+from hooks.points import POINTS
 from hooks.services import hook_create
 from tenant.selectors import signing_key_active
 from tests.factories import TEST_ACTOR, make_api, make_client
@@ -22,6 +26,8 @@ from tests.management.conftest import ManagedTenant, client_with_scopes
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCRIPT = "module.exports = function(c, s, a, ctx, cb) { cb(null, {}); };\n"
+ACTION = "exports.onExecuteCredentialsExchange = async (event, api) => {};\n"
+TRIGGER = "credentials-exchange"
 
 # (method, path under api/v2/, scope, JSON body)
 ENDPOINTS: list[tuple[str, str, str, Any]] = [
@@ -59,6 +65,26 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ),
     ("PATCH", "client-grants/{grant}", "update:client_grants", {"scope": []}),
     ("DELETE", "client-grants/{grant}", "delete:client_grants", None),
+    ("GET", "actions/triggers", "read:actions", None),
+    ("GET", f"actions/triggers/{TRIGGER}/bindings", "read:actions", None),
+    ("PATCH", f"actions/triggers/{TRIGGER}/bindings", "update:actions", {"bindings": []}),
+    ("GET", "actions/actions", "read:actions", None),
+    (
+        "POST",
+        "actions/actions",
+        "create:actions",
+        {"name": "n", "code": ACTION, "supported_triggers": [{"id": TRIGGER, "version": "v2"}]},
+    ),
+    ("GET", "actions/actions/{action}", "read:actions", None),
+    ("PATCH", "actions/actions/{action}", "update:actions", {"name": "renamed"}),
+    ("DELETE", "actions/actions/{action}", "delete:actions", None),
+    ("POST", "actions/actions/{action}/deploy", "create:actions", None),
+    ("POST", "actions/actions/{action}/test", "create:actions", {"payload": {}}),
+    ("GET", "actions/actions/{action}/versions", "read:actions", None),
+    ("GET", "actions/actions/{action}/versions/{version}", "read:actions", None),
+    ("POST", "actions/actions/{action}/versions/{version}/deploy", "create:actions", {}),
+    ("GET", "actions/executions/{execution}", "read:actions", None),
+    ("GET", "actions/modules", "read:actions", None),
 ]
 OBJECT_ENDPOINTS = [e for e in ENDPOINTS if "{" in e[1]]
 
@@ -68,11 +94,24 @@ def objects_of(managed: ManagedTenant) -> dict[str, str]:
     api = make_api(managed.tenant, f"https://api.{managed.tenant.slug}.test/")
     client, _ = make_client(managed.tenant, {api: ["read:data"]})
     hook = hook_create(tenant=managed.tenant, name="h", script=SCRIPT, actor=TEST_ACTOR)
+    action = action_create(tenant=managed.tenant, name="a", code=ACTION, actor=TEST_ACTOR)
+    version = action_deploy(action=action, actor=TEST_ACTOR)
+    bindings_replace(
+        tenant=managed.tenant,
+        trigger_id=TRIGGER,
+        bindings=[BindingSpec(action, "a")],
+        actor=TEST_ACTOR,
+    )
+    credentials_exchange(tenant=managed.tenant, payload=POINTS[TRIGGER].sample_payload)
+    execution = HookRun.objects.get(tenant=managed.tenant, execution_id__startswith="ex_")
     return {
         "hook": hook.public_id,
         "rs": api.public_id,
         "client": client.client_id,
         "grant": client.grants.get().public_id,
+        "action": action.public_id,
+        "version": version.public_id,
+        "execution": execution.execution_id,
     }
 
 
@@ -173,6 +212,7 @@ def test_ids_are_opaque(worlds):
     assert ids["hook"].startswith("hk_") and len(ids["hook"]) == 19
     assert ids["grant"].startswith("cgr_") and len(ids["grant"]) == 20
     assert len(ids["rs"]) == 24 and int(ids["rs"], 16) >= 0
+    assert all(len(ids[kind]) == 36 for kind in ("action", "version"))
 
 
 def test_another_tenants_object_is_404(acme, worlds):
@@ -182,7 +222,8 @@ def test_another_tenants_object_is_404(acme, worlds):
         response = call(acme, method, path.format(**theirs), token, body)
         assert_auth0_error(response, 404)
     # And nothing of theirs leaks through a list.
-    for path in ("hooks?enabled=false", "resource-servers", "clients", "client-grants"):
+    lists = ("hooks?enabled=false", "resource-servers", "clients", "client-grants")
+    for path in (*lists, "actions/actions", f"actions/triggers/{TRIGGER}/bindings"):
         text = call(acme, "GET", path, token).text
         assert all(value not in text for value in theirs.values()), path
 

@@ -20,9 +20,10 @@ def test_document_validates_and_lists_every_endpoint(acme):
         (method.upper(), path) for path, item in document["paths"].items() for method in item
     }
     for method, path, _scope, _body in ENDPOINTS:
-        templated = "/" + path.replace("{hook}", "{hook_id}").replace("{rs}", "{rs_id}").replace(
-            "{client}", "{client_id}"
-        ).replace("{grant}", "{grant_id}")
+        templated = "/" + path
+        for name in ("hook", "rs", "client", "grant", "action", "version", "execution"):
+            templated = templated.replace(f"{{{name}}}", f"{{{name}_id}}")
+        templated = templated.replace("/credentials-exchange/", "/{trigger_id}/")
         assert (method, templated) in operations, (method, templated)
     assert "/openapi.json" not in document["paths"]
     # Bodies are documented with Auth0's field names.
