@@ -89,11 +89,14 @@ def node_command(script: str, payload: dict[str, Any]) -> list[str]:
     return [node, script, json.dumps(payload)]
 
 
-def run_node(script: str, payload: dict[str, Any]) -> dict[str, Any]:
+def run_node(
+    script: str, payload: dict[str, Any], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run one of this directory's scripts; it prints one JSON object."""
     done = subprocess.run(
         node_command(script, payload),
         cwd=COMPAT_DIR,
+        env=env,
         capture_output=True,
         text=True,
         timeout=NODE_TIMEOUT,

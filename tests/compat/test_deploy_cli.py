@@ -15,7 +15,7 @@ from tests.compat.conftest import COMPAT_DIR, TlsTenant, node_library, require_n
 
 LIBRARY = node_library("auth0-deploy-cli")
 A0DEPLOY = COMPAT_DIR / "node_modules" / ".bin" / "a0deploy"
-DEPLOY_TIMEOUT = 180  # seconds: the CLI retries with backoff on errors
+DEPLOY_TIMEOUT = 600  # seconds: the CLI compiles its whole schema (a CPU minute), retries on errors
 INCLUDED_ONLY = ["resourceServers", "clients", "clientGrants", "actions", "triggers", "hooks"]
 AUDIENCE = "https://api.deploy.test/"
 CLAIM = "https://deploy.test/plan"
@@ -59,6 +59,18 @@ HOOK_ASSET = {
     "secrets": {},
     "dependencies": {},
 }
+
+ACTION_ASSET = {
+    "name": "plan-action",
+    "code": "./actions/plan-action/code.js",
+    "runtime": "node22",
+    "dependencies": [],
+    "secrets": [],
+    "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}],
+    "deployed": True,
+}
+TRIGGERS = {"credentials-exchange": [{"action_name": "plan-action", "display_name": "plan"}]}
+ACTIONS_PENDING = pytest.mark.xfail(strict=True, reason="Actions API lands with the actions branch")
 
 
 def a0deploy(tenant: TlsTenant, *args: str, **config: Any) -> subprocess.CompletedProcess:
@@ -104,6 +116,12 @@ def write_directory(root: Path, with_action: bool = False) -> Path:
         (root / folder).mkdir(exist_ok=True)
         (root / folder / f"{name}.json").write_text(json.dumps(body, indent=2))
     (root / "hooks" / "plan-claim.js").write_text(HOOK)
+    if with_action:
+        (root / "actions" / "plan-action").mkdir(parents=True)
+        (root / "actions" / "plan-action" / "code.js").write_text(ACTION)
+        (root / "actions" / "plan-action.json").write_text(json.dumps(ACTION_ASSET, indent=2))
+        (root / "triggers").mkdir()
+        (root / "triggers" / "triggers.json").write_text(json.dumps(TRIGGERS, indent=2))
     return root
 
 
@@ -133,10 +151,17 @@ def assert_ok(done: subprocess.CompletedProcess, library: str) -> str:
     return log
 
 
-def state(tenant: TlsTenant) -> dict[str, Any]:
+def state(tenant: TlsTenant, with_actions: bool = False) -> dict[str, Any]:
     """What the Management API shows of everything the CLI manages."""
     hooks = tenant.get("hooks")
+    actions = {}
+    if with_actions:
+        actions = {
+            "actions": tenant.get("actions/actions"),
+            "bindings": tenant.get("actions/triggers/credentials-exchange/bindings"),
+        }
     return {
+        **actions,
         "resource_servers": tenant.get("resource-servers"),
         "clients": tenant.get("clients"),
         "client_grants": tenant.get("client-grants"),
@@ -180,15 +205,17 @@ def assert_imported(tenant: TlsTenant, library: str) -> None:
     assert (claims[CLAIM], claims["scope"], claims["iss"]) == ("gold", "read:data", tenant.issuer)
 
 
-def assert_reimport_changes_nothing(tenant: TlsTenant, library: str, source: Path) -> None:
+def assert_reimport_changes_nothing(
+    tenant: TlsTenant, library: str, source: Path, with_actions: bool = False
+) -> None:
     """The same input again, deletes allowed: it succeeds, every object is
     as it was and the audit trail has no new entry."""
-    before, audit_before = state(tenant), tenant.audit()
+    before, audit_before = state(tenant, with_actions), tenant.audit()
     log = assert_ok(
         a0deploy(tenant, "import", "--input_file", str(source), AUTH0_ALLOW_DELETE=True), library
     )
     assert "Import Successful" in log, library
-    assert state(tenant) == before, library
+    assert state(tenant, with_actions) == before, library
     new_entries = tenant.audit()[len(audit_before) :]
     assert new_entries == [], f"{library}: the second import changed {new_entries}"
 
@@ -252,3 +279,39 @@ def test_import_export_reimport_yaml(tls_tessera, library, tmp_path):
     assert (exported / hook["script"]).read_text() == HOOK, library
 
     assert_reimport_changes_nothing(tenant, library, source)
+
+
+@ACTIONS_PENDING
+@pytest.mark.parametrize("library", [LIBRARY])
+def test_import_export_reimport_action_with_triggers(tls_tessera, library, tmp_path):
+    tenant = tls_tessera.tenant("actions")
+    other = tls_tessera.tenant("actions-other")
+    source = write_directory(tmp_path / "in", with_action=True)
+
+    assert_ok(a0deploy(tenant, "import", "--input_file", str(source)), library)
+    actions = tenant.get("actions/actions")["actions"]
+    assert [(a["name"], a["all_changes_deployed"]) for a in actions] == [("plan-action", True)]
+    bindings = tenant.get("actions/triggers/credentials-exchange/bindings")["bindings"]
+    assert [(b["action"]["name"], b["display_name"]) for b in bindings] == [
+        ("plan-action", "plan")
+    ], library
+    assert other.get("actions/actions")["actions"] == [], library
+    worker = named(tenant.get("clients"), "Deploy Worker")
+    secret = tenant.api("POST", f"clients/{worker['client_id']}/rotate-secret").json()
+    response = tenant.token(worker["client_id"], secret["client_secret"], AUDIENCE)
+    assert response.status_code == 200, f"{library}: {response.text}"
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert (claims[CLAIM], claims[ACTION_CLAIM]) == ("gold", "gold"), library  # hook, then action
+
+    exported = tmp_path / "out"
+    done = a0deploy(tenant, "export", "--format", "directory", "--output_folder", str(exported))
+    assert done.returncode == 0, f"{library}: {output(done)}"
+    action = json.loads((exported / "actions" / "plan-action.json").read_text())
+    assert (action["deployed"], action["supported_triggers"]) == (
+        True,
+        ACTION_ASSET["supported_triggers"],
+    ), library
+    assert (exported / action["code"]).read_text() == ACTION, library
+    assert json.loads((exported / "triggers" / "triggers.json").read_text()) == TRIGGERS
+
+    assert_reimport_changes_nothing(tenant, library, source, with_actions=True)

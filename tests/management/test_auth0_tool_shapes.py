@@ -83,3 +83,23 @@ def test_client_grant_read_by_id(acme, globex):
     assert get(acme, f"client-grants/{grant_id}", fields="id").json() == {"id": grant_id}
     other = get(globex, f"client-grants/{grant_id}")
     assert (other.status_code, other.json()["errorCode"]) == (404, "inexistent_client_grant")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PATCH", "PUT", "DELETE"])
+def test_missing_endpoint_is_auth0s_404_for_every_method(acme, method):
+    # Tools tell "not available here" from "not allowed" by the status: a
+    # POST to an endpoint Tessera lacks was a CSRF 403 access_denied.
+    response = requests.request(
+        method,
+        f"{acme.api_url}log-streams",
+        json={"name": "x"},
+        headers={"Authorization": f"Bearer {acme.token()}"},
+        timeout=10,
+    )
+    assert response.status_code == 404, response.text
+    assert response.json() == {
+        "statusCode": 404,
+        "error": "Not Found",
+        "message": "Not Found",
+        "errorCode": "inexistent_resource",
+    }
