@@ -372,7 +372,9 @@ def tls_tessera(tmp_path_factory) -> Iterator[TlsTessera]:
     session.verify = str(ca)
     try:
         fleet.manage("migrate", "--noinput", "-v", "0", REDIS_URL="")
-        server = fleet.start_server("tls", tls=(certificate, key), REDIS_URL="")
+        server = fleet.start_server(
+            "tls", database_url=fleet.direct_url, tls=(certificate, key), REDIS_URL=""
+        )
 
         def ready() -> bool:
             if server.process.poll() is not None:
