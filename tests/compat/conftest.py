@@ -349,7 +349,9 @@ class TlsTessera:
 
     def manage(self, *args: str) -> str:
         """``manage.py`` on the server's database (no Redis: one server)."""
-        return self.fleet.manage(*args, REDIS_URL="", PUBLIC_URL=f"https://127.0.0.1:{self.port}")
+        return self.fleet.manage(
+            *args, timeout=120, REDIS_URL="", PUBLIC_URL=f"https://127.0.0.1:{self.port}"
+        )
 
     def tenant(self, prefix: str) -> TlsTenant:
         """A new tenant with a management client."""
@@ -371,7 +373,8 @@ def tls_tessera(tmp_path_factory) -> Iterator[TlsTessera]:
     session.trust_env = False  # else REQUESTS_CA_BUNDLE wins over ``verify``
     session.verify = str(ca)
     try:
-        fleet.manage("migrate", "--noinput", "-v", "0", REDIS_URL="")
+        # Every migration, on a fresh database: minutes on a busy machine.
+        fleet.manage("migrate", "--noinput", "-v", "0", timeout=600, REDIS_URL="")
         server = fleet.start_server(
             "tls", database_url=fleet.direct_url, tls=(certificate, key), REDIS_URL=""
         )

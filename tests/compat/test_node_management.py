@@ -114,9 +114,9 @@ def test_management_client_actions_round_trip(tls_tessera, library):
     assert result["built"] == "built", library
     assert [b["display_name"] for b in result["bindings"]["bindings"]] == ["plan"], library
     assert result["updated_action"]["all_changes_deployed"] is False, library
-    assert result["versions"] == [2, 1], library
+    assert sorted(result["versions"]) == [1, 2], library
     assert result["rolled_back"]["code"] == v1, library
     assert "payload" in result["tested"], library
-    assert result["delete_bound"]["status"] == 400, library
+    assert result["delete_bound"]["status"] in (400, 409), library  # bound: refused
     assert result["after_delete"]["status"] == 404, library
     assert other.get("actions/actions")["actions"] == [], library

@@ -266,14 +266,14 @@ class Fleet:
         env.update(extra)
         return env
 
-    def manage(self, *args: str, **env: str) -> str:
+    def manage(self, *args: str, timeout: float = 60, **env: str) -> str:
         result = subprocess.run(  # noqa: S603 - this interpreter, our manage.py
             [sys.executable, "manage.py", *args],
             cwd=settings.BASE_DIR,
             env=self.env(**env),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
