@@ -51,8 +51,17 @@ class ResourceServerOutputSerializer(serializers.Serializer):
         return [{"value": s.value, "description": s.description} for s in api.scopes.all()]
 
 
+# Auth0 lists its own Management API under this name, and Auth0's tools know
+# it by the name: the Deploy CLI (8.x) leaves out of its plan only the
+# resource server named so (``is_system`` alone does not spare it, and an
+# import with AUTH0_ALLOW_DELETE would try to delete it).
+AUTH0_MANAGEMENT_API_NAME = "Auth0 Management API"
+
+
 def render_api(api: Api, signing_secret: str | None = None) -> dict[str, Any]:
     body = dict(ResourceServerOutputSerializer(api).data)
+    if api.is_system:
+        body["name"] = AUTH0_MANAGEMENT_API_NAME
     if signing_secret:
         body["signing_secret"] = signing_secret  # shown in this response only
     return body

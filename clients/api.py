@@ -22,9 +22,11 @@ from clients.services import (
     client_update,
 )
 from tenant.management_api import (
+    CHECKPOINT_PARAMETERS,
     FIELD_PARAMETERS,
     LIST_PARAMETERS,
     ManagementView,
+    checkpoint_paginated,
     created,
     found,
     invalid_body,
@@ -185,6 +187,7 @@ class ClientGrantListView(ManagementView):
     @extend_schema(
         parameters=[
             *LIST_PARAMETERS,
+            *CHECKPOINT_PARAMETERS,
             OpenApiParameter("audience", str),
             OpenApiParameter("client_id", str),
         ],
@@ -196,7 +199,9 @@ class ClientGrantListView(ManagementView):
             audience=request.query_params.get("audience"),
             client_id=request.query_params.get("client_id"),
         )
-        return paginated(request, "client_grants", grants, render_grant)
+        return checkpoint_paginated(
+            request, "client_grants", grants.order_by("id"), render_grant, "public_id"
+        ) or paginated(request, "client_grants", grants, render_grant)
 
     @extend_schema(request=InputSerializer, responses={201: ClientGrantOutputSerializer})
     def post(self, request: Request, **kwargs: Any) -> Response:
@@ -211,11 +216,19 @@ class ClientGrantListView(ManagementView):
 
 class ClientGrantDetailView(ManagementView):
     serializer_class = ClientGrantOutputSerializer
-    scopes = {"PATCH": "update:client_grants", "DELETE": "delete:client_grants"}
+    scopes = {
+        "GET": "read:client_grants",
+        "PATCH": "update:client_grants",
+        "DELETE": "delete:client_grants",
+    }
 
     @extend_schema_serializer(component_name="ClientGrantDetailInput")
     class InputSerializer(serializers.Serializer):
         scope = serializers.ListField(child=serializers.CharField(max_length=280))
+
+    @extend_schema(parameters=FIELD_PARAMETERS)
+    def get(self, request: Request, grant_id: str, **kwargs: Any) -> Response:
+        return Response(select_fields(request, render_grant(get_grant(self.tenant, grant_id))))
 
     @extend_schema(request=InputSerializer)
     def patch(self, request: Request, grant_id: str, **kwargs: Any) -> Response:

@@ -293,6 +293,29 @@ def paginated(request: Request, key: str, items: QuerySet[Any], render: Any) -> 
     return Response(rows)
 
 
+def checkpoint_paginated(
+    request: Request, key: str, items: QuerySet[Any], render: Any, id_field: str
+) -> Response | None:
+    """Auth0's checkpoint pagination, when the request asks for it (``from``
+    or ``take``): ``{<key>: [...], next}``, ``next`` the ``from`` of the
+    following page, absent on the last one. ``items`` must be in a stable
+    order of ``pk``. None when the request asks for page pagination."""
+    if "from" not in request.query_params and "take" not in request.query_params:
+        return None
+    take = _int(request.query_params.get("take"), "take", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+    start = request.query_params.get("from") or ""
+    if start:
+        first = items.filter(**{id_field: start}).values_list("pk", flat=True).first()
+        if first is None:
+            raise ApiError(400, "Query validation error: from is not a valid id.", INVALID_QUERY)
+        items = items.filter(pk__gte=first)
+    rows = list(items[: take + 1])
+    body: dict[str, Any] = {key: [select_fields(request, render(row)) for row in rows[:take]]}
+    if len(rows) > take:
+        body["next"] = getattr(rows[take], id_field)
+    return Response(body)
+
+
 def created(body: dict[str, Any]) -> Response:
     return Response(body, status=status.HTTP_201_CREATED)
 
@@ -331,4 +354,8 @@ LIST_PARAMETERS = [
         "include_totals", bool, description="Return {start, limit, length, total, items}."
     ),
     *FIELD_PARAMETERS,
+]
+CHECKPOINT_PARAMETERS = [
+    OpenApiParameter("from", str, description="Checkpoint pagination: the `next` of a page."),
+    OpenApiParameter("take", int, description=f"Checkpoint pagination: at most {MAX_PER_PAGE}."),
 ]

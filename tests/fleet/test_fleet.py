@@ -219,7 +219,10 @@ class Server:
 
 
 class Fleet:
-    def __init__(self, root: Path) -> None:
+    """Granian servers started with the README's flags on a database of
+    their own (named after ``name`` on PostgreSQL), set up with ``manage``."""
+
+    def __init__(self, root: Path, name: str = "fleet") -> None:
         self.root = root
         self.var = root / "var"
         self.redis = Redis(root / "redis")
@@ -236,13 +239,13 @@ class Fleet:
             user = quote(configured["USER"] or "postgres", safe="")
             if configured.get("PASSWORD"):
                 user += ":" + quote(configured["PASSWORD"], safe="")
-            self.pg_name = f"{configured['NAME']}_fleet_{os.getpid()}"
+            self.pg_name = f"{configured['NAME']}_{name}_{os.getpid()}"
             self.pg_admin_url = f"postgresql://{user}@{host}:{port}/postgres"
             self.direct_url = f"postgresql://{user}@{host}:{port}/{self.pg_name}"
             self.proxy = TcpProxy((host, port))
             self.server_url = f"postgresql://{user}@127.0.0.1:{self.proxy.port}/{self.pg_name}"
         else:
-            self.sqlite_path = root / "fleet.sqlite3"
+            self.sqlite_path = root / f"{name}.sqlite3"
             self.direct_url = self.server_url = f"sqlite:///{self.sqlite_path}"
 
     # --- the operator's tools ---------------------------------------------------
@@ -263,14 +266,14 @@ class Fleet:
         env.update(extra)
         return env
 
-    def manage(self, *args: str, **env: str) -> str:
+    def manage(self, *args: str, timeout: float = 60, **env: str) -> str:
         result = subprocess.run(  # noqa: S603 - this interpreter, our manage.py
             [sys.executable, "manage.py", *args],
             cwd=settings.BASE_DIR,
             env=self.env(**env),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
@@ -312,8 +315,19 @@ class Fleet:
         with psycopg.connect(self.pg_admin_url, autocommit=True) as db:
             db.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
-    def start_server(self, name: str, database_url: str | None = None) -> Server:
+    def start_server(
+        self,
+        name: str,
+        database_url: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+        **env: str,
+    ) -> Server:
+        """A granian server; with ``tls`` (certificate, key) it serves HTTPS."""
         port = free_port()
+        scheme, tls_flags = "http", []
+        if tls is not None:
+            scheme = "https"
+            tls_flags = ["--ssl-certificate", str(tls[0]), "--ssl-keyfile", str(tls[1])]
         metrics_dir = self.root / f"metrics-{name}"
         metrics_dir.mkdir()
         log = self.root / f"{name}.log"
@@ -336,6 +350,7 @@ class Fleet:
                 "--respawn-failed-workers",
                 "--respawn-interval",
                 "0.5",
+                *tls_flags,
                 "tenant.site.wsgi:application",
             ],
             cwd=settings.BASE_DIR,
@@ -344,7 +359,8 @@ class Fleet:
                 TESSERA_HOOK_WORKERS="1",
                 TESSERA_METRICS_TOKEN=METRICS_TOKEN,
                 PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                PUBLIC_URL=f"http://127.0.0.1:{port}",
+                PUBLIC_URL=f"{scheme}://127.0.0.1:{port}",
+                **env,
             ),
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
