@@ -70,7 +70,6 @@ ACTION_ASSET = {
     "deployed": True,
 }
 TRIGGERS = {"credentials-exchange": [{"action_name": "plan-action", "display_name": "plan"}]}
-ACTIONS_PENDING = pytest.mark.xfail(strict=True, reason="Actions API lands with the actions branch")
 
 
 def a0deploy(tenant: TlsTenant, *args: str, **config: Any) -> subprocess.CompletedProcess:
@@ -281,7 +280,6 @@ def test_import_export_reimport_yaml(tls_tessera, library, tmp_path):
     assert_reimport_changes_nothing(tenant, library, source)
 
 
-@ACTIONS_PENDING
 @pytest.mark.parametrize("library", [LIBRARY])
 def test_import_export_reimport_action_with_triggers(tls_tessera, library, tmp_path):
     tenant = tls_tessera.tenant("actions")

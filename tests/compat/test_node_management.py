@@ -96,10 +96,6 @@ def test_management_client_round_trip(tls_tessera, library):
     assert [c["client_id"] for c in other.get("clients") if c["name"] == "Theirs"] == [foreign]
 
 
-ACTIONS_PENDING = pytest.mark.xfail(strict=True, reason="Actions API lands with the actions branch")
-
-
-@ACTIONS_PENDING
 @pytest.mark.parametrize("library", [LIBRARY])
 def test_management_client_actions_round_trip(tls_tessera, library):
     tenant = tls_tessera.tenant("node-actions")
