@@ -5,7 +5,9 @@ egress policy refusing every hostile target before any packet leaves."""
 
 import ipaddress
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -344,3 +346,45 @@ def test_url_and_search_params_read_urls_as_node_does(isolation):
         "undefined",
         "ü€😀",
     ]
+
+
+class Proxy(BaseHTTPRequestHandler):
+    """An HTTP proxy that answers for every host itself, and remembers what
+    it was asked (absolute URIs, as a client speaks to a proxy)."""
+
+    seen: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        Proxy.seen.append(self.path)
+        body = json.dumps({"via": "proxy", "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_the_operators_proxy_carries_every_hook_request(settings):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    Proxy.seen = []
+    settings.TESSERA_EGRESS_PROXY = f"http://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        world = World(
+            "proxied",
+            action(
+                "const r = await fetch('http://api.partner.test/tier?x=1');\n"
+                "api.accessToken.setCustomClaim('https://x.test/r', await r.json());"
+            ),
+        )
+
+        answer = world.claims()["https://x.test/r"]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+    assert answer == {"via": "proxy", "path": "http://api.partner.test/tier?x=1"}
+    assert Proxy.seen == ["http://api.partner.test/tier?x=1"]
