@@ -20,7 +20,6 @@ from hooks.points import POINTS
 from hooks.services import (
     HookConflict,
     HookSampleRunFailed,
-    enable_message,
     hook_create,
     hook_delete,
     hook_disable,
@@ -161,7 +160,7 @@ class HookAdmin(TenantScopedAdmin):
                 )
                 continue
             self.log_change(request, hook, "Enabled.")
-            self.message_user(request, enable_message(hook, previous), messages.SUCCESS)
+            self.message_user(request, hook.enabled_message(previous), messages.SUCCESS)
 
     @admin.action(description="Disable selected hooks")
     def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:

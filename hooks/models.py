@@ -86,6 +86,13 @@ class Hook(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def enabled_message(self, disabled: "Hook | None") -> str:
+        """What the dashboard and the commands say after enabling this hook."""
+        message = f"Enabled hook {self.name} for {self.trigger_id}"
+        if disabled is not None:
+            return f"{message}; disabled {disabled.name} (one hook per point can be enabled)"
+        return message
+
 
 class HookVersion(models.Model):
     """A saved script of a hook; every save adds one."""

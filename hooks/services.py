@@ -324,14 +324,6 @@ def hook_enable(*, hook: Hook, actor: Actor, confirm_failing: bool = False) -> H
     return _enable(hook=hook, actor=actor)
 
 
-def enable_message(hook: Hook, disabled: Hook | None) -> str:
-    """What the dashboard and the commands say after enabling ``hook``."""
-    message = f"Enabled hook {hook.name} for {hook.trigger_id}"
-    if disabled is not None:
-        return f"{message}; disabled {disabled.name} (one hook per point can be enabled)"
-    return message
-
-
 @transaction.atomic
 def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
     _lock_tenant(hook.tenant)

@@ -26,7 +26,6 @@ from hooks.selectors import hook_runs
 from hooks.services import (
     HookConflict,
     HookSampleRunFailed,
-    enable_message,
     hook_disable,
     hook_enable,
     hook_restore_version,
@@ -216,7 +215,7 @@ def enable(request: HttpRequest, hook: Hook, context: dict[str, Any]) -> HttpRes
             context=context,
             fields={},
         )
-    messages.success(request, enable_message(hook, previous))
+    messages.success(request, hook.enabled_message(previous))
     return HttpResponseRedirect(_change_url(hook))
 
 

@@ -18,7 +18,6 @@ from hooks.run_log import prune_runs
 from hooks.selectors import hook_get, hook_list
 from hooks.services import (
     HookSampleRunFailed,
-    enable_message,
     hook_create,
     hook_delete,
     hook_disable,
@@ -131,7 +130,7 @@ class Command(TenantCommand):
     def enable(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = named_hook(tenant, options)
         disabled = hook_enable(hook=hook, actor=Actor.cli(), confirm_failing=options["force"])
-        self.stdout.write(enable_message(hook, disabled))
+        self.stdout.write(hook.enabled_message(disabled))
 
     def disable(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = named_hook(tenant, options)

@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from hooks.choices import TriggerId
 from hooks.cli import add_logs_arguments, read_text, show_logs
-from hooks.services import enable_message, hook_create, hook_enable
+from hooks.services import hook_create, hook_enable
 from tenant.audit import Actor
 from tenant.cli import TenantCommand, parse_pairs
 from tenant.models import Tenant
@@ -89,7 +89,7 @@ class Command(TenantCommand):
             )
             disabled = hook_enable(hook=hook, actor=Actor.cli())
         self.stdout.write(f"Created hook {hook.name}")
-        self.stdout.write(enable_message(hook, disabled))
+        self.stdout.write(hook.enabled_message(disabled))
         if secrets:
             self.stdout.write(f"Secrets: {', '.join(secrets)}")
         ignored = sorted(set(meta) - KNOWN_META)
