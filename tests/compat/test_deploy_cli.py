@@ -204,6 +204,23 @@ def assert_imported(tenant: TlsTenant, library: str) -> None:
     assert (claims[CLAIM], claims["scope"], claims["iss"]) == ("gold", "read:data", tenant.issuer)
 
 
+def changed(before: Any, after: Any, where: str = "") -> list[str]:
+    """Each leaf that differs, as ``path: before -> after``."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            difference
+            for key in sorted(before.keys() | after.keys(), key=str)
+            for difference in changed(before.get(key), after.get(key), f"{where}.{key}")
+        ]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            d
+            for n, pair in enumerate(zip(before, after, strict=True))
+            for d in changed(*pair, f"{where}[{n}]")
+        ]
+    return [] if before == after else [f"{where}: {before!r} -> {after!r}"]
+
+
 def assert_reimport_changes_nothing(
     tenant: TlsTenant, library: str, source: Path, with_actions: bool = False
 ) -> None:
@@ -214,7 +231,8 @@ def assert_reimport_changes_nothing(
         a0deploy(tenant, "import", "--input_file", str(source), AUTH0_ALLOW_DELETE=True), library
     )
     assert "Import Successful" in log, library
-    assert state(tenant, with_actions) == before, library
+    differences = changed(before, state(tenant, with_actions))
+    assert differences == [], f"{library}: the second import changed {differences}"
     new_entries = tenant.audit()[len(audit_before) :]
     assert new_entries == [], f"{library}: the second import changed {new_entries}"
 
