@@ -737,8 +737,8 @@ def test_a_heap_bomb_of_small_objects_is_still_a_memory_failure(
 # they are more than a worker's RLIMIT_DATA. Before the warm sandboxes made
 # room for each other, the versions after the first few and then a one-line
 # hook failed as if they had gone over their own limit.
-KEPT_MB = 50
-VERSIONS = 9
+KEPT_MB = 40
+VERSIONS = 12
 WORKER_DATA_MB = 512
 ROOMY = Limits(timeout_ms=15000, cpu_ms=10000, memory_mb=64)
 BATTERY = {
