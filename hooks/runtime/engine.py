@@ -151,6 +151,10 @@ def _load_library() -> Any:
     library.JS_GetRuntimeOpaque.restype = ctypes.c_void_p
     library.JS_SetInterruptHandler.argtypes = [ctypes.c_void_p, _InterruptHandler, ctypes.c_void_p]
     library.JS_SetInterruptHandler.restype = None
+    library.JS_GetGCThreshold.argtypes = [ctypes.c_void_p]
+    library.JS_GetGCThreshold.restype = ctypes.c_size_t
+    library.JS_SetGCThreshold.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    library.JS_SetGCThreshold.restype = None
     return library
 
 
@@ -195,8 +199,12 @@ def heap_reserve(limit: int) -> int:
     (uncatchably, as for time). A heap that grows in small steps is stopped
     there, with its memory still allocated; the engine's limit only stops a
     single native operation that allocates more than the reserve (a huge
-    array or string), which leaves room for the InternalError: a bare null
-    after that is the hook's own unless the heap was over its limit.
+    array or string), which leaves room for the InternalError, or many small
+    objects (``JSON.parse``), which may not. For those the GC threshold is
+    the witness: it is kept at most at the limit when a run starts, and the
+    engine sets it to 1.5 times the heap it keeps after each collection, so
+    it is above the limit after a run whose heap went over it (or kept more
+    than two thirds of it). A bare null is the hook's own otherwise.
     """
     return max(1 << 20, limit // 8)
 
@@ -238,7 +246,7 @@ class Sandbox:
         ``require`` finds Node's built-ins and ``packages``."""
         sandbox = cls(limits)
         context = sandbox._context
-        _running.over = False
+        sandbox._start_run()
         try:
             sandbox._arm(budget)
             factory = context.eval(PRELUDE)
@@ -279,7 +287,17 @@ class Sandbox:
         Without a readable heap, a bare null is taken for out-of-memory."""
         if self._heap is None:
             return True
-        return bool(getattr(_running, "over", False)) or self.heap_bytes() > self._limit
+        return (
+            bool(getattr(_running, "over", False))
+            or self.heap_bytes() > self._limit
+            or _library.JS_GetGCThreshold(self._heap[0]) > self._limit
+        )
+
+    def _start_run(self) -> None:
+        """Clear what ``_over_limit`` reads for a new run."""
+        _running.over = False
+        if self._heap is not None and _library.JS_GetGCThreshold(self._heap[0]) > self._limit:
+            _library.JS_SetGCThreshold(self._heap[0], self._limit)
 
     def run(
         self, payload_json: str, budget: Budget, network: Network | None = None
@@ -288,7 +306,7 @@ class Sandbox:
         ``network`` performs the run's fetches (none: each one fails)."""
         assert self.failed is None, "run() on a sandbox whose script did not load"
         network = network or Network()
-        _running.over = False
+        self._start_run()
         try:
             envelope = self._call("run", payload_json, budget)
             while envelope.startswith(PENDING):

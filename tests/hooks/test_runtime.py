@@ -697,8 +697,15 @@ SMALL_HEAP = Limits(timeout_ms=15000, cpu_ms=10000, memory_mb=32)
 
 @pytest.mark.parametrize(
     "body",
-    ["throw null;", "return Promise.reject(null);", "setTimeout(() => { throw null; }, 1);"],
-    ids=["throw", "rejection", "in a timer"],
+    [
+        "throw null;",
+        "return Promise.reject(null);",
+        "setTimeout(() => { throw null; }, 1);",
+        # Some 14 of its 32 MB in use, and garbage cycles collected meanwhile.
+        "globalThis.k = [];\nwhile (k.length < 10) k.push(new Array(65536).fill(1.5));\n"
+        "for (var i = 0; i < 3e5; i++) { var o = {}; o.self = o; }\nthrow null;",
+    ],
+    ids=["throw", "rejection", "in a timer", "with 14 of 32 MB in use"],
 )
 def test_a_hooks_own_throw_null_is_an_ordinary_hook_error(runtime: Runtime, body: str) -> None:
     with pytest.raises(HookError) as caught:
@@ -718,8 +725,10 @@ def test_a_hooks_own_throw_null_is_an_ordinary_hook_error(runtime: Runtime, body
         # Catching the failure and throwing its null on gains nothing.
         "var a = [];\ntry { while (true) a.push({a: 1, b: [1, 2, 3]}); } catch (e) { throw e; }",
         "var a = [];\nwhile (true) a.push(new Array(1e5).fill(1.5));",
+        # Many small objects in one native call, past the engine's reserve.
+        "var s = '[' + '{\"a\": [1, 2]},'.repeat(4e5) + '1]';\nJSON.parse(s);\ncb(null, {});",
     ],
-    ids=["small objects", "small objects in a global", "rethrown", "large arrays"],
+    ids=["small objects", "small objects in a global", "rethrown", "large arrays", "JSON.parse"],
 )
 def test_a_heap_bomb_of_small_objects_is_still_a_memory_failure(
     runtime: Runtime, body: str
