@@ -32,6 +32,8 @@ import ctypes
 import json
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ TIMEOUT = "timeout"
 STALLED = "stalled"
 MEMORY = "memory"
 CRASH = "crash"
+THREW_NULL = "the hook threw null"
 
 PRELUDE = Path(__file__).with_name("sandbox.js").read_text(encoding="utf-8")
 WEB = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
@@ -81,6 +84,10 @@ class _Stalled(Exception):
 
 class _OutOfMemory(Exception):
     """The context hit its memory limit."""
+
+
+class _ThrewNull(Exception):
+    """A bare null reached the host with the heap within its limit: the hook's own throw."""
 
 
 class _EngineFault(Exception):
@@ -117,14 +124,25 @@ class Budget:
 
 # ---- the interrupt handler ----------------------------------------------------------
 
-_running = threading.local()  # .budget: the budget of the call this thread is in
+# .budget: the budget of the call this thread is in; .heap: (runtime pointer,
+# ceiling in bytes) of that call's sandbox, or None; .over: the handler found
+# the heap above its ceiling during this thread's current run.
+_running = threading.local()
 _InterruptHandler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 
 @_InterruptHandler
 def _interrupt(_runtime: int | None, _opaque: int | None) -> int:
     budget: Budget | None = getattr(_running, "budget", None)
-    return 1 if budget is not None and budget.spent() else 0
+    if budget is None:
+        return 0
+    if budget.spent():
+        return 1
+    heap: tuple[int, int] | None = getattr(_running, "heap", None)
+    if heap is not None and _heap_bytes(heap[0]) > heap[1]:
+        _running.over = True
+        return 1
+    return 0
 
 
 def _load_library() -> Any:
@@ -133,22 +151,62 @@ def _load_library() -> Any:
     library.JS_GetRuntimeOpaque.restype = ctypes.c_void_p
     library.JS_SetInterruptHandler.argtypes = [ctypes.c_void_p, _InterruptHandler, ctypes.c_void_p]
     library.JS_SetInterruptHandler.restype = None
+    library.JS_GetGCThreshold.argtypes = [ctypes.c_void_p]
+    library.JS_GetGCThreshold.restype = ctypes.c_size_t
+    library.JS_SetGCThreshold.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    library.JS_SetGCThreshold.restype = None
     return library
 
 
 _library = _load_library()
 # The wrapper's context object starts with PyObject_HEAD, then its JSRuntime*.
 _RUNTIME_OFFSET = ctypes.sizeof(ctypes.c_ssize_t) + ctypes.sizeof(ctypes.c_void_p)
+# A JSRuntime starts with its five allocator functions, then JSMallocState:
+# malloc_count, malloc_size (the bytes the limit counts), malloc_limit.
+_MALLOC_SIZE_OFFSET = 6 * ctypes.sizeof(ctypes.c_void_p)
+_MALLOC_LIMIT_OFFSET = _MALLOC_SIZE_OFFSET + ctypes.sizeof(ctypes.c_size_t)
 
 
-def _install_interrupt_handler(context: Any) -> bool:
-    """Point the context's runtime at ``_interrupt``; False if the runtime
-    pointer cannot be verified (then the caller uses the wrapper's limit)."""
+def _heap_bytes(runtime: int) -> int:
+    return ctypes.c_size_t.from_address(runtime + _MALLOC_SIZE_OFFSET).value
+
+
+def _runtime_of(context: Any) -> int | None:
+    """The context's verified JSRuntime pointer, or None."""
     runtime = ctypes.c_void_p.from_address(id(context) + _RUNTIME_OFFSET).value
     if not runtime or _library.JS_GetRuntimeOpaque(runtime) != id(context):
+        return None
+    return int(runtime)
+
+
+def _install_interrupt_handler(runtime: int | None) -> bool:
+    """Point the runtime at ``_interrupt``; False if its pointer could not be
+    verified (then the caller uses the wrapper's limit)."""
+    if runtime is None:
         return False
     _library.JS_SetInterruptHandler(runtime, _interrupt, None)
     return True
+
+
+def heap_reserve(limit: int) -> int:
+    """What the engine may allocate beyond ``limit`` in one native operation.
+
+    QuickJS throws a bare ``null`` instead of its ``InternalError`` when it
+    cannot even allocate that error, exactly what a hook's ``throw null``
+    throws. So the engine's own limit is set this much higher, and the hook's
+    limit is enforced by the interrupt handler, which reads the runtime's
+    byte count every few thousand operations and ends the run once it is over
+    (uncatchably, as for time). A heap that grows in small steps is stopped
+    there, with its memory still allocated; the engine's limit only stops a
+    single native operation that allocates more than the reserve (a huge
+    array or string), which leaves room for the InternalError, or many small
+    objects (``JSON.parse``), which may not. For those the GC threshold is
+    the witness: it is kept at most at the limit when a run starts, and the
+    engine sets it to 1.5 times the heap it keeps after each collection, so
+    it is above the limit after a run whose heap went over it (or kept more
+    than two thirds of it). A bare null is the hook's own otherwise.
+    """
+    return max(1 << 20, limit // 8)
 
 
 class Sandbox:
@@ -161,9 +219,21 @@ class Sandbox:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._context: Any = _quickjs.Context()
-        self._context.set_memory_limit(limits.memory_mb << 20)
+        self._limit = limits.memory_mb << 20
         self._context.set_max_stack_size(STACK_BYTES)
-        self._own_interrupts = _install_interrupt_handler(self._context)
+        runtime = _runtime_of(self._context)
+        self._own_interrupts = _install_interrupt_handler(runtime)
+        # (runtime, limit) when the heap can be read: then the interrupt
+        # handler enforces the limit and the engine's is set above it.
+        self._heap: tuple[int, int] | None = None
+        if runtime is not None:
+            ceiling = self._limit + heap_reserve(self._limit)
+            self._context.set_memory_limit(ceiling)
+            limit_at = ctypes.c_size_t.from_address(runtime + _MALLOC_LIMIT_OFFSET).value
+            if limit_at == ceiling:
+                self._heap = (runtime, self._limit)
+        if self._heap is None:
+            self._context.set_memory_limit(self._limit)
         self._host: Any = None
         self.failed: Reply | None = None
         self.kind = ""  # what the module exports: HOOK or ACTION
@@ -176,6 +246,7 @@ class Sandbox:
         ``require`` finds Node's built-ins and ``packages``."""
         sandbox = cls(limits)
         context = sandbox._context
+        sandbox._start_run()
         try:
             sandbox._arm(budget)
             factory = context.eval(PRELUDE)
@@ -196,15 +267,37 @@ class Sandbox:
             context.add_callable("__tessera_crypto", crypto_host)
             context.eval(MODULES)(context.globalThis, sandbox._host)
             loaded = sandbox._call("load", json.dumps(script), budget)
-        except (_OutOfTime, _OutOfMemory, _EngineFault, _quickjs.JSException) as error:
+        except (_OutOfTime, _OutOfMemory, _ThrewNull, _EngineFault, _quickjs.JSException) as error:
             sandbox.failed = sandbox._failure(error)
             return sandbox
         if loaded in (HOOK, ACTION):
             sandbox.kind = loaded
         else:
             meta, _, _ = loaded.partition("\n")
-            sandbox.failed = _classify(json.loads(meta))
+            sandbox.failed = _classify(json.loads(meta), sandbox._over_limit())
         return sandbox
+
+    def heap_bytes(self) -> int:
+        """The bytes the engine holds for this sandbox now (0 if unknown)."""
+        return _heap_bytes(self._heap[0]) if self._heap is not None else 0
+
+    def _over_limit(self) -> bool:
+        """Whether the heap went over the hook's limit in this run: a bare
+        ``null`` is then the engine's out-of-memory, else the hook's throw.
+        Without a readable heap, a bare null is taken for out-of-memory."""
+        if self._heap is None:
+            return True
+        return (
+            bool(getattr(_running, "over", False))
+            or self.heap_bytes() > self._limit
+            or _library.JS_GetGCThreshold(self._heap[0]) > self._limit
+        )
+
+    def _start_run(self) -> None:
+        """Clear what ``_over_limit`` reads for a new run."""
+        _running.over = False
+        if self._heap is not None and _library.JS_GetGCThreshold(self._heap[0]) > self._limit:
+            _library.JS_SetGCThreshold(self._heap[0], self._limit)
 
     def run(
         self, payload_json: str, budget: Budget, network: Network | None = None
@@ -213,6 +306,7 @@ class Sandbox:
         ``network`` performs the run's fetches (none: each one fails)."""
         assert self.failed is None, "run() on a sandbox whose script did not load"
         network = network or Network()
+        self._start_run()
         try:
             envelope = self._call("run", payload_json, budget)
             while envelope.startswith(PENDING):
@@ -237,7 +331,14 @@ class Sandbox:
             # A run is over once nothing it started is still running: a promise
             # loop left behind after cb must not eat the next run's budget.
             self._drain_jobs(budget)
-        except (_OutOfTime, _OutOfMemory, _Stalled, _EngineFault, _quickjs.JSException) as error:
+        except (
+            _OutOfTime,
+            _OutOfMemory,
+            _ThrewNull,
+            _Stalled,
+            _EngineFault,
+            _quickjs.JSException,
+        ) as error:
             self.failed = self._failure(error)
             self.failed["fetches"] = network.log
             return self.failed, ""
@@ -246,12 +347,14 @@ class Sandbox:
         meta_text, _, value = envelope.partition("\n")
         if not meta_text and not network.log:  # a quiet success
             return {"status": OK, "console": "", "truncated": False, "kind": self.kind}, value
-        reply = _classify(json.loads(meta_text) if meta_text else {"ok": True})
+        reply = _classify(json.loads(meta_text) if meta_text else {"ok": True}, self._over_limit())
         reply["kind"] = self.kind
         if network.log:
             reply["fetches"] = network.log
-        if reply["status"] not in (OK, ERROR):
-            self.failed = reply  # memory or an unusable result: start afresh next time
+        if reply["status"] not in (OK, ERROR) or self.heap_bytes() > self._limit:
+            # memory, an unusable result, or a heap kept above the limit
+            # (grown in one native step): start afresh next time
+            self.failed = reply
         return reply, value
 
     # ---- engine calls ---------------------------------------------------------------
@@ -260,6 +363,7 @@ class Sandbox:
         """Bound the next engine call by ``budget``: our interrupt handler
         reads it, so arming reads no clock; the wrapper's own limit is set to
         what is left (raises if nothing is)."""
+        _running.heap = self._heap
         if self._own_interrupts:
             _running.budget = budget
         else:
@@ -270,7 +374,7 @@ class Sandbox:
         try:
             result = self._host(op, text)
         except _quickjs.JSException as error:
-            raise _engine_error(error, budget) from None
+            raise _engine_error(error, budget, self._over_limit()) from None
         except (TypeError, ValueError) as error:
             raise _EngineFault(str(error)) from None
         return str(result)
@@ -283,7 +387,7 @@ class Sandbox:
                 if not context.execute_pending_job():
                     return
             except _quickjs.JSException as error:
-                raise _engine_error(error, budget) from None
+                raise _engine_error(error, budget, self._over_limit()) from None
             budget.remaining()  # raises once spent: jobs queueing jobs end at the deadline too
             self._arm(budget)
 
@@ -319,11 +423,35 @@ class Sandbox:
             reply = _reply(STALLED, "HookTimeout", "the hook returned without calling back")
         elif isinstance(error, _OutOfMemory):
             reply = _reply(MEMORY, "HookMemoryLimit", "the hook exceeded its memory limit")
+        elif isinstance(error, _ThrewNull):
+            reply = _reply(ERROR, "Error", THREW_NULL)
         else:
             reply = _reply(CRASH, "HookCrashed", f"the hook sandbox failed: {error}")
         if self._host is not None and not isinstance(error, _OutOfMemory):
             reply["console"], reply["truncated"] = self._console()
         return reply
+
+
+def make_room(
+    sandboxes: OrderedDict[Hashable, Sandbox], keep: Hashable, limits: Limits, budget: int
+) -> None:
+    """Drop the least recently used warm sandboxes (not ``keep``) until what
+    the others hold plus what this run may take fits in ``budget`` bytes.
+
+    Each sandbox has its own limit, but they share their process's memory (a
+    worker's RLIMIT_DATA): warm versions each keeping a large global would
+    otherwise leave a new one-line hook no memory at all, and it would fail
+    as if it had gone over its own limit.
+    """
+    limit = limits.memory_mb << 20
+    need = limit + heap_reserve(limit)
+    held = {key: sandbox.heap_bytes() for key, sandbox in sandboxes.items() if key != keep}
+    total = sum(held.values())
+    for key, size in held.items():  # oldest first
+        if total + need <= budget:
+            return
+        del sandboxes[key]
+        total -= size
 
 
 def _trees(packages: Packages | None) -> Any:
@@ -349,10 +477,13 @@ def check(script: str, limits: Limits) -> Reply:
     return {"status": OK, "kind": sandbox.kind}
 
 
-def _engine_error(error: _quickjs.JSException, budget: Budget) -> Exception:
-    """What a failed engine call means: the interrupt handler, memory, or a crash."""
+def _engine_error(error: _quickjs.JSException, budget: Budget, over_limit: bool) -> Exception:
+    """What a failed engine call means: the interrupt handler, memory, a
+    hook's ``throw null`` that escaped the prelude, or a crash."""
     text = str(error)
     head = text.split("\n", 1)[0]
+    if "interrupted" in head and getattr(_running, "over", False):
+        return _OutOfMemory()
     if "interrupted" in head:
         try:
             budget.remaining()
@@ -361,8 +492,10 @@ def _engine_error(error: _quickjs.JSException, budget: Budget) -> Exception:
         # Interrupted by the process's CPU clock, which other threads push
         # ahead of this one's: the budget is spent all the same.
         return _OutOfTime(cpu=True)
-    if "out of memory" in head or head.strip() == "null":
+    if "out of memory" in head or (head.strip() == "null" and over_limit):
         return _OutOfMemory()
+    if head.strip() == "null":
+        return _ThrewNull()
     return error
 
 
@@ -370,8 +503,9 @@ def _reply(status: str, name: str, message: str, **extra: Any) -> Reply:
     return {"status": status, "error": {"name": name, "message": message, **extra}}
 
 
-def _classify(meta: dict[str, Any]) -> Reply:
-    """A reply from the prelude's outcome meta."""
+def _classify(meta: dict[str, Any], over_limit: bool) -> Reply:
+    """A reply from the prelude's outcome meta; ``over_limit``: the heap went
+    over the hook's limit (a bare null is then the engine's out-of-memory)."""
     reply: Reply = {
         "console": meta.get("console", ""),
         "truncated": bool(meta.get("truncated")),
@@ -388,9 +522,14 @@ def _classify(meta: dict[str, Any]) -> Reply:
     name, message = error.get("name"), str(error.get("message", ""))
     if error.get("kind") == "result":
         reply["status"] = RESULT
-    elif (name == "InternalError" and "out of memory" in message) or error.get("bare"):
+    elif (name == "InternalError" and "out of memory" in message) or (
+        error.get("bare") and over_limit
+    ):
         reply["status"] = MEMORY
         error.update(name="HookMemoryLimit", message="the hook exceeded its memory limit")
+    elif error.pop("bare", False):
+        reply["status"] = ERROR
+        error.update(name="Error", message=THREW_NULL)
     elif error.get("kind") == "syntax":
         reply["status"] = SYNTAX
     else:

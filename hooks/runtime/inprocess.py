@@ -3,9 +3,10 @@
 Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
 used from two threads), keyed by the caller's context key, so one tenant's
 hook version never sees another's globals; a sandbox made with other limits
-than the run's (memory or sizes; time budgets are per run) is replaced. A
-sandbox whose run timed out, ran out of memory or crashed is thrown away; the
-next run of that hook starts from a fresh one.
+than the run's (memory or sizes; time budgets are per run) is replaced, and
+the oldest are dropped when together they hold more memory than ``warm_mb``.
+A sandbox whose run timed out, ran out of memory or crashed is thrown away;
+the next run of that hook starts from a fresh one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .json_text import compact_encoder
 from .records import Limits, RunResult, StorageSnapshot
 
 DEFAULT_MAX_CONTEXTS = 256
+# What one thread's warm sandboxes may hold together (see engine.make_room).
+DEFAULT_WARM_MB = 512
 _forks = 0  # forks this process came through: a child's contexts are not its parent's
 
 
@@ -50,8 +53,11 @@ class InProcessRuntime:
 
     isolation = "inprocess"
 
-    def __init__(self, *, max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
+    def __init__(
+        self, *, max_contexts: int = DEFAULT_MAX_CONTEXTS, warm_mb: int = DEFAULT_WARM_MB
+    ) -> None:
         self._max_contexts = max(1, max_contexts)
+        self._warm_bytes = warm_mb << 20
         self._local = _ThreadCache()
 
     def run(
@@ -82,6 +88,7 @@ class InProcessRuntime:
         started = time.monotonic()
         budget = engine.Budget.start(limits)
         sandboxes = self._sandboxes()
+        engine.make_room(sandboxes, context_key, limits, self._warm_bytes)
         sandbox = sandboxes.get(context_key)
         # Limits are memoised by the caller: the same object while unchanged.
         if sandbox is None or (

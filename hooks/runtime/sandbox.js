@@ -289,7 +289,8 @@
       } else {
         info.message = cap(StringCtor(error), MAX_MESSAGE);
         // QuickJS throws a bare null when it cannot even allocate its
-        // out-of-memory error; `throw null` is taken for the same.
+        // out-of-memory error, as a hook's `throw null` does: the host tells
+        // the two apart by the heap (engine.py, heap_reserve).
         info.bare = error === null;
       }
     } catch (e) {

@@ -51,7 +51,12 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return bytes(chunks)
 
 
-def serve(request_fd: int, reply_fd: int, *, max_contexts: int) -> None:
+# Of the process's RLIMIT_DATA, what its warm sandboxes may hold together;
+# the rest is Python's, the engine's code and the allocator's slack.
+WARM_SHARE = 0.5
+
+
+def serve(request_fd: int, reply_fd: int, *, max_contexts: int, warm_bytes: int) -> None:
     from hooks_runtime import engine  # type: ignore[import-not-found]
     from hooks_runtime.egress import EgressPolicy, Network  # type: ignore[import-not-found]
     from hooks_runtime.records import Limits  # type: ignore[import-not-found]
@@ -77,6 +82,7 @@ def serve(request_fd: int, reply_fd: int, *, max_contexts: int) -> None:
             continue
         key = (*request["key"], *limits.context_shape())
         budget = engine.Budget.start(limits)
+        engine.make_room(sandboxes, key, limits, warm_bytes)
         sandbox = sandboxes.get(key)
         if sandbox is None:
             if request.get("script") is None:
@@ -132,7 +138,12 @@ def main(argv: Sequence[str]) -> None:
     package = importlib.util.module_from_spec(spec)
     sys.modules["hooks_runtime"] = package
     spec.loader.exec_module(package)
-    serve(request_fd, reply_fd, max_contexts=args.max_contexts)
+    serve(
+        request_fd,
+        reply_fd,
+        max_contexts=args.max_contexts,
+        warm_bytes=int(data_limit * WARM_SHARE),
+    )
 
 
 if __name__ == "__main__":

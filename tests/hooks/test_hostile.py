@@ -121,7 +121,7 @@ HOSTILE = {
         "toJSON",
     ),
     "throw 42": (hook("throw 42;"), SERVER_ERROR, "42"),
-    "throw null": (hook("throw null;"), SERVER_ERROR, ""),
+    "throw null": (hook("throw null;"), SERVER_ERROR, "the hook threw null"),
     "cb with text": (hook("cb('text');"), SERVER_ERROR, "text"),
     "BigInt in result": (hook("cb(null, {n: 10n});"), SERVER_ERROR, "not JSON-serialisable"),
     "loop in module body": (
@@ -351,6 +351,37 @@ def test_breaker_fails_a_repeatedly_timing_out_hook_fast(isolation, settings):
     # A new version of the hook is a new context, with a closed breaker.
     looping.store(GOOD)
     assert claims(looping.token())["scope"] == "read"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hooks_throw_null_is_its_own_error_and_never_opens_the_breaker(isolation, settings):
+    throwing, neighbour = World("throwing", hook("throw null;")), World("calm")
+
+    for _ in range(settings.TESSERA_HOOK_BREAKER_FAILURES + 2):
+        response = throwing.token()
+        assert response.status_code == 500, response.content
+        assert response.json()["error"] == "server_error"
+        assert "the hook threw null" in response.json()["error_description"]
+        assert "memory" not in response.json()["error_description"]
+
+    outcomes = set(HookRun.objects.filter(hook=throwing.hook).values_list("outcome", flat=True))
+    assert outcomes == {"error"}
+    assert claims(neighbour.token())["scope"] == "read"
+
+
+def test_a_heap_bomb_of_small_objects_is_a_memory_failure_at_the_token_endpoint(isolation):
+    bomb = World("bomb", hook("var a = [];\nwhile (true) a.push({a: 1, b: [1, 2, 3]});"))
+    bomb.tenant.hook_memory_mb = 32
+    bomb.tenant.hook_timeout_ms = 15000
+    bomb.tenant.hook_cpu_ms = 10000
+    bomb.tenant.save()
+    invalidate()
+
+    response = bomb.token()
+
+    assert response.status_code == 500, response.content
+    assert "Hook exceeded its memory limit" in response.json()["error_description"]
+    assert HookRun.objects.get(hook=bomb.hook).outcome == "memory"
 
 
 @pytest.mark.django_db(transaction=True)

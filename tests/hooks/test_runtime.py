@@ -685,3 +685,116 @@ def test_warm_contexts_beyond_the_limit_drop_the_least_recently_used() -> None:
         assert runs("b") == 1  # started over
     finally:
         engine.close()
+
+
+# ---- a bare null: the hook's throw, or the engine out of memory -----------------------
+
+# QuickJS throws a bare null when it cannot even allocate its out-of-memory
+# error, which is what a small-object heap bomb ends with; a hook's own
+# `throw null` must not be taken for one (it would count toward the breaker).
+SMALL_HEAP = Limits(timeout_ms=15000, cpu_ms=10000, memory_mb=32)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "throw null;",
+        "return Promise.reject(null);",
+        "setTimeout(() => { throw null; }, 1);",
+        # Some 14 of its 32 MB in use, and garbage cycles collected meanwhile.
+        "globalThis.k = [];\nwhile (k.length < 10) k.push(new Array(65536).fill(1.5));\n"
+        "for (var i = 0; i < 3e5; i++) { var o = {}; o.self = o; }\nthrow null;",
+    ],
+    ids=["throw", "rejection", "in a timer", "with 14 of 32 MB in use"],
+)
+def test_a_hooks_own_throw_null_is_an_ordinary_hook_error(runtime: Runtime, body: str) -> None:
+    with pytest.raises(HookError) as caught:
+        run(runtime, hook(body), limits=SMALL_HEAP)
+
+    assert type(caught.value) is HookError
+    assert caught.value.name == "Error"
+    assert caught.value.message == "the hook threw null"
+    assert_still_works(runtime)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "var a = [];\nwhile (true) a.push({a: 1, b: [1, 2, 3]});",
+        "globalThis.kept = [];\nwhile (true) kept.push({a: 1, b: [1, 2, 3]});",
+        # Catching the failure and throwing its null on gains nothing.
+        "var a = [];\ntry { while (true) a.push({a: 1, b: [1, 2, 3]}); } catch (e) { throw e; }",
+        "var a = [];\nwhile (true) a.push(new Array(1e5).fill(1.5));",
+        # Many small objects in one native call, past the engine's reserve.
+        "var s = '[' + '{\"a\": [1, 2]},'.repeat(4e5) + '1]';\nJSON.parse(s);\ncb(null, {});",
+    ],
+    ids=["small objects", "small objects in a global", "rethrown", "large arrays", "JSON.parse"],
+)
+def test_a_heap_bomb_of_small_objects_is_still_a_memory_failure(
+    runtime: Runtime, body: str
+) -> None:
+    for attempt in range(3):
+        with pytest.raises(HookMemoryLimit, match=r"memory limit \(32 MB\)"):
+            run(runtime, hook(f"// attempt {attempt}\n{body}"), limits=SMALL_HEAP)
+
+    assert_still_works(runtime)
+
+
+# ---- many warm versions of one tenant's hook in one process ---------------------------
+
+# Each version keeps KEPT_MB in a global, well within its own limit; together
+# they are more than a worker's RLIMIT_DATA. Before the warm sandboxes made
+# room for each other, the versions after the first few and then a one-line
+# hook failed as if they had gone over their own limit.
+KEPT_MB = 40
+VERSIONS = 12
+WORKER_DATA_MB = 512
+ROOMY = Limits(timeout_ms=15000, cpu_ms=10000, memory_mb=64)
+BATTERY = {
+    "loop": (hook("while (true) {}"), SHORT, HookTimeout),
+    "heap bomb": (
+        hook("var a = [];\nwhile (true) a.push({a: 1, b: [1, 2, 3]});"),
+        ROOMY,
+        HookMemoryLimit,
+    ),
+    "array bomb": (
+        hook("var a = [];\nwhile (true) a.push(new Array(1e5).fill(1.5));"),
+        ROOMY,
+        HookMemoryLimit,
+    ),
+    "string bomb": (hook("var s = 'x';\nwhile (true) s += s;"), ROOMY, HookError),
+}
+
+
+def keeper(version: int) -> str:
+    return hook(
+        f"// version {version}\n"
+        "globalThis.kept = globalThis.kept || [];\n"
+        f"while (kept.length < {KEPT_MB}) kept.push(new Array(65536).fill({version}.5));\n"
+        "cb(null, {kept: kept.length});"
+    )
+
+
+@pytest.fixture(params=["inprocess", "process"])
+def crowded(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    engine: Runtime = (
+        InProcessRuntime(warm_mb=WORKER_DATA_MB // 2)
+        if request.param == "inprocess"
+        else HookPool(size=1, data_limit_mb=WORKER_DATA_MB)
+    )
+    yield engine
+    engine.close()
+
+
+def test_a_one_line_hook_runs_after_a_battery_of_hostile_versions(crowded: Runtime) -> None:
+    for round_ in range(3):
+        for name, (script, limits, failure) in BATTERY.items():
+            with pytest.raises(failure):
+                run(crowded, f"// {name} {round_}\n{script}", limits=limits)
+        for version in range(VERSIONS):
+            assert run(crowded, keeper(round_ * VERSIONS + version), limits=ROOMY).value == {
+                "kept": KEPT_MB
+            }, f"version {version} of round {round_}"
+
+        one_line = f"// {round_}\nmodule.exports = (c, s, a, ctx, cb) => cb(null, {{ok: true}});"
+        assert run(crowded, one_line, limits=ROOMY).value == {"ok": True}
