@@ -288,22 +288,28 @@ def _update(
     # deploy sees the whole draft before or after, never half of it.
     locked = Action.objects.select_for_update().get(pk=action.pk)
     before = action_state(locked)
+    changed = False
     if name is not None and name != locked.name:
         _name_free(locked.tenant, name, exclude=locked.pk)
         locked.name = name
+        changed = True
         invalidate()  # the flow's run log names the Action
-    if runtime is not None:
-        locked.runtime = runtime
-    if dependencies is not None:
-        locked.dependencies = dependencies
-    if code is not None and build is not None:
+    if runtime is not None and runtime != locked.runtime:
+        locked.runtime, changed = runtime, True
+    if dependencies is not None and dependencies != locked.dependencies:
+        locked.dependencies, changed = dependencies, True
+    if code is not None and build is not None and code != locked.code:
         locked.code = code
         locked.status = build.status
         locked.build_errors = build.errors
         locked.built_at = timezone.now() if build.status == ActionStatus.BUILT else None
-    locked.full_clean()
-    locked.revision = F("revision") + 1
-    locked.save()
+        changed = True
+    # A tool re-sending the same Action (the Deploy CLI on every import)
+    # changes nothing, not even a timestamp.
+    if changed:
+        locked.full_clean()
+        locked.revision = F("revision") + 1
+        locked.save()
     if secrets is not None:
         _replace_secrets(locked, secrets)
     locked.refresh_from_db()
@@ -456,6 +462,8 @@ def _replace_bindings(
     tenant: Tenant, trigger_id: str, specs: Sequence[BindingSpec], actor: Actor
 ) -> list[TriggerBinding]:
     before = _bindings(tenant, trigger_id)
+    if _binding_state(before) == _binding_state(specs):
+        return before  # the same flow again: nothing to write
     kept = {b.action_id: b for b in before}
     TriggerBinding.objects.filter(tenant=tenant, trigger_id=trigger_id).delete()
     saved = []
@@ -475,14 +483,13 @@ def _replace_bindings(
         if old is not None:
             TriggerBinding.objects.filter(pk=binding.pk).update(created_at=old.created_at)
         saved.append(binding)
-    if _binding_state(before) != _binding_state(specs):
-        audit_record(
-            target=Target(tenant, "trigger", trigger_id, trigger_id),
-            actor=actor,
-            action="bindings.replace",
-            before={"bindings": _binding_state(before)},
-            after={"bindings": _binding_state(specs)},
-        )
+    audit_record(
+        target=Target(tenant, "trigger", trigger_id, trigger_id),
+        actor=actor,
+        action="bindings.replace",
+        before={"bindings": _binding_state(before)},
+        after={"bindings": _binding_state(specs)},
+    )
     invalidate()
     return saved
 
