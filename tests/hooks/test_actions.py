@@ -26,7 +26,6 @@ from hooks.action_services import (
     action_update,
     bindings_replace,
 )
-from hooks.execution import close_hook_runtime
 from hooks.models import Action, ActionVersion, HookRun, TriggerBinding
 from hooks.run_log import RunRecord, _write
 from hooks.services import hook_create
@@ -453,15 +452,6 @@ def test_api_cache_lasts_across_requests_per_action(tenants):
     claims = claims_of(token(acme, clients["acme"]))
     assert (claims["https://example.com/a"], claims["https://example.com/b"]) == (2, 2)
     assert claims_of(token(other, clients["other"]))["https://example.com/a"] == 1
-
-
-@pytest.fixture(params=["inprocess", "process"])
-def isolation(request, settings):
-    settings.TESSERA_HOOK_ISOLATION = request.param
-    settings.TESSERA_HOOK_WORKERS = 2
-    close_hook_runtime()
-    yield request.param
-    close_hook_runtime()
 
 
 def test_the_flow_is_the_same_in_either_isolation_mode(tenants, isolation):
