@@ -276,7 +276,7 @@ def execute(
     script: str,
     payload: Mapping[str, Any],
     secrets: Mapping[str, str],
-    storage: runtime.StorageSnapshot | None,
+    storage: runtime.StorageSnapshot | Callable[[], runtime.StorageSnapshot] | None,
     hook_id: int | None = None,
     hook_version: int | None = None,
     key: str | None = None,
@@ -290,7 +290,8 @@ def execute(
     Test runs never share a warm context with token runs, and no two tenants
     or hook versions ever do. ``keep_storage`` persists a storage write (and
     says whether it won), ``keep_cache`` an Action's ``api.cache`` changes;
-    without them, writes are discarded (test runs). ``deadline`` (a
+    without them, writes are discarded (test runs). ``storage`` may be a
+    function, called once the run has its slot. ``deadline`` (a
     ``time.monotonic()`` instant) is a flow's one deadline: the run gets what
     is left of it, if that is less than the tenant's timeout.
     """
@@ -302,22 +303,31 @@ def execute(
     context_key = (tenant_id, hook_id or 0, key or script_key(script), str(source))
     started_at = datetime.now(UTC)
     start = time.perf_counter()
+    lost_storage = False
+
+    def in_slot() -> runtime.RunResult:
+        # Storage is read and written while the run holds the tenant's slot,
+        # so that queued runs of the hook each see the one before's write.
+        nonlocal lost_storage
+        result = engine.run(
+            context_key=context_key,
+            script=script,
+            arg_names=POINTS[trigger_id].arg_names,
+            payload=payload,
+            secrets=secrets,
+            storage=storage() if callable(storage) else storage,
+            limits=limits,
+            cache=cache,
+            egress=egress_for(tenant),
+        )
+        write = result.storage_write
+        if write is not None and keep_storage is not None:
+            lost_storage = not keep_storage(write)
+        return result
+
     try:
         result = governor.run(
-            tenant=tenant_id,
-            hook=context_key,
-            test=source == RunSource.TEST,
-            call=lambda: engine.run(
-                context_key=context_key,
-                script=script,
-                arg_names=POINTS[trigger_id].arg_names,
-                payload=payload,
-                secrets=secrets,
-                storage=storage,
-                limits=limits,
-                cache=cache,
-                egress=egress_for(tenant),
-            ),
+            tenant=tenant_id, hook=context_key, test=source == RunSource.TEST, call=in_slot
         )
     except runtime.HookError as error:
         execution = Execution(
@@ -332,8 +342,7 @@ def execute(
         console, error_text = result.console + fetch_lines(result.fetches), ""
         if result.cache_writes and keep_cache is not None:
             keep_cache(result.cache_writes)
-        write = result.storage_write
-        if write is not None and keep_storage is not None and not keep_storage(write):
+        if lost_storage:
             console += "\n[tessera] storage.set lost a conflict: another run wrote first\n"
         try:
             claims = filter_token_claims(

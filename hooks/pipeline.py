@@ -13,7 +13,14 @@ from hooks.choices import HookKind, RunOutcome, RunSource, TriggerId
 from hooks.execution import Execution, describe_error, execute, limits_for
 from hooks.points import FilteredClaims
 from hooks.run_log import RunRecord, record_run
-from hooks.selectors import RunnableAction, action_cache, bound_actions_for, enabled_hook_for
+from hooks.selectors import (
+    EMPTY_STORAGE,
+    RunnableAction,
+    action_cache,
+    bound_actions_for,
+    enabled_hook_for,
+    hook_storage,
+)
 from hooks.services import action_cache_apply, hook_storage_save
 from tenant.models import Tenant
 
@@ -39,7 +46,9 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
             script=hook.script,
             payload=payload,
             secrets=hook.secrets,
-            storage=hook.storage,
+            # Read when the run gets the tenant's slot, so that queued runs
+            # each see the write of the one before.
+            storage=(lambda: hook_storage(hook_id=hook.id)) if hook.uses_storage else EMPTY_STORAGE,
             hook_id=hook.id,
             hook_version=hook.version,
             key=hook.script_key,

@@ -1,6 +1,5 @@
 """Reads for hooks and Actions."""
 
-import dataclasses
 from dataclasses import dataclass
 
 from django.core.cache import caches
@@ -29,10 +28,9 @@ class RunnableHook:
     script: str
     script_key: str
     secrets: dict[str, str]
-    # Whether the hook has a storage row; it gets one on its first write,
-    # which publishes a new configuration generation (hooks.pipeline).
-    has_storage: bool
-    storage: runtime.StorageSnapshot
+    # Whether the script names webtask storage at all: only then does a run
+    # read it, inside the tenant's run slot (hooks.pipeline).
+    uses_storage: bool
 
 
 def hook_get(*, tenant: Tenant, name: str) -> Hook:
@@ -94,9 +92,9 @@ def hook_storage(*, hook_id: int) -> runtime.StorageSnapshot:
 
 
 def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
-    """The tenant's enabled hook for the point, ready to run, or None. All but
-    its storage (data, not configuration) is memoised for token requests; a
-    hook that has never written its storage costs no storage read at all."""
+    """The tenant's enabled hook for the point, ready to run, or None,
+    memoised for token requests. Its storage is data, not configuration:
+    the pipeline reads it when the run gets its turn."""
 
     def load() -> RunnableHook | None:
         hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
@@ -110,14 +108,10 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             script=hook.script,
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),
-            has_storage=HookStorage.objects.filter(hook=hook).exists(),
-            storage=EMPTY_STORAGE,
+            uses_storage="storage" in hook.script,
         )
 
-    runnable = memoized(("enabled-hook", tenant.pk, trigger_id), load)
-    if runnable is None or not runnable.has_storage:
-        return runnable
-    return dataclasses.replace(runnable, storage=hook_storage(hook_id=runnable.id))
+    return memoized(("enabled-hook", tenant.pk, trigger_id), load)
 
 
 def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:
