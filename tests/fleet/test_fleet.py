@@ -29,6 +29,8 @@ import jwt
 import pytest
 from django.conf import settings
 
+from tests.servers import free_port, granian_command
+
 BOUND = 1.0  # TESSERA_CONFIG_MAX_STALENESS of the servers
 # Time for the probe itself: an HTTP round trip on a busy 2-core machine.
 PROBE_SLACK = 0.5
@@ -39,17 +41,10 @@ HOOK = (
     "module.exports = function(client, scope, audience, context, cb) {"
     f" cb(null, {{'{CLAIM}': true}}); }};"
 )
-BIN = Path(sys.executable).parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 pytestmark = pytest.mark.fleet
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> float:
@@ -332,27 +327,7 @@ class Fleet:
         metrics_dir.mkdir()
         log = self.root / f"{name}.log"
         process = subprocess.Popen(  # noqa: S603 - granian, the README's command
-            [
-                str(BIN / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--blocking-threads",
-                "1",
-                "--runtime-mode",
-                "st",
-                "--no-ws",
-                "--respawn-failed-workers",
-                "--respawn-interval",
-                "0.5",
-                *tls_flags,
-                "tenant.site.wsgi:application",
-            ],
+            granian_command(port, "--respawn-interval", "0.5", *tls_flags),
             cwd=settings.BASE_DIR,
             env=self.env(
                 DATABASE_URL=database_url or self.server_url,

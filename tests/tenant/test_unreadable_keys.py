@@ -26,11 +26,11 @@ from tenant import selectors
 from tenant.models import SigningKey
 from tenant.site.warmup import warm
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
+from tests.servers import free_port, granian_command
 
 AUD = "https://api.example.test/"
 KEK_A = Fernet.generate_key().decode()
 KEK_B = Fernet.generate_key().decode()
-BIN = Path(sys.executable).parent
 
 
 # --- as an operator: another server, another key -----------------------------
@@ -135,36 +135,13 @@ def test_a_command_with_another_kek_writes_nothing_with_it(deployment):
     assert created.returncode == 0, created.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("kek", [None, KEK_B], ids=["no TESSERA_KEK", "another TESSERA_KEK"])
 def test_a_server_without_the_kek_refuses_to_start_with_one_line(deployment, kek):
     port = free_port()
     log = deployment.root / f"granian-{port}.log"
     with log.open("w") as output:
         server = subprocess.Popen(  # noqa: S603 - granian, the README's command
-            [
-                str(BIN / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--blocking-threads",
-                "1",
-                "--runtime-mode",
-                "st",
-                "--no-ws",
-                "--respawn-failed-workers",
-                "tenant.site.wsgi:application",
-            ],
+            granian_command(port),
             cwd=settings.BASE_DIR,
             env=deployment.env(kek),
             stdout=output,
