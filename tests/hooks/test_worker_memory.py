@@ -115,19 +115,16 @@ def kept(response) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.django_db
-def test_warm_contexts_past_the_workers_data_limit_fail_one_request_only(one_worker):
+def test_warm_contexts_past_the_workers_data_limit_make_room_for_the_next(one_worker):
     # Each tenant's context holds 400 MB, within its own 512 MB; the one
-    # worker they share cannot hold three of them under its 1 GB RLIMIT_DATA.
+    # worker they share cannot hold three of them under its 1 GB RLIMIT_DATA:
+    # the oldest warm context is dropped before the third runs
+    # (engine.make_room), so the third tenant is not refused for the others'.
     first, second, third = World("first", 400), World("second", 400), World("third", 400)
     assert kept(first.token()) == 400 * MB
     assert kept(second.token()) == 400 * MB
 
-    refused = third.token()
-
-    assert refused.status_code == 500, refused.content
-    assert refused["Content-Type"] == "application/json"
-    assert refused.json()["error"] == "server_error"
-    assert "memory" in refused.json()["error_description"]
+    assert kept(third.token()) == 400 * MB
     # The server goes on: a tenant with a small hook, and the first tenant
     # (its context warm again, or rebuilt in a new worker), get their tokens.
     assert kept(World("small", 1).token()) == MB
