@@ -8,7 +8,7 @@ Lists take ``page`` (from 0) and ``per_page`` (at most 100) and answer
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
@@ -39,11 +39,18 @@ from hooks.models import (
     MAX_SECRETS_PER_ACTION,
     Action,
     ActionVersion,
-    HookRun,
     TriggerBinding,
 )
 from hooks.points import POINTS
-from hooks.selectors import action_cache
+from hooks.selectors import (
+    action_cache,
+    action_execution,
+    action_find,
+    action_list,
+    action_version_find,
+    trigger_binding_find,
+    trigger_bindings,
+)
 from tenant.crypto import decrypt
 from tenant.management_api import (
     MAX_PER_PAGE,
@@ -79,11 +86,11 @@ def _page(request: Request, key: str, items: list[Any] | QuerySet[Any], render: 
 
 def get_action(tenant: Tenant, action_id: str) -> Action:
     """The tenant's Action by id; another tenant's is the same 404 as none."""
-    return found(Action.objects.filter(tenant=tenant, public_id=action_id).first(), "action")
+    return found(action_find(tenant=tenant, public_id=action_id), "action")
 
 
 def get_version(action: Action, version_id: str) -> ActionVersion:
-    return found(action.versions.filter(public_id=version_id).first(), "action_version")
+    return found(action_version_find(action=action, public_id=version_id), "action_version")
 
 
 def _triggers(action: Action) -> list[dict[str, str]]:
@@ -254,15 +261,15 @@ class ActionListView(ManagementView):
         responses=ActionOutputSerializer(many=True),
     )
     def get(self, request: Request, **kwargs: Any) -> Response:
-        actions = Action.objects.filter(tenant=self.tenant).order_by("created_at", "id")
         params = request.query_params
-        if params.get("triggerId"):
-            actions = actions.filter(trigger_id=params["triggerId"])
-        if params.get("actionName"):
-            actions = actions.filter(name=params["actionName"])
-        if params.get("deployed") not in (None, ""):
-            live = Exists(ActionVersion.objects.filter(action=OuterRef("pk"), deployed=True))
-            actions = actions.filter(live if query_bool(request, "deployed", True) else ~live)
+        actions = action_list(
+            tenant=self.tenant,
+            trigger_id=params.get("triggerId"),
+            name=params.get("actionName"),
+            deployed=None
+            if params.get("deployed") in (None, "")
+            else query_bool(request, "deployed", True),
+        )
         if query_bool(request, "installed", False):
             actions = actions.none()  # no marketplace integrations here
         return _page(request, "actions", actions, render_action)
@@ -519,10 +526,8 @@ class TriggerBindingsView(ManagementView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, trigger_id: str, **kwargs: Any) -> Response:
-        bindings = TriggerBinding.objects.filter(
-            tenant=self.tenant, trigger_id=_known_trigger(trigger_id)
-        ).select_related("action")
-        return _page(request, "bindings", bindings.order_by("position"), render_binding)
+        bindings = trigger_bindings(tenant=self.tenant, trigger_id=_known_trigger(trigger_id))
+        return _page(request, "bindings", bindings, render_binding)
 
     @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def patch(self, request: Request, trigger_id: str, **kwargs: Any) -> Response:
@@ -543,15 +548,14 @@ class TriggerBindingsView(ManagementView):
         """The Action a binding names (by id, name or existing binding id),
         looked up in this tenant only."""
         kind, value = item["ref"]["type"], item["ref"]["value"]
-        actions = Action.objects.filter(tenant=self.tenant)
         if kind == "action_id":
-            action = actions.filter(public_id=value).first()
+            action = action_find(tenant=self.tenant, public_id=value)
         elif kind == "action_name":
-            action = actions.filter(name=value).first()
+            action = action_find(tenant=self.tenant, name=value)
         else:
-            binding = TriggerBinding.objects.filter(
+            binding = trigger_binding_find(
                 tenant=self.tenant, trigger_id=trigger_id, public_id=value
-            ).first()
+            )
             action = binding.action if binding is not None else None
         if action is None:
             raise ApiError(404, f"Action not found: {value}.", "inexistent_action")
@@ -564,12 +568,7 @@ class ExecutionView(ManagementView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, execution_id: str, **kwargs: Any) -> Response:
-        run: HookRun = found(
-            HookRun.objects.filter(tenant=self.tenant, execution_id=execution_id)
-            .exclude(execution_id="")
-            .first(),
-            "execution",
-        )
+        run = found(action_execution(tenant=self.tenant, execution_id=execution_id), "execution")
         created_at = _time(run.started_at)
         return Response(
             {

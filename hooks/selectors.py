@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 
 from django.core.cache import caches
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from hooks import runtime
 from hooks.execution import script_key
-from hooks.models import ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
+from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
@@ -185,6 +185,59 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
     return memoized(("bound-actions", tenant.pk, trigger_id), load)
 
 
-def action_execution(*, tenant: Tenant, execution_id: str) -> HookRun:
-    """The tenant's flow execution by id; raises ``HookRun.DoesNotExist``."""
-    return HookRun.objects.get(tenant=tenant, execution_id=execution_id or "-")
+def action_execution(*, tenant: Tenant, execution_id: str) -> HookRun | None:
+    """The tenant's flow execution by id; None for another tenant's too."""
+    if not execution_id:
+        return None
+    return HookRun.objects.filter(tenant=tenant, execution_id=execution_id).first()
+
+
+def action_find(
+    *, tenant: Tenant, public_id: str | None = None, name: str | None = None
+) -> Action | None:
+    """The tenant's Action by id or by name; None for another tenant's too."""
+    actions = Action.objects.filter(tenant=tenant)
+    if public_id is not None:
+        return actions.filter(public_id=public_id).first()
+    return actions.filter(name=name).first()
+
+
+def action_version_find(*, action: Action, public_id: str) -> ActionVersion | None:
+    return action.versions.filter(public_id=public_id).first()
+
+
+def action_list(
+    *,
+    tenant: Tenant,
+    trigger_id: str | None = None,
+    name: str | None = None,
+    deployed: bool | None = None,
+) -> QuerySet[Action]:
+    """The tenant's Actions, oldest first, optionally one trigger's, one
+    name's, or only those with (or without) a deployed version."""
+    actions = Action.objects.filter(tenant=tenant).order_by("created_at", "id")
+    if trigger_id:
+        actions = actions.filter(trigger_id=trigger_id)
+    if name:
+        actions = actions.filter(name=name)
+    if deployed is not None:
+        live = Exists(ActionVersion.objects.filter(action=OuterRef("pk"), deployed=True))
+        actions = actions.filter(live if deployed else ~live)
+    return actions
+
+
+def trigger_bindings(*, tenant: Tenant, trigger_id: str) -> QuerySet[TriggerBinding]:
+    """A trigger's bound Actions, in the order the flow runs them."""
+    return (
+        TriggerBinding.objects.filter(tenant=tenant, trigger_id=trigger_id)
+        .select_related("action")
+        .order_by("position")
+    )
+
+
+def trigger_binding_find(
+    *, tenant: Tenant, trigger_id: str, public_id: str
+) -> TriggerBinding | None:
+    return (
+        trigger_bindings(tenant=tenant, trigger_id=trigger_id).filter(public_id=public_id).first()
+    )

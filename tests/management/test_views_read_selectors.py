@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VIEW_MODULES = ["apis/api.py", "clients/api.py", "hooks/api.py", "tenant/management_api.py"]
+VIEW_MODULES = [
+    "apis/api.py",
+    "clients/api.py",
+    "hooks/api.py",
+    "hooks/actions_api.py",
+    "tenant/management_api.py",
+]
 
 
 @pytest.mark.parametrize("path", VIEW_MODULES)
