@@ -1,6 +1,7 @@
 """Real servers for tests: the README's production granian command, on a
 free loopback port."""
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -36,3 +37,16 @@ def granian_command(port: int, *flags: str) -> list[str]:
         *flags,
         WSGI_APP,
     ]
+
+
+def server_env(**settings: str) -> dict[str, str]:
+    """This process's environment without its Tessera settings, plus the
+    site's settings module and ``settings``: what a server or command that
+    the test starts as an operator would sees."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TESSERA_", "PROMETHEUS_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(DJANGO_SETTINGS_MODULE="tenant.site.settings", **settings)
+    return env

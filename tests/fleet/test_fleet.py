@@ -29,7 +29,7 @@ import jwt
 import pytest
 from django.conf import settings
 
-from tests.servers import free_port, granian_command
+from tests.servers import free_port, granian_command, server_env
 
 BOUND = 1.0  # TESSERA_CONFIG_MAX_STALENESS of the servers
 # Time for the probe itself: an HTTP round trip on a busy 2-core machine.
@@ -245,13 +245,7 @@ class Fleet:
 
     # --- the operator's tools ---------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("TESSERA_", "PROMETHEUS_", "DATABASE_URL", "REDIS_URL"))
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="tenant.site.settings",
+        env = server_env(
             TESSERA_VAR_DIR=str(self.var),
             DATABASE_URL=self.direct_url,
             REDIS_URL=self.redis.url,

@@ -26,7 +26,7 @@ from tenant import selectors
 from tenant.models import SigningKey
 from tenant.site.warmup import warm
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
-from tests.servers import free_port, granian_command
+from tests.servers import free_port, granian_command, server_env
 
 AUD = "https://api.example.test/"
 KEK_A = Fernet.generate_key().decode()
@@ -69,13 +69,7 @@ class Deployment:
             self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def env(self, kek: str | None) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("TESSERA_", "PROMETHEUS_", "DATABASE_URL", "REDIS_URL"))
-        }
-        env.update(
-            DJANGO_SETTINGS_MODULE="tenant.site.settings",
+        env = server_env(
             TESSERA_VAR_DIR=str(self.var),
             DATABASE_URL=self.url,
             TESSERA_HOOK_WORKERS="1",
