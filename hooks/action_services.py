@@ -58,6 +58,10 @@ class BindingRefused(ValidationError):
     """A binding list that cannot be saved (unknown action, too many...)."""
 
 
+class FlowChanged(BindingRefused):
+    """The trigger's bindings are not the ones the caller based its list on."""
+
+
 @dataclass(frozen=True)
 class SecretSpec:
     """A secret in a write: ``value`` None keeps the stored value."""
@@ -496,13 +500,20 @@ def _replace_bindings(
 
 @transaction.atomic
 def bindings_replace(
-    *, tenant: Tenant, trigger_id: str, bindings: Sequence[BindingSpec], actor: Actor
+    *,
+    tenant: Tenant,
+    trigger_id: str,
+    bindings: Sequence[BindingSpec],
+    actor: Actor,
+    based_on: Sequence[str] | None = None,
 ) -> list[TriggerBinding]:
     """Make ``bindings`` the trigger's whole, ordered flow.
 
     Each Action must be the tenant's, for this trigger, deployed, and listed
     once; at most ``MAX_BINDINGS_PER_TRIGGER``. Raises :class:`BindingRefused`
-    and writes nothing otherwise.
+    and writes nothing otherwise. ``based_on`` (the public ids of the Actions
+    the caller saw bound, in order) refuses, with :class:`FlowChanged`, a
+    list made from a flow that someone changed since.
     """
     if trigger_id not in TriggerId.values:
         raise BindingRefused(f"Unknown trigger: {trigger_id}.", code="invalid_trigger")
@@ -513,6 +524,13 @@ def bindings_replace(
         )
     # One flow edit at a time per tenant (the positions are renumbered).
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    if based_on is not None:
+        current = [binding.action.public_id for binding in _bindings(tenant, trigger_id)]
+        if list(based_on) != current:
+            raise FlowChanged(
+                "The flow was changed since it was read; nothing was changed.",
+                code="flow_changed",
+            )
     seen: set[int] = set()
     for spec in bindings:
         action = spec.action

@@ -266,3 +266,7 @@ class HookAdmin(TenantScopedAdmin):
             ),
         ]
         return extra + super().get_urls()
+
+
+# The Actions pages live in their own module; importing it registers them.
+from hooks import action_admin  # noqa: E402, F401

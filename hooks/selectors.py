@@ -1,11 +1,13 @@
 """Reads for hooks and Actions."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.cache import caches
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from hooks import runtime
+from hooks.choices import TriggerId
 from hooks.execution import script_key
 from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
@@ -240,4 +242,66 @@ def trigger_binding_find(
 ) -> TriggerBinding | None:
     return (
         trigger_bindings(tenant=tenant, trigger_id=trigger_id).filter(public_id=public_id).first()
+    )
+
+
+def action_secrets(*, action: Action) -> dict[str, str]:
+    """The draft's secrets, decrypted, for a trial run of the draft."""
+    return {s.name: decrypt(s.value_encrypted) for s in action.secrets.all()}
+
+
+def with_deploy_state(actions: QuerySet[Action]) -> QuerySet[Action]:
+    """``actions`` with ``deployed_number`` (None when never deployed),
+    ``in_sync`` (the deployed version is the draft: Auth0's
+    ``all_changes_deployed``, secrets aside) and ``is_bound``."""
+    deployed = ActionVersion.objects.filter(action=OuterRef("pk"), deployed=True)
+    return actions.annotate(
+        deployed_number=Subquery(deployed.values("number")[:1]),
+        in_sync=Exists(
+            deployed.filter(
+                code=OuterRef("code"),
+                runtime=OuterRef("runtime"),
+                dependencies=OuterRef("dependencies"),
+            )
+        ),
+        is_bound=Exists(TriggerBinding.objects.filter(action=OuterRef("pk"))),
+    )
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What a trigger runs for a tenant, in order: the enabled hook (if
+    any), then the bound Actions (each running its deployed version)."""
+
+    trigger_id: str
+    hook: Hook | None
+    bindings: Sequence[TriggerBinding]
+
+    @property
+    def action_ids(self) -> list[str]:
+        return [binding.action.public_id for binding in self.bindings]
+
+
+def trigger_flow(*, tenant: Tenant, trigger_id: str = TriggerId.CREDENTIALS_EXCHANGE) -> Flow:
+    """The tenant's flow for a trigger, for the dashboard (not memoised)."""
+    bindings = list(
+        trigger_bindings(tenant=tenant, trigger_id=trigger_id).annotate(
+            deployed_number=Subquery(
+                ActionVersion.objects.filter(action=OuterRef("action"), deployed=True).values(
+                    "number"
+                )[:1]
+            )
+        )
+    )
+    hook = Hook.objects.filter(tenant=tenant, trigger_id=trigger_id, enabled=True).first()
+    return Flow(trigger_id=trigger_id, hook=hook, bindings=bindings)
+
+
+def bindable_actions(*, tenant: Tenant, trigger_id: str) -> QuerySet[Action]:
+    """The tenant's Actions for the trigger that are deployed and not bound
+    to it yet, by name: what the Flow page offers to bind."""
+    return (
+        action_list(tenant=tenant, trigger_id=trigger_id, deployed=True)
+        .exclude(bindings__trigger_id=trigger_id)
+        .order_by("name")
     )

@@ -9,10 +9,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from hooks.choices import RunOutcome, RunSource, TriggerId
-from hooks.execution import execute
-from hooks.models import Hook
+from hooks.execution import Execution, execute
+from hooks.models import Action, Hook
 from hooks.points import POINTS, DroppedProperty
-from hooks.selectors import action_cache, hook_secrets, hook_storage
+from hooks.selectors import action_cache, action_secrets, hook_secrets, hook_storage
 from tenant.models import Tenant
 
 
@@ -74,6 +74,28 @@ def hook_test_run(
         cache=action_cache(hook_id=hook.pk) if hook else None,
         hook_id=hook.pk if hook else None,
     )
+    return _report(execution)
+
+
+def action_test_run(*, action: Action, code: str, payload: Any) -> TestRunReport:
+    """Run ``code`` (the Action's draft, saved or not) with ``payload`` as a
+    bound Action would run, with the draft's secrets and the Action's
+    ``api.cache`` (writes to either are not kept). Not recorded in a run log:
+    a flow's log belongs to the trigger."""
+    execution = execute(
+        tenant=action.tenant,
+        trigger_id=action.trigger_id,
+        source=RunSource.TEST,
+        script=code,
+        payload=validate_payload(action.trigger_id, payload),
+        secrets=action_secrets(action=action),
+        storage=None,
+        cache=action_cache(hook_id=f"action:{action.public_id}"),
+    )
+    return _report(execution)
+
+
+def _report(execution: Execution) -> TestRunReport:
     report = TestRunReport(
         outcome=execution.outcome,
         duration_ms=execution.duration_ms,

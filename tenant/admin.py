@@ -69,6 +69,10 @@ def _tenant_path(model: type[models.Model]) -> str | None:
         "HookVersion": "hook__tenant",
         "HookSecret": "hook__tenant",
         "HookRun": "tenant",
+        "Action": "tenant",
+        "ActionVersion": "action__tenant",
+        "ActionSecret": "action__tenant",
+        "TriggerBinding": "tenant",
     }
     return paths.get(model.__name__)
 

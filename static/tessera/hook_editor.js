@@ -54,7 +54,8 @@
   function init() {
     initAddPage();
     var page = document.getElementById("hook-page");
-    var editor = aceFor("id_script");
+    // The hook page edits its script; the Action page (data-editor) its draft's code.
+    var editor = page && aceFor(page.dataset.editor || "id_script");
     if (!page || !editor) return;
     var status = document.getElementById("hook-save-status");
     var baseVersion = document.getElementById("id_base_version");
@@ -117,6 +118,7 @@
             document.getElementById("hook-version").textContent = r.data.version;
             setStatus(r.data.message, "ok");
             addVersionRow(r.data.version);
+            page.dispatchEvent(new CustomEvent("tessera:saved", {detail: r.data}));
             return;
           }
           setStatus(r.data.error, "error");
@@ -219,10 +221,12 @@
     var secretsBody = document.getElementById("secrets-body");
     function renderSecrets(secrets) {
       secretsBody.innerHTML = "";
+      var columns = secretsBody.parentNode.querySelectorAll("thead th").length;
       if (!secrets.length) {
         var empty = document.createElement("tr");
         empty.className = "tessera-empty-row";
-        empty.innerHTML = '<td colspan="3" class="help">No secrets. Scripts read them as <code>context.webtask.secrets.NAME</code>.</td>';
+        empty.innerHTML = '<td colspan="' + columns + '" class="help">' + (secretsBody.dataset.empty ||
+          "No secrets. Scripts read them as <code>context.webtask.secrets.NAME</code>.") + "</td>";
         secretsBody.appendChild(empty);
       }
       secrets.forEach(function (s) {
@@ -233,6 +237,11 @@
           '<button type="submit" class="tessera-button tessera-danger tessera-small">Delete</button></form></td>';
         tr.querySelector("code").textContent = s.name;
         tr.querySelector("form").action = s.delete_url;
+        if (s.updated_at) {  // an Action's secrets show when each was last set
+          var updated = document.createElement("td");
+          updated.appendChild(window.tessera.timeElement(new Date(s.updated_at)));
+          tr.insertBefore(updated, tr.lastElementChild);
+        }
         secretsBody.appendChild(tr);
       });
     }
@@ -364,6 +373,7 @@
         })
         .catch(function () { /* the next poll retries */ });
     }
+    if (!runsBody) return;  // the Action page has no run log of its own
     runsSource.addEventListener("change", pollRuns);
     pollRuns();
     window.setInterval(pollRuns, POLL_MS);

@@ -9,7 +9,7 @@ from apis.models import Api
 from clients.models import Client
 from hooks.choices import RunOutcome, RunSource
 from hooks.models import Hook
-from hooks.selectors import hook_runs
+from hooks.selectors import hook_runs, trigger_flow
 from tenant.selectors import audit_entries
 
 
@@ -72,6 +72,7 @@ class TesseraAdminSite(admin.AdminSite):
             "recent_runs": runs[:10],
             "recent_errors": runs.exclude(outcome=RunOutcome.OK)[:10],
             "recent_changes": audit_entries(tenant=tenant)[:20],
+            "flow": trigger_flow(tenant=tenant),
         }
         context["tessera_current_tenant"] = tenant
         return TemplateResponse(request, "admin/tenant_landing.html", context)

@@ -1,0 +1,415 @@
+"""Dashboard endpoints of the Action page and the Flow page, mounted by
+``ActionAdmin.get_urls``.
+
+Each Action view gets an Action the admin already resolved through its
+tenant-scoped queryset, and the Flow page a tenant the user administers
+(another tenant's is a 404 before any of this runs). The page's script
+(static/tessera/hook_editor.js, shared with the hook page) saves the draft
+and runs it through the JSON endpoints; deploy, rollback, dependencies and
+every flow change are plain forms.
+"""
+
+import difflib
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from hooks.action_forms import ActionSettingsForm, FlowChangeForm, stale_draft_message
+from hooks.action_services import (
+    ActionNotBuilt,
+    BindingRefused,
+    BindingSpec,
+    FlowChanged,
+    SecretSpec,
+    action_deploy,
+    action_rollback,
+    action_update,
+    all_changes_deployed,
+    bindings_replace,
+    deployed_version,
+)
+from hooks.choices import ActionStatus
+from hooks.forms import HookSecretForm, RunRequestForm
+from hooks.models import Action, ActionVersion
+from hooks.selectors import Flow, bindable_actions, trigger_flow
+from hooks.trial_run import action_test_run
+from hooks.trial_run_slots import TestRunsBusy, test_run_slot
+from hooks.views import RUN_PERMISSION, report_json
+from tenant.audit import Actor
+from tenant.models import Tenant
+from tenant.selectors import audit_entries
+
+
+def change_url(action: Action) -> str:
+    return reverse("admin:hooks_action_change", args=[action.pk])
+
+
+def flow_url(tenant: Tenant, trigger_id: str) -> str:
+    return reverse("admin:hooks_action_flow", args=[tenant.slug, trigger_id])
+
+
+def _messages_of(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def build_summary(action: Action) -> dict[str, Any]:
+    """The draft's build state, as the page's script shows it after a save."""
+    deployed = deployed_version(action=action)
+    return {
+        "status": action.status,
+        "status_display": action.get_status_display(),
+        "errors": [error.get("msg", "") for error in action.build_errors],
+        "all_changes_deployed": all_changes_deployed(action=action, deployed=deployed),
+    }
+
+
+# --- the Action page -------------------------------------------------------
+
+
+@require_POST
+def save_code(request: HttpRequest, action: Action) -> JsonResponse:
+    """Save the editor's text as the draft and build it, unless someone
+    changed the draft since ``base_version``. A draft that does not build
+    is saved all the same, ``failed`` with its error (as at Auth0)."""
+    code = request.POST.get("script")
+    try:
+        base_version = int(request.POST.get("base_version", ""))
+    except ValueError:
+        return JsonResponse({"error": "Missing or invalid base_version."}, status=400)
+    if code is None:
+        return JsonResponse({"error": "Missing script."}, status=400)
+    if base_version != action.revision:
+        return JsonResponse({"error": stale_draft_message(action), "conflict": True}, status=409)
+    try:
+        action = action_update(action=action, code=code, actor=Actor.for_user(request.user))
+    except ValidationError as error:
+        return JsonResponse({"error": _messages_of(error)}, status=400)
+    summary = build_summary(action)
+    if action.status == ActionStatus.BUILT:
+        message = "Saved; built. Deploy to make it live."
+    else:
+        message = "Saved, but the build failed: " + " ".join(summary["errors"])
+    return JsonResponse({"version": action.revision, "message": message, **summary})
+
+
+@require_POST
+def run(request: HttpRequest, action: Action) -> JsonResponse:
+    """Run the editor's (unsaved) draft against the payload, in the sandbox,
+    with the draft's secrets."""
+    if not request.user.has_perm(RUN_PERMISSION):
+        return JsonResponse({"error": "You do not have permission to run code."}, status=403)
+    form = RunRequestForm(request.POST)
+    if not form.is_valid():
+        errors = [
+            f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in form.errors.items()
+        ]
+        return JsonResponse({"error": " ".join(errors)}, status=400)
+    try:
+        with test_run_slot(user_id=request.user.pk or 0):
+            report = action_test_run(
+                action=action,
+                code=form.cleaned_data["script"],
+                payload=form.cleaned_data["payload"],
+            )
+    except TestRunsBusy as error:
+        return JsonResponse({"error": str(error), "busy": True}, status=429)
+    except ValidationError as error:
+        return JsonResponse({"error": _messages_of(error)}, status=400)
+    return JsonResponse(report_json(report), json_dumps_params={"default": str})
+
+
+def _secret_answer(request: HttpRequest, action: Action, message: str, *, ok: bool) -> HttpResponse:
+    """JSON for the page's script (the editor keeps its unsaved text), or a
+    message and a redirect for a plain form post. Names only, never values."""
+    if _wants_json(request):
+        secrets = [
+            {
+                "name": s.name,
+                "updated_at": s.updated_at.isoformat(),
+                "delete_url": reverse("admin:hooks_action_secret_delete", args=[action.pk, s.name]),
+            }
+            for s in action.secrets.all()
+        ]
+        key = "message" if ok else "error"
+        return JsonResponse({key: message, "secrets": secrets}, status=200 if ok else 400)
+    (messages.success if ok else messages.error)(request, message)
+    return HttpResponseRedirect(change_url(action) + "#secrets")
+
+
+def _kept_secrets(action: Action, *, without: str) -> list[SecretSpec]:
+    """The draft's other secrets, their stored values kept."""
+    names = action.secrets.exclude(name=without).values_list("name", flat=True)
+    return [SecretSpec(name, None) for name in names]
+
+
+@require_POST
+def secret_set(request: HttpRequest, action: Action) -> HttpResponse:
+    form = HookSecretForm(request.POST)
+    if not form.is_valid():
+        text = " ".join(
+            f"Secret {field}: {' '.join(str(e) for e in errors)}"
+            for field, errors in form.errors.items()
+        )
+        return _secret_answer(request, action, text, ok=False)
+    name = form.cleaned_data["name"]
+    replaced = action.secrets.filter(name=name).exists()
+    specs = [*_kept_secrets(action, without=name), SecretSpec(name, form.cleaned_data["value"])]
+    try:
+        action_update(action=action, secrets=specs, actor=Actor.for_user(request.user))
+    except ValidationError as error:
+        return _secret_answer(request, action, _messages_of(error), ok=False)
+    verb = "Replaced" if replaced else "Added"
+    return _secret_answer(
+        request, action, f"{verb} secret {name}; deploy to use it in the flow.", ok=True
+    )
+
+
+@require_POST
+def secret_delete(request: HttpRequest, action: Action, name: str) -> HttpResponse:
+    if not action.secrets.filter(name=name).exists():
+        return _secret_answer(request, action, f"There is no secret {name}.", ok=False)
+    action_update(
+        action=action,
+        secrets=_kept_secrets(action, without=name),
+        actor=Actor.for_user(request.user),
+    )
+    return _secret_answer(
+        request, action, f"Deleted secret {name}; deploy to remove it from the flow.", ok=True
+    )
+
+
+@require_POST
+def settings(request: HttpRequest, action: Action) -> HttpResponse:
+    """The draft's runtime label and dependencies."""
+    form = ActionSettingsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return HttpResponseRedirect(change_url(action) + "#dependencies")
+    if form.cleaned_data["base_version"] != action.revision:
+        messages.error(request, stale_draft_message(action))
+        return HttpResponseRedirect(change_url(action) + "#dependencies")
+    try:
+        action_update(
+            action=action,
+            runtime=form.cleaned_data["runtime"],
+            dependencies=form.dependencies,
+            actor=Actor.for_user(request.user),
+        )
+    except ValidationError as error:
+        messages.error(request, _messages_of(error))
+    else:
+        messages.success(request, "Saved the runtime and dependencies; deploy to use them.")
+    return HttpResponseRedirect(change_url(action) + "#dependencies")
+
+
+@require_POST
+def deploy(request: HttpRequest, action: Action) -> HttpResponse:
+    """Deploy the saved draft as a new version (what the flow runs)."""
+    previous = deployed_version(action=action)
+    try:
+        version = action_deploy(action=action, actor=Actor.for_user(request.user))
+    except ActionNotBuilt as error:
+        messages.error(request, _messages_of(error))
+        return HttpResponseRedirect(change_url(action))
+    if previous is not None and version.pk == previous.pk:
+        messages.info(request, f"Nothing to deploy: version {version.number} is the draft.")
+    else:
+        messages.success(request, f"Deployed version {version.number}.")
+    return HttpResponseRedirect(change_url(action) + "#versions")
+
+
+@require_POST
+def rollback(request: HttpRequest, action: Action, number: int) -> HttpResponse:
+    """Deploy an earlier version's code again, as a new version."""
+    version = get_object_or_404(action.versions, number=number)
+    new = action_rollback(action=action, version=version, actor=Actor.for_user(request.user))
+    messages.success(
+        request, f"Rolled back to version {number}: it is deployed as version {new.number}."
+    )
+    return HttpResponseRedirect(change_url(action) + "#versions")
+
+
+def version_diff(
+    request: HttpRequest, action: Action, number: int, context: dict[str, Any]
+) -> HttpResponse:
+    """A version side by side with the draft (``?with=draft``, the default)
+    or another version (``?with=N``)."""
+    version = get_object_or_404(action.versions, number=number)
+    other_key = request.GET.get("with", "draft")
+    other: ActionVersion | None = None
+    if other_key != "draft":
+        try:
+            other = get_object_or_404(action.versions, number=int(other_key))
+        except ValueError:
+            return HttpResponseBadRequest("with is 'draft' or a version number.")
+    right_code = other.code if other is not None else action.code
+    right_label = f"Version {other.number}" if other is not None else "Draft"
+    table = difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
+        version.code.splitlines(),
+        right_code.splitlines(),
+        fromdesc=f"Version {version.number}",
+        todesc=right_label,
+        context=True,
+        numlines=3,
+    )
+    return TemplateResponse(
+        request,
+        "admin/hooks/action/version_diff.html",
+        {
+            **context,
+            "title": f"{action.name}: version {version.number}",
+            "action": action,
+            "version": version,
+            "versions": action.versions.all(),
+            "compared_with": other_key,
+            "right_label": right_label,
+            "version_label": f"Version {version.number}",
+            "diff_table": table if version.code != right_code else "",
+        },
+    )
+
+
+# --- the Flow page ---------------------------------------------------------
+
+
+FLOW_CHANGED = (
+    "The flow was changed by someone else since you loaded it; nothing was changed. "
+    "Here it is as it stands now: make your change again."
+)
+NOT_BINDABLE = "There is no deployed, unbound action with that id to bind."
+NOT_BOUND = "That action is not bound to this trigger."
+
+
+def _focus_after(change: str, flow: Flow, *, has_bindable: bool) -> str:
+    """The control that keeps the keyboard's place after a change reloads
+    the page (``change`` is ``op-actionid``): the moved Action's same button
+    (its other one at either end of the flow), else the bind choice."""
+    op, _, action_id = change.partition("-")
+    ids = flow.action_ids
+    if op in ("up", "down") and action_id in ids:
+        position, last = ids.index(action_id), len(ids) - 1
+        if op == "up" and position == 0 and last > 0:
+            op = "down"
+        elif op == "down" and position == last and last > 0:
+            op = "up"
+        return f"{op}-{action_id}" if last > 0 else f"remove-{action_id}"
+    if has_bindable:
+        return "bind-action"
+    return f"remove-{ids[-1]}" if ids else ""
+
+
+def _flow_response(
+    request: HttpRequest,
+    tenant: Tenant,
+    trigger_id: str,
+    context: dict[str, Any],
+    *,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    flow = trigger_flow(tenant=tenant, trigger_id=trigger_id)
+    bindable = bindable_actions(tenant=tenant, trigger_id=trigger_id)
+    return TemplateResponse(
+        request,
+        "admin/hooks/action/flow.html",
+        {
+            **context,
+            "title": f"Flow: {trigger_id}",
+            "tenant": tenant,
+            "tessera_current_tenant": tenant,
+            "flow": flow,
+            "based_on": ",".join(flow.action_ids),
+            "bindable": bindable,
+            "focus_id": _focus_after(
+                request.GET.get("focus", ""), flow, has_bindable=bool(bindable)
+            ),
+            "error": error,
+            "changes": audit_entries(tenant=tenant, object_type="trigger", object_id=trigger_id)[
+                :20
+            ],
+        },
+        status=status,
+    )
+
+
+def flow(request: HttpRequest, tenant: Tenant, trigger_id: str, context: dict[str, Any]) -> Any:
+    """The trigger's flow: the enabled hook, then the bound Actions in
+    order; each POST is one change (bind, move up or down, unbind) made
+    through ``bindings_replace``, refused if the flow changed since the page
+    was loaded."""
+    if request.method != "POST":
+        return _flow_response(request, tenant, trigger_id, context)
+    form = FlowChangeForm(request.POST)
+    if not form.is_valid():
+        return _flow_response(
+            request,
+            tenant,
+            trigger_id,
+            context,
+            error="That change is not one the page offers.",
+            status=400,
+        )
+    op, target = form.cleaned_data["op"], form.cleaned_data["action"]
+    based_on = form.based_on_ids()
+    current = trigger_flow(tenant=tenant, trigger_id=trigger_id)
+    bound = {b.action.public_id: b for b in current.bindings}
+    if based_on != list(bound):  # said early; bindings_replace checks it again, locked
+        return _flow_response(request, tenant, trigger_id, context, error=FLOW_CHANGED, status=409)
+    specs = [BindingSpec(b.action, b.display_name) for b in bound.values()]
+    if op == "add":
+        bindable = bindable_actions(tenant=tenant, trigger_id=trigger_id)
+        action = bindable.filter(public_id=target).first()
+        if action is None:
+            return _flow_response(
+                request, tenant, trigger_id, context, error=NOT_BINDABLE, status=400
+            )
+        specs.append(BindingSpec(action, action.name))
+        message = f"Bound {action.name} to {trigger_id}."
+    else:
+        if target not in bound:
+            return _flow_response(request, tenant, trigger_id, context, error=NOT_BOUND, status=400)
+        position = based_on.index(target)
+        moved = specs.pop(position)
+        if op == "up":
+            specs.insert(max(position - 1, 0), moved)
+        elif op == "down":
+            specs.insert(position + 1, moved)
+        name = moved.action.name
+        message = {
+            "up": f"Moved {name} up.",
+            "down": f"Moved {name} down.",
+            "remove": f"Unbound {name} from {trigger_id}.",
+        }[op]
+    try:
+        bindings_replace(
+            tenant=tenant,
+            trigger_id=trigger_id,
+            bindings=specs,
+            actor=Actor.for_user(request.user),
+            based_on=based_on,
+        )
+    except FlowChanged:
+        return _flow_response(request, tenant, trigger_id, context, error=FLOW_CHANGED, status=409)
+    except BindingRefused as error:
+        return _flow_response(
+            request, tenant, trigger_id, context, error=_messages_of(error), status=400
+        )
+    messages.success(request, message)
+    focus = f"?focus={op}-{target}"
+    return HttpResponseRedirect(flow_url(tenant, trigger_id) + focus)
