@@ -340,3 +340,110 @@ def test_secret_json_answer_lists_names_only_of_this_hook(world_a, world_b):
     refused = http.post(other, {"name": "K", "value": "x"}, headers={"accept": "application/json"})
     assert refused.status_code == 404
     assert not world_b.hook.secrets.exists()
+
+
+# --- Actions and the Flow page ----------------------------------------------------
+
+
+@pytest.fixture
+def actions(world_a, world_b):
+    """A deployed, bound Action in each tenant (with a secret in bravo's)."""
+    from hooks.action_services import SecretSpec, action_update
+    from tests.dashboard.actions import bind, make_action
+
+    alpha, bravo = (
+        make_action(world_a.tenant, "alpha-action"),
+        make_action(world_b.tenant, "bravo-action"),
+    )
+    action_update(action=bravo, secrets=[SecretSpec("KEY", "bravo-value")], actor=TEST_ACTOR)
+    bind(world_a.tenant, alpha)
+    bind(world_b.tenant, bravo)
+    return alpha, bravo
+
+
+def bravo_state(bravo) -> tuple:  # type: ignore[no-untyped-def]
+    from tests.dashboard.actions import bound_names
+
+    bravo.refresh_from_db()
+    return (
+        bravo.code,
+        bravo.revision,
+        bravo.dependencies,
+        list(bravo.versions.values_list("number", "deployed")),
+        sorted(bravo.secrets.values_list("name", flat=True)),
+        bound_names(bravo.tenant),
+    )
+
+
+def test_action_list_and_search_show_only_own_tenant(world_a, world_b, actions):
+    alpha, bravo = actions
+    http = login(world_a.admin)
+    listed = http.get(reverse("admin:hooks_action_changelist"))
+    assert set(listed.context["cl"].result_list) == {alpha}
+    searched = http.get(reverse("admin:hooks_action_changelist"), {"q": "bravo"})
+    assert list(searched.context["cl"].result_list) == []
+    assert "bravo-action" not in searched.content.decode()
+
+
+@pytest.mark.parametrize("view", ["change", "history", "delete"])
+def test_other_tenants_action_page_is_404(world_a, world_b, actions, view):
+    _, bravo = actions
+    response = login(world_a.admin).get(reverse(f"admin:hooks_action_{view}", args=[bravo.pk]))
+    assert response.status_code == 404
+    assert "bravo" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "data"),
+    [
+        ("save", (), {"script": "// mine", "base_version": 1}),
+        ("run", (), {"script": "// mine", "payload": "{}"}),
+        ("secret_set", (), {"name": "K", "value": "v"}),
+        ("secret_delete", ("KEY",), {}),
+        ("settings", (), {"runtime": "node18", "base_version": 1, "dep_name": ["x"]}),
+        ("deploy", (), {}),
+        ("rollback", (1,), {}),
+        ("version_diff", (1,), None),
+    ],
+)
+def test_other_tenants_action_endpoints_are_404_and_change_nothing(
+    world_a, world_b, actions, name, extra, data
+):
+    _, bravo = actions
+    before = bravo_state(bravo)
+    url = reverse(f"admin:hooks_action_{name}", args=[bravo.pk, *extra])
+    http = login(world_a.admin)
+    response = http.get(url) if data is None else http.post(url, data)
+    assert response.status_code == 404
+    assert bravo_state(bravo) == before
+
+
+def test_other_tenants_flow_page_is_404_and_its_bindings_stay(world_a, world_b, actions):
+    alpha, bravo = actions
+    before = bravo_state(bravo)
+    http = login(world_a.admin)
+    url = reverse("admin:hooks_action_flow", args=["bravo", "credentials-exchange"])
+    assert http.get(url).status_code == 404
+    for op, action_id in [("remove", bravo.public_id), ("add", alpha.public_id)]:
+        response = http.post(url, {"op": op, "action": action_id, "based_on": bravo.public_id})
+        assert response.status_code == 404
+    assert bravo_state(bravo) == before
+    unknown = reverse("admin:hooks_action_flow", args=["alpha", "post-login"])
+    assert http.get(unknown).status_code == 404
+
+
+def test_unbinding_another_tenants_action_from_own_flow_is_refused(world_a, world_b, actions):
+    alpha, bravo = actions
+    response = login(world_a.admin).post(
+        reverse("admin:hooks_action_flow", args=["alpha", "credentials-exchange"]),
+        {"op": "remove", "action": bravo.public_id, "based_on": alpha.public_id},
+    )
+    assert response.status_code == 400
+    assert bravo_state(bravo)[-1] == ["bravo-action"]
+    assert "bravo-action" not in response.content.decode()
+
+
+def test_landing_page_flow_is_own_tenants(world_a, world_b, actions):
+    page = login(world_a.admin).get(reverse("admin:tenant_landing", args=["alpha"]))
+    assert "alpha-action" in page.content.decode()
+    assert "bravo-action" not in page.content.decode()
