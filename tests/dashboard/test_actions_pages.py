@@ -70,9 +70,7 @@ def test_list_shows_status_deployment_sync_and_binding(world_a, world_b):
     assert response.status_code == 200
     rows = {a.name: a for a in response.context["cl"].result_list}
     assert set(rows) == {"live", "draft-only", "changed", "broken"}
-    state = {
-        name: (a.status, a.deployed_number, a.in_sync, a.is_bound) for name, a in rows.items()
-    }
+    state = {name: (a.status, a.deployed_number, a.in_sync, a.is_bound) for name, a in rows.items()}
     assert state == {
         "live": ("built", 1, True, True),
         "draft-only": ("built", None, False, False),
@@ -142,7 +140,9 @@ def test_page_has_the_editor_run_panel_secrets_dependencies_and_versions(world_a
 def test_save_builds_the_draft_and_a_broken_one_is_saved_failed(world_a):
     action = make_action(world_a.tenant, "tier", deploy=False)
     http = login(world_a.admin)
-    good = http.post(url("save", action.pk), {"script": claim_code("tier", "v2"), "base_version": 1})
+    good = http.post(
+        url("save", action.pk), {"script": claim_code("tier", "v2"), "base_version": 1}
+    )
     assert good.status_code == 200
     assert good.json() | {"message": ""} == {
         "version": 2,

@@ -376,7 +376,7 @@ def bravo_state(bravo) -> tuple:  # type: ignore[no-untyped-def]
 
 
 def test_action_list_and_search_show_only_own_tenant(world_a, world_b, actions):
-    alpha, bravo = actions
+    alpha, _ = actions
     http = login(world_a.admin)
     listed = http.get(reverse("admin:hooks_action_changelist"))
     assert set(listed.context["cl"].result_list) == {alpha}
