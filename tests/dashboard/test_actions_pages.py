@@ -458,3 +458,49 @@ def test_landing_page_shows_the_flow_in_order_linking_to_the_flow_page(world_a, 
     positions = [panel.index("alpha-hook"), panel.index(">two<"), panel.index(">one<")]
     assert positions == sorted(positions)
     assert "bravo-action" not in page
+
+
+# --- the audit trail -------------------------------------------------------------
+
+
+def test_every_action_write_deploy_and_binding_change_shows_in_the_audit_views(world_a, world_b):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    http = login(world_a.admin)
+    http.post(
+        url("add"),
+        {"tenant": world_a.tenant.pk, "name": "tier", "trigger_id": TRIGGER}
+        | {"runtime": "node22", "code": claim_code("tier", "v1")},
+    )
+    action = Action.objects.get(tenant=world_a.tenant, name="tier")
+    http.post(url("save", action.pk), {"script": claim_code("tier", "v2"), "base_version": 1})
+    http.post(url("secret_set", action.pk), {"name": "KEY", "value": SECRET_VALUE})
+    http.post(url("settings", action.pk), {"runtime": "node18", "base_version": 2})
+    http.post(url("deploy", action.pk))
+    flow_post(http, world_a, "add", action.public_id, [])
+    bravo = make_action(world_b.tenant, "bravo-action")
+
+    mine = [(e.actor_name, e.action) for e in entries(action.public_id) + entries(TRIGGER)]
+    assert mine == [
+        ("alpha-admin", "create"),
+        ("alpha-admin", "update"),  # the code
+        ("alpha-admin", "update"),  # the secret (its name only)
+        ("alpha-admin", "update"),  # the runtime
+        ("alpha-admin", "deploy"),
+        ("alpha-admin", "bindings.replace"),
+    ]
+    history = http.get(url("history", action.pk)).content.decode()
+    for text in ["create", "update", "deploy", "→ version 1", "secrets"]:
+        assert text in history, text
+    landing = http.get(reverse("admin:tenant_landing", args=["alpha"])).content.decode()
+    assert "deploy action <strong>tier</strong>" in landing
+    assert "bindings.replace trigger <strong>credentials-exchange</strong>" in landing
+    assert "bravo-action" not in landing
+    out = StringIO()
+    call_command("tenant", "audit", "-p", "alpha", stdout=out)
+    assert "deploy action tier" in out.getvalue()
+    assert "bindings.replace trigger credentials-exchange" in out.getvalue()
+    assert SECRET_VALUE not in out.getvalue() + history + landing
+    assert bravo.name not in out.getvalue()
