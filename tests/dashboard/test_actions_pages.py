@@ -350,7 +350,7 @@ def test_bind_reorder_and_unbind_each_go_through_bindings_replace_audited(world_
     flow_post(http, world_a, "remove", one.public_id, [one.public_id, two.public_id])
     assert bound_names(world_a.tenant) == ["two"]
     changes = [e for e in entries(TRIGGER) if e.action == "bindings.replace"]
-    assert [[b["action"] for b in e.after["bindings"]] for e in changes] == [
+    assert [[b["action"] for b in (e.after or {})["bindings"]] for e in changes] == [
         ["one"],
         ["one", "two"],
         ["two", "one"],
