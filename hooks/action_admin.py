@@ -268,7 +268,7 @@ class ActionAdmin(TenantScopedAdmin):
             ),
             path(
                 "<int:object_id>/settings/",
-                action_view(action_views.settings, write=True),
+                action_view(action_views.save_settings, write=True),
                 name=f"{prefix}settings",
             ),
             path(

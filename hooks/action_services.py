@@ -54,6 +54,10 @@ class ActionNameTaken(ValidationError):
     """Another Action of the tenant has this name."""
 
 
+class DraftChanged(ValidationError):
+    """An update based on a revision of the draft that is no longer its own."""
+
+
 class BindingRefused(ValidationError):
     """A binding list that cannot be saved (unknown action, too many...)."""
 
@@ -255,9 +259,12 @@ def action_update(
     runtime: str | None = None,
     dependencies: Iterable[Any] | None = None,
     secrets: Sequence[SecretSpec] | None = None,
+    base_revision: int | None = None,
 ) -> Action:
     """Change the draft (what a binding runs changes only on deploy); a new
-    ``code`` is built again. ``secrets`` replaces the draft's list."""
+    ``code`` is built again. ``secrets`` replaces the draft's list.
+    ``base_revision`` (the revision the caller edited) refuses, with
+    :class:`DraftChanged`, a change to a draft someone changed since."""
     if code is not None:
         _check_code_size(code)
     if secrets is not None:
@@ -273,6 +280,7 @@ def action_update(
         dependencies=cleaned,
         secrets=secrets,
         build=build,
+        base_revision=base_revision,
     )
 
 
@@ -287,10 +295,17 @@ def _update(
     dependencies: list[dict[str, str]] | None,
     secrets: Sequence[SecretSpec] | None,
     build: Build | None,
+    base_revision: int | None = None,
 ) -> Action:
     # The row lock orders this update and any deploy of the same Action: a
     # deploy sees the whole draft before or after, never half of it.
     locked = Action.objects.select_for_update().get(pk=action.pk)
+    if base_revision is not None and locked.revision != base_revision:
+        raise DraftChanged(
+            f"Action '{locked.name}' was changed since revision {base_revision} "
+            f"(it is at revision {locked.revision}).",
+            code="draft_changed",
+        )
     before = action_state(locked)
     changed = False
     if name is not None and name != locked.name:

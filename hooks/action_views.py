@@ -31,6 +31,7 @@ from hooks.action_services import (
     ActionNotBuilt,
     BindingRefused,
     BindingSpec,
+    DraftChanged,
     FlowChanged,
     SecretSpec,
     action_deploy,
@@ -94,10 +95,13 @@ def save_code(request: HttpRequest, action: Action) -> JsonResponse:
         return JsonResponse({"error": "Missing or invalid base_version."}, status=400)
     if code is None:
         return JsonResponse({"error": "Missing script."}, status=400)
-    if base_version != action.revision:
-        return JsonResponse({"error": stale_draft_message(action), "conflict": True}, status=409)
     try:
-        action = action_update(action=action, code=code, actor=Actor.for_user(request.user))
+        action = action_update(
+            action=action, code=code, base_revision=base_version, actor=Actor.for_user(request.user)
+        )
+    except DraftChanged:
+        action.refresh_from_db()
+        return JsonResponse({"error": stale_draft_message(action), "conflict": True}, status=409)
     except ValidationError as error:
         return JsonResponse({"error": _messages_of(error)}, status=400)
     summary = build_summary(action)
@@ -195,22 +199,23 @@ def secret_delete(request: HttpRequest, action: Action, name: str) -> HttpRespon
 
 
 @require_POST
-def settings(request: HttpRequest, action: Action) -> HttpResponse:
+def save_settings(request: HttpRequest, action: Action) -> HttpResponse:
     """The draft's runtime label and dependencies."""
     form = ActionSettingsForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
-        return HttpResponseRedirect(change_url(action) + "#dependencies")
-    if form.cleaned_data["base_version"] != action.revision:
-        messages.error(request, stale_draft_message(action))
         return HttpResponseRedirect(change_url(action) + "#dependencies")
     try:
         action_update(
             action=action,
             runtime=form.cleaned_data["runtime"],
             dependencies=form.dependencies,
+            base_revision=form.cleaned_data["base_version"],
             actor=Actor.for_user(request.user),
         )
+    except DraftChanged:
+        action.refresh_from_db()
+        messages.error(request, stale_draft_message(action))
     except ValidationError as error:
         messages.error(request, _messages_of(error))
     else:

@@ -86,14 +86,17 @@
     // when the editor holds unsaved text: the browser's dialog is the warning.
 
     // --- save -------------------------------------------------------------
+    // Saving the enabled hook may need a confirmation; an Action's draft never does.
     var confirmBox = document.getElementById("save-confirm");
-    function hideConfirm() { confirmBox.hidden = true; }
-    document.getElementById("save-confirm-cancel").addEventListener("click", function () {
-      hideConfirm(); setStatus("Not saved.", "error"); editor.focus();
-    });
-    document.getElementById("save-confirm-button").addEventListener("click", function () {
-      hideConfirm(); save(true);
-    });
+    function hideConfirm() { if (confirmBox) confirmBox.hidden = true; }
+    if (confirmBox) {
+      document.getElementById("save-confirm-cancel").addEventListener("click", function () {
+        hideConfirm(); setStatus("Not saved.", "error"); editor.focus();
+      });
+      document.getElementById("save-confirm-button").addEventListener("click", function () {
+        hideConfirm(); save(true);
+      });
+    }
 
     function save(confirmFailing) {
       if (saving) { saveQueued = true; setStatus("Saving… (another save queued)"); return; }
@@ -122,7 +125,7 @@
             return;
           }
           setStatus(r.data.error, "error");
-          if (r.data.confirm) {
+          if (r.data.confirm && confirmBox) {
             saveQueued = false;  // the admin decides first
             document.getElementById("save-confirm-text").textContent = r.data.error;
             var e = r.data.report && r.data.report.error;

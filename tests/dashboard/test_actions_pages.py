@@ -248,6 +248,20 @@ def test_dependencies_and_runtime_are_saved_and_a_blank_name_removes_one(world_a
     assert action.dependencies == [{"name": "uuid", "version": "latest"}]
 
 
+def test_dependencies_from_a_stale_page_are_refused(world_a):
+    action = make_action(world_a.tenant, "deps", deploy=False)
+    http = login(world_a.admin)
+    http.post(url("save", action.pk), {"script": claim_code("deps", "b"), "base_version": 1})
+    response = http.post(
+        url("settings", action.pk),
+        {"runtime": "node18", "base_version": 1, "dep_name": ["uuid"], "dep_version": [""]},
+        follow=True,
+    )
+    assert any("changed by someone else" in str(m) for m in response.context["messages"])
+    action.refresh_from_db()
+    assert (action.runtime, action.dependencies, action.revision) == ("node22", [], 2)
+
+
 def test_deploy_makes_version_one_then_nothing_while_the_draft_is_unchanged(world_a):
     action = make_action(world_a.tenant, "tier", deploy=False)
     http = login(world_a.admin)
