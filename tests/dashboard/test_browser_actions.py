@@ -136,6 +136,7 @@ def test_action_page_from_code_to_deploy_and_rollback(page, live_server, world):
     page.wait_for_selector("#hook-save-status.ok")
     assert "Saved; built" in page.inner_text("#hook-save-status")
     assert page.inner_text("#action-status") == "Built"
+    assert not page.is_visible("#action-build-errors")
 
     page.click("#action-deploy")
     page.wait_for_selector("#versions-table")
