@@ -30,7 +30,7 @@ from hooks.forms import HookSecretForm, payload_editor
 from hooks.models import Action
 from hooks.points import POINTS
 from hooks.selectors import with_deploy_state
-from tenant.admin import TenantScopedAdmin, user_tenants
+from tenant.admin import TenantScopedAdmin, current_tenant, user_tenants
 from tenant.audit import Actor
 from tenant.selectors import audit_entries
 
@@ -160,7 +160,10 @@ class ActionAdmin(TenantScopedAdmin):
         return bool(action.is_bound)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        context = {**(extra_context or {}), "flow_tenants": list(user_tenants(request)[:20])}
+        # A Flow link per tenant: the one being worked on, else the first few.
+        current = current_tenant(request)
+        tenants = [current] if current is not None else list(user_tenants(request)[:5])
+        context = {**(extra_context or {}), "flow_tenants": tenants}
         return super().changelist_view(request, context)
 
     def history_view(
