@@ -80,10 +80,13 @@ class Plan:
             f"{step.verb:<9} {step.kind} {step.key}" + (f"  ({step.detail})" if step.detail else "")
             for step in self.steps
         ]
-        summary = ", ".join(
+        return [*shown, f"Plan: {self.summary}."]
+
+    @property
+    def summary(self) -> str:
+        return ", ".join(
             f"{self.count(verb)} {verb}" for verb in (CREATE, UPDATE, UNCHANGED, DIFFERS)
         )
-        return [*shown, f"Plan: {summary}."]
 
 
 def _differences(pairs: Mapping[str, tuple[Any, Any]]) -> list[str]:
