@@ -154,7 +154,8 @@ def api_update(
             secret = _new_signing_secret()
             api.signing_secret_encrypted = encrypt(secret)
         api.signing_alg = signing_alg
-    if _check_signing_secret(signing_secret) is not None:
+    if signing_secret is not None:
+        _check_signing_secret(signing_secret)
         if api.signing_alg != SigningAlgorithm.HS256:
             raise ValidationError("Only an HS256 API has a signing secret.", code="invalid")
         secret = signing_secret

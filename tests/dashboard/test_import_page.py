@@ -42,7 +42,7 @@ def test_an_administrator_dry_runs_then_imports_an_uploaded_export(
     world_a: TenantWorld, world_b: TenantWorld, tmp_path
 ):
     plain = {k: v for k, v in client_body(2).items() if k != "client_secret"}
-    export = zipped(write_export(tmp_path / "export", **{"clients/Worker 2.json": plain}))
+    export = zipped(write_export(tmp_path / "export", {"clients/Worker 2.json": plain}))
     http = HttpClient()
     http.force_login(world_a.admin)
     url = reverse("admin:tenant_import", args=[world_a.tenant.slug])
@@ -81,7 +81,7 @@ def test_another_tenants_administrator_gets_a_404_and_writes_nothing(
 
 @pytest.mark.django_db
 def test_a_malformed_upload_is_one_line_and_writes_nothing(world_a: TenantWorld, tmp_path):
-    broken = write_export(tmp_path / "export", **{"clients/Worker 1.json": "{oops"})
+    broken = write_export(tmp_path / "export", {"clients/Worker 1.json": "{oops"})
     http = HttpClient()
     http.force_login(world_a.admin)
     url = reverse("admin:tenant_import", args=[world_a.tenant.slug])

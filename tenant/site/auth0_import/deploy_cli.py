@@ -91,12 +91,16 @@ def replace_keywords(body: str, keywords: dict[str, Any]) -> str:
     not) become the value's JSON, then ``##KEY##`` the value's text."""
     for key, value in keywords.items():
         pattern = re.escape(f"@@{key}@@")
-        as_json = json.dumps(value)
-        body = re.sub(f"'{pattern}'|\"{pattern}\"|{pattern}", lambda _, j=as_json: j, body)
+        body = re.sub(f"'{pattern}'|\"{pattern}\"|{pattern}", _fixed(json.dumps(value)), body)
     for key, value in keywords.items():
         shown = value if isinstance(value, str) else json.dumps(value)
         body = body.replace(f"##{key}##", shown)
     return body
+
+
+def _fixed(replacement: str) -> Callable[[re.Match[str]], str]:
+    # A function, so that backslashes in the value are not read as escapes.
+    return lambda _match: replacement
 
 
 class Reader:

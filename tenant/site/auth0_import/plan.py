@@ -204,23 +204,23 @@ def _plan_clients(plan: Plan, export: Export, overwrite: bool) -> dict[str, Clie
                 f"Client {spec.name}: its client_id {spec.client_id} is already used by "
                 "another tenant of this Tessera; client ids are unique across tenants."
             )
-        client = by_id.get(spec.client_id) if spec.client_id else by_name.get(spec.name)
+        found = by_id.get(spec.client_id) if spec.client_id else by_name.get(spec.name)
         differ = []
-        if client is not None:
+        if found is not None:
             differ = _differences(
                 {
-                    "name": (spec.name, client.name),
-                    "metadata": (spec.metadata, client.metadata),
+                    "name": (spec.name, found.name),
+                    "metadata": (spec.metadata, found.metadata),
                     "token_endpoint_auth_method": (
                         spec.token_endpoint_auth_method,
-                        client.token_endpoint_auth_method,
+                        found.token_endpoint_auth_method,
                     ),
                 }
             )
-            if spec.client_secret and not check_password(spec.client_secret, client.client_secret):
+            if spec.client_secret and not check_password(spec.client_secret, found.client_secret):
                 differ.append("secret")
         key = f"{spec.name} ({spec.client_id or 'new client_id'})"
-        step = _step("client", key, spec, client, differ, overwrite)
+        step = _step("client", key, spec, found, differ, overwrite)
         if step.verb == CREATE:
             step.detail = "secret kept" if spec.client_secret else "new secret (--secrets-out)"
         if spec.description:
@@ -394,12 +394,12 @@ def _plan_actions(plan: Plan, export: Export, given: Mapping[str, Any], overwrit
             plan.left_out.append(f"binding of action {entry.action_name} (not deployed here)")
             continue
         wanted.append((entry.action_name, entry.display_name or entry.action_name))
-    current = [
+    flow = [
         (b.action.name, b.display_name)
         for b in trigger_bindings(tenant=plan.tenant, trigger_id=CREDENTIALS_EXCHANGE)
     ]
     order = " → ".join(name for name, _ in wanted) or "none"
-    if not current:
+    if not flow:
         verb = CREATE if wanted else UNCHANGED
         plan.steps.append(Step("bindings", CREDENTIALS_EXCHANGE, verb, order, wanted))
     else:
@@ -407,8 +407,8 @@ def _plan_actions(plan: Plan, export: Export, given: Mapping[str, Any], overwrit
             "bindings",
             CREDENTIALS_EXCHANGE,
             wanted,
-            current,
-            ["order"] if current != wanted else [],
+            flow,
+            ["order"] if flow != wanted else [],
             overwrite,
         )
         step.detail = f"{order}; {step.detail}" if step.detail else order

@@ -69,7 +69,8 @@ class ImportForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if bool(data.get("source_url")) == bool(data.get("export")):
             raise forms.ValidationError("Give either a Management API or an export file.")
         upload = data.get("export")
