@@ -572,3 +572,55 @@ def test_wrong_credentials_and_an_unreachable_source_are_one_line(tenants, fake_
     with pytest.raises(CommandError, match=r"Cannot reach the source http://127\.0\.0\.1:9"):
         run("-p", "acme", "--from", "http://127.0.0.1:9", "--client-secret", "x")
     assert snapshot() == before
+
+
+def test_overwrite_updates_a_changed_hook_and_action_and_redeploys(tenants, tmp_path):
+    export = write_export(tmp_path / "e")
+    run("-p", "acme", "--from-dir", str(export), *secrets_files(tmp_path))
+    (export / "hooks" / "plan-claim.js").write_text(HOOK.replace('":"', '"::"'))
+    (export / "actions" / "tier" / "code.js").write_text(ACTION.replace('"-"', '"+"'))
+    left = run("-p", "acme", "--from-dir", str(export), *secrets_files(tmp_path))
+    assert "differs   hook plan-claim  (differs in script" in left
+    assert "differs   action tier  (differs in code" in left
+    worker = client_body(1)
+    assert token("acme", worker["client_id"], worker["client_secret"])[ACTION_CLAIM] == "t1-gold"
+
+    run("-p", "acme", "--from-dir", str(export), "--overwrite", *secrets_files(tmp_path))
+    claims = token("acme", worker["client_id"], worker["client_secret"])
+    assert (claims[CLAIM], claims[ACTION_CLAIM]) == ("gold::pepper", "t1+gold")
+    assert ActionVersion.objects.filter(action__name="tier").count() == 2
+    again = run("-p", "acme", "--from-dir", str(export), "--overwrite", *secrets_files(tmp_path))
+    assert "Plan: 0 create, 0 update" in again
+
+
+def test_an_hs256_api_keeps_its_signing_secret_and_only_limits_what_comes(tenants, tmp_path):
+    signing_secret = "the-hs256-signing-secret-of-the-source-0123456789"
+    api = {
+        "name": "Orders",
+        "identifier": AUDIENCE,
+        "scopes": [{"value": "read:orders", "description": ""}],
+        "signing_alg": "HS256",
+        "signing_secret": signing_secret,
+    }
+    export = write_export(tmp_path / "e", {"resource-servers/Orders.json": api})
+    out = run(
+        "-p", "acme", "--from-dir", str(export), "--only", "resource_servers,clients,client_grants"
+    )
+    assert "hook" not in out.split("Cannot come over")[0]
+    assert not Hook.objects.exists() and not Action.objects.exists()
+    worker = client_body(1)
+    response = HttpClient().post(
+        "/acme/oauth/token",
+        json.dumps(
+            {
+                "grant_type": "client_credentials",
+                "client_id": worker["client_id"],
+                "client_secret": worker["client_secret"],
+                "audience": AUDIENCE,
+            }
+        ),
+        content_type="application/json",
+    )
+    access_token = response.json()["access_token"]
+    claims = jwt.decode(access_token, signing_secret, algorithms=["HS256"], audience=AUDIENCE)
+    assert claims["azp"] == worker["client_id"]
