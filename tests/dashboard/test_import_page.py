@@ -114,3 +114,23 @@ def test_the_import_page_in_a_browser(page, live_server, world, tmp_path):
 
 for _mark in BROWSER_MARKS:  # the browser suite's marks, on this one test
     test_the_import_page_in_a_browser = _mark(test_the_import_page_in_a_browser)
+
+
+@pytest.mark.django_db
+def test_the_page_cannot_reach_a_private_address(world_a: TenantWorld):
+    http = HttpClient()
+    http.force_login(world_a.admin)
+    url = reverse("admin:tenant_import", args=[world_a.tenant.slug])
+    response = http.post(
+        url,
+        {
+            "source_url": "http://127.0.0.1:5432/",
+            "client_id": "x",
+            "client_secret": "y",
+            "only": ["clients"],
+            "dry_run": "Dry run",
+        },
+    )
+    text = response.content.decode()
+    assert "The source cannot be reached from here" in text
+    assert "not a public address" in text

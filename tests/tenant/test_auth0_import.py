@@ -624,3 +624,13 @@ def test_an_hs256_api_keeps_its_signing_secret_and_only_limits_what_comes(tenant
     access_token = response.json()["access_token"]
     claims = jwt.decode(access_token, signing_secret, algorithms=["HS256"], audience=AUDIENCE)
     assert claims["azp"] == worker["client_id"]
+
+
+def test_a_re_run_without_the_secrets_files_keeps_the_values_already_here(tenants, tmp_path):
+    export = str(write_export(tmp_path / "e"))
+    run("-p", "acme", "--from-dir", export, *secrets_files(tmp_path))
+    before = snapshot()
+    out = run("-p", "acme", "--from-dir", export)
+    assert "Plan: 0 create, 0 update" in out and "comes over disabled" not in out
+    assert snapshot() == before
+    assert Hook.objects.get(tenant=tenants[0], name="plan-claim").enabled

@@ -247,7 +247,11 @@ def _plan_grants(
     for spec in export.client_grants:
         client = clients.get(spec.client)
         name = client.name if client is not None else spec.client
-        if spec.audience in export.system_audiences:
+        # A Deploy CLI export leaves the Management API itself out (it knows
+        # it by name), not always the grants to it.
+        if spec.audience in export.system_audiences or (
+            spec.audience not in audiences and spec.audience.endswith("/api/v2/")
+        ):
             plan.left_out.append(f"grant of {name} to the source's Management API")
             continue
         if client is None:
@@ -284,15 +288,21 @@ def _plan_grants(
 
 
 def _secrets(
-    kind: str, name: str, declared: Mapping[str, str | None], given: Mapping[str, Any]
+    kind: str,
+    name: str,
+    declared: Mapping[str, str | None],
+    given: Mapping[str, Any],
+    stored: Mapping[str, str],
 ) -> tuple[dict[str, str], list[str]]:
-    """The secrets' values (from the source, else the secrets file) and the
-    names still without one."""
+    """The secrets' values (from the source, else the secrets file, else
+    what the destination already holds under that name) and the names still
+    without one."""
     extra = given.get(name) or {}
     if not isinstance(extra, Mapping) or not all(isinstance(v, str) for v in extra.values()):
         raise ImportRefused(f"The {kind} secrets file must map {name} to an object of strings.")
     values = {key: value for key, value in declared.items() if value is not None}
     values.update({key: value for key, value in extra.items() if key in declared})
+    values.update({key: stored[key] for key in declared if key not in values and key in stored})
     missing = sorted(set(declared) - set(values))
     return values, missing
 
@@ -305,9 +315,10 @@ def _plan_hooks(plan: Plan, export: Export, given: Mapping[str, Any], overwrite:
             check_script(tenant=plan.tenant, script=spec.script)
         except ValidationError as error:
             raise ImportRefused(f"Hook {spec.name}: {validation_message(error)}") from None
-        values, missing = _secrets("hook", spec.name, spec.secrets, given)
-        enabled = spec.enabled and not missing
         hook: Hook | None = existing.get(spec.name)
+        stored = hook_secrets(hook=hook) if hook is not None else {}
+        values, missing = _secrets("hook", spec.name, spec.secrets, given, stored)
+        enabled = spec.enabled and not missing
         differ = []
         if hook is not None:
             differ = _differences(
@@ -315,7 +326,7 @@ def _plan_hooks(plan: Plan, export: Export, given: Mapping[str, Any], overwrite:
                     "script": (spec.script, hook.script),
                     "enabled": (enabled, hook.enabled),
                     "dependencies": (spec.dependencies, hook.dependencies),
-                    "secrets": (values, hook_secrets(hook=hook) if values else {}),
+                    "secrets": (values, stored),
                 }
             )
         step = _step("hook", spec.name, (spec, values, enabled), hook, differ, overwrite)
@@ -351,14 +362,18 @@ def _plan_actions(plan: Plan, export: Export, given: Mapping[str, Any], overwrit
         if build.status != ActionStatus.BUILT:
             message = "; ".join(error["msg"] for error in build.errors)
             raise ImportRefused(f"Action {spec.name} does not build: {message}")
-        values, missing = _secrets("action", spec.name, spec.secrets, given)
+        action: Action | None = existing.get(spec.name)
+        current = (
+            {s.name: decrypt(s.value_encrypted) for s in action.secrets.all()}
+            if action is not None
+            else {}
+        )
+        values, missing = _secrets("action", spec.name, spec.secrets, given, current)
         runtime = _runtime(spec, plan)
         deploy = spec.deployed and not missing
-        action: Action | None = existing.get(spec.name)
         differ = []
         if action is not None:
             live = deployed_version(action=action)
-            current = {s.name: decrypt(s.value_encrypted) for s in action.secrets.all()}
             differ = _differences(
                 {
                     "code": (spec.code, action.code),

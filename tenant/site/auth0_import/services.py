@@ -211,7 +211,7 @@ def _hook(step: Step, plan: Plan, actor: Actor) -> None:
                     actor=actor,
                     confirm_failing=True,  # Auth0 runs it today; the import does not judge it
                 )
-            stale = set(hook.secrets.values_list("name", flat=True)) - set(values)
+            stale = set(hook.secrets.values_list("name", flat=True)) - set(spec.secrets)
             if stale:
                 hook_secrets_delete(hook=hook, names=stale, actor=actor)
             if values:

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from hooks.runtime.egress import EgressPolicy, EgressRefused
 from tenant.audit import Actor
 from tenant.models import Tenant
 from tenant.site.auth0_import.deploy_cli import read_deploy_cli
 from tenant.site.auth0_import.export import KINDS, Export, ImportRefused
 from tenant.site.auth0_import.handover import service_changes
-from tenant.site.auth0_import.management_api import read_management_api
+from tenant.site.auth0_import.management_api import base_url, read_management_api
 from tenant.site.auth0_import.plan import make_plan
 from tenant.site.auth0_import.services import auth0_import
 
@@ -117,11 +119,27 @@ def _unpack(upload: Any, folder: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
 
 
+def check_reachable(source: str) -> None:
+    """A tenant administrator's source must be one a hook could fetch: the
+    operator's egress lists (``TESSERA_EGRESS_ALLOW``/``_DENY``), and else
+    public addresses only, so that the page cannot probe the servers'
+    private network. (``manage.py`` is the operator's, and is not limited.)"""
+    policy = EgressPolicy.from_text(
+        allow=settings.TESSERA_EGRESS_ALLOW, deny=settings.TESSERA_EGRESS_DENY
+    )
+    try:
+        target = policy.check_url(base_url(source))
+        policy.connect_address(target.host, target.port)
+    except EgressRefused as error:
+        raise ImportRefused(f"The source cannot be reached from here: {error}") from None
+
+
 def _read(data: dict[str, Any], folder: Path) -> Export:
     only = tuple(data["only"])
     if data.get("export"):
         path = _unpack(data["export"], folder)
         return read_deploy_cli(path, keywords=data["keywords"], only=only)
+    check_reachable(data["source_url"])
     return read_management_api(
         data["source_url"],
         client_id=data["client_id"],
