@@ -510,6 +510,10 @@ class FakeAuth0(BaseHTTPRequestHandler):
                 },
             )
             return
+        if path.endswith("/hooks"):
+            # As a tenant without the retired Hooks feature answers.
+            self.reply(403, {"statusCode": 403, "message": "Hooks are not enabled for this tenant"})
+            return
         self.reply(404, {"statusCode": 404, "message": "Not Found"})
 
 
@@ -539,9 +543,10 @@ def test_a_management_api_is_paged_through_and_its_429_honoured(tenants, fake_au
         "--client-secret",
         "right",
         "--only",
-        "resource_servers,clients,client_grants",
+        "resource_servers,clients,client_grants,hooks",
     )
     assert Client.objects.filter(tenant=tenants[0]).count() == 150
+    assert not Hook.objects.exists()
     assert ClientGrant.objects.filter(client__tenant=tenants[0]).count() == 150
     (first, _), (second, _) = state["requests"][:2]
     assert second - first >= 1.0  # waited for Retry-After

@@ -261,7 +261,17 @@ def read_management_api(
     return export
 
 
+def _hooks_retired(client: ManagementApiClient) -> bool:
+    """Whether the source has no Hooks at all: Auth0 retired them, and a
+    tenant without the feature answers 404, or 403 with a reason other than
+    a missing scope (the Deploy CLI tolerates both the same way)."""
+    status, body = client.get("hooks", {"page": 0, "per_page": 1})
+    return status == 404 or (status == 403 and "scope" not in _said(body).lower())
+
+
 def _read_hooks(client: ManagementApiClient, export: Export) -> None:
+    if _hooks_retired(client):
+        return
     for listed in list(client.pages("hooks", "hooks")):
         hook_id = text(listed.get("id"), "hook id")
         if listed.get("triggerId") != CREDENTIALS_EXCHANGE:
