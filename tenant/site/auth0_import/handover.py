@@ -21,8 +21,9 @@ def service_changes(plan: Plan, result: ImportResult) -> list[str]:
         )
     if result.new_secrets:
         lines.append(
-            f"  {len(result.new_secrets)} clients kept their client_id but have a new secret "
-            "(the source did not reveal theirs): hand each its secret from the secrets file."
+            f"  {len(result.new_secrets)} clients have a new secret (the source did not "
+            "reveal theirs; a client the source named without its client_id has a new one "
+            "too): hand each its secret from the secrets file."
         )
     for identifier in sorted(result.new_signing_secrets):
         lines.append(f"  API {identifier} (HS256) has a new signing secret: give it to the API.")
