@@ -4,7 +4,7 @@ or nothing, each write audited with the import as its source."""
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apis.models import Api
 from apis.selectors import api_for_audience
@@ -83,14 +83,21 @@ def auth0_import(*, plan: Plan, actor: Actor) -> ImportResult:
         for step in plan.of("bindings"):
             _bindings(step, plan, actor)
     except ValidationError as error:
-        where = getattr(error, "import_step", "")
-        raise ImportRefused(f"{where}{validation_message(error)}") from None
+        raise ImportRefused(f"The destination refused it: {validation_message(error)}") from None
+    except IntegrityError:
+        # Someone wrote the same name or id between the plan and this write.
+        raise ImportRefused(
+            "A change made here during the import conflicts with it; run it again."
+        ) from None
     return result
 
 
-def _refused(step: Step, error: ValidationError) -> ValidationError:
-    error.import_step = f"The destination refused {step.kind} {step.key}: "  # type: ignore[attr-defined]
-    return error
+def _refused(step: Step, error: ValidationError) -> ImportRefused:
+    """The one line for a write a service refused (the transaction undoes
+    every write before it)."""
+    return ImportRefused(
+        f"The destination refused {step.kind} {step.key}: {validation_message(error)}"
+    )
 
 
 def _api(step: Step, plan: Plan, actor: Actor, result: ImportResult) -> Api | None:
