@@ -510,6 +510,24 @@ class FakeAuth0(BaseHTTPRequestHandler):
                 },
             )
             return
+        if path.endswith("/actions/actions"):
+            action = {
+                "id": "act_1",
+                "name": "tier",
+                "code": ACTION.replace('"-"', '"draft"'),  # edited, not deployed
+                "runtime": "node22",
+                "dependencies": [],
+                "secrets": [{"name": "TIER", "updated_at": "2026-12-01T00:00:00Z"}],
+                "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}],
+                "all_changes_deployed": False,
+                "deployed_version": {"code": ACTION, "runtime": "node22", "dependencies": []},
+            }
+            self.reply(200, {"actions": [action], "total": 1, "page": 0, "per_page": 100})
+            return
+        if path.endswith("/actions/triggers/credentials-exchange/bindings"):
+            binding = {"id": "b1", "action": {"id": "act_1", "name": "tier"}, "display_name": "T"}
+            self.reply(200, {"bindings": [binding], "total": 1, "page": 0, "per_page": 100})
+            return
         if path.endswith("/hooks"):
             # As a tenant without the retired Hooks feature answers.
             self.reply(403, {"statusCode": 403, "message": "Hooks are not enabled for this tenant"})
@@ -639,3 +657,19 @@ def test_a_re_run_without_the_secrets_files_keeps_the_values_already_here(tenant
     assert "Plan: 0 create, 0 update" in out and "comes over disabled" not in out
     assert snapshot() == before
     assert Hook.objects.get(tenant=tenants[0], name="plan-claim").enabled
+
+
+def test_an_action_comes_over_as_the_source_runs_it_its_deployed_version(
+    tenants, fake_auth0, tmp_path
+):
+    url, _ = fake_auth0
+    out = run(
+        "-p", "acme", "--from", url, "--client-id", "importer", "--client-secret", "right",
+        "--only", "actions", *secrets_files(tmp_path),
+    )  # fmt: skip
+    action = Action.objects.get(tenant=tenants[0], name="tier")
+    assert action.versions.get(deployed=True).code == ACTION
+    assert "action tier: draft changes not deployed" in out
+    assert list(TriggerBinding.objects.values_list("action__name", "display_name")) == [
+        ("tier", "T")
+    ]

@@ -309,12 +309,17 @@ def _read_actions(client: ManagementApiClient, export: Export) -> None:
             export.left_out.append(f"action {body.get('name')} ({trigger or 'no trigger'})")
             continue
         deployed = body.get("deployed_version")
+        # What runs at the source is its deployed version: that is what comes
+        # over (and is deployed here); draft changes not deployed there are listed.
+        live = deployed if isinstance(deployed, dict) and deployed.get("code") else body
+        if live is not body and body.get("all_changes_deployed") is False:
+            export.left_out.append(f"action {body.get('name')}: draft changes not deployed")
         export.actions.append(
             ActionSpec(
                 name=text(body.get("name"), f"{where}: name"),
-                code=text(body.get("code"), f"{where}: code"),
-                runtime=text(body.get("runtime"), f"{where}: runtime", required=False) or "node22",
-                dependencies=action_dependencies(body.get("dependencies"), where),
+                code=text(live.get("code"), f"{where}: code"),
+                runtime=text(live.get("runtime"), f"{where}: runtime", required=False) or "node22",
+                dependencies=action_dependencies(live.get("dependencies"), where),
                 secrets=action_secrets(body.get("secrets"), where),
                 deployed=isinstance(deployed, dict),
             )
