@@ -26,6 +26,18 @@ def _new_signing_secret() -> str:
     return secrets.token_urlsafe(48)  # 384 bits, above HS256's 256-bit minimum
 
 
+MIN_SIGNING_SECRET_CHARS = 16
+
+
+def _check_signing_secret(secret: str | None) -> str | None:
+    if secret is not None and not (MIN_SIGNING_SECRET_CHARS <= len(secret) <= 1000):
+        raise ValidationError(
+            f"A signing secret must be {MIN_SIGNING_SECRET_CHARS}-1000 characters.",
+            code="invalid_signing_secret",
+        )
+    return secret
+
+
 def api_state(api: Api) -> dict[str, Any]:
     """What the audit trail records of an API (never its signing secret)."""
     return {
@@ -53,18 +65,23 @@ def api_create(
     scopes: Iterable[ScopeSpec] = (),
     signing_alg: str = SigningAlgorithm.RS256,
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    signing_secret: str | None = None,
     actor: Actor,
 ) -> tuple[Api, str | None]:
     """Create an API with its scopes (values, or (value, description) pairs).
 
-    Returns the API and, for HS256, its new signing secret (shown once).
+    Returns the API and, for HS256, its signing secret: ``signing_secret``
+    when given (an API brought over keeps its secret), else a new one (shown
+    once).
     """
     if Api.objects.filter(tenant=tenant, identifier=identifier).exists():
         raise Conflict(
             "A resource server with the same identifier already exists.",
             code="resource_server_conflict",
         )
-    secret = _new_signing_secret() if signing_alg == SigningAlgorithm.HS256 else None
+    secret = None
+    if signing_alg == SigningAlgorithm.HS256:
+        secret = _check_signing_secret(signing_secret) or _new_signing_secret()
     api = Api(
         tenant=tenant,
         name=name,
@@ -115,12 +132,13 @@ def api_update(
     token_lifetime: int | None = None,
     signing_alg: str | None = None,
     scopes: Iterable[ScopeSpec] | None = None,
+    signing_secret: str | None = None,
     actor: Actor,
 ) -> str | None:
     """Change an API's settings; ``scopes`` replaces the whole list (grants
     lose scopes that are removed). The identifier never changes: it is in
     every token issued for the API. Returns a new signing secret when the
-    API becomes HS256."""
+    API becomes HS256; ``signing_secret`` sets an HS256 API's secret."""
     if api.is_system and (scopes is not None or signing_alg not in (None, api.signing_alg)):
         raise BuiltInApi(
             "The Management API's scopes and signing algorithm are fixed.", code="built_in"
@@ -136,11 +154,19 @@ def api_update(
             secret = _new_signing_secret()
             api.signing_secret_encrypted = encrypt(secret)
         api.signing_alg = signing_alg
+    if signing_secret is not None:
+        _check_signing_secret(signing_secret)
+        if api.signing_alg != SigningAlgorithm.HS256:
+            raise ValidationError("Only an HS256 API has a signing secret.", code="invalid")
+        secret = signing_secret
+        api.signing_secret_encrypted = encrypt(signing_secret)
     api.full_clean()
     api.save()
     if scopes is not None:
         _set_scopes(api, scopes)
     after = api_state(api)
+    if signing_secret is not None:
+        after["signing_secret_written"] = True  # never the value
     if after != before:
         _audit(api, actor, "update", before, after)
     return secret

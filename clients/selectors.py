@@ -68,3 +68,10 @@ def client_grant_find(*, tenant: Tenant, public_id: str) -> ClientGrant | None:
     """The tenant's grant by its public id."""
     grants = ClientGrant.objects.select_related("client__tenant", "api")
     return grants.filter(client__tenant=tenant, public_id=public_id).first()
+
+
+def client_ids_elsewhere(*, tenant: Tenant, client_ids: list[str]) -> set[str]:
+    """Which of ``client_ids`` other tenants' clients hold (client ids are
+    unique across the deployment); never which tenant holds them."""
+    taken = Client.objects.filter(client_id__in=client_ids).exclude(tenant=tenant)
+    return set(taken.values_list("client_id", flat=True))

@@ -1,6 +1,7 @@
 """Writes for clients and client grants; each leaves an audit row (never a
 client secret)."""
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,6 +16,28 @@ from clients.models import Client, ClientGrant
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.models import Tenant
 from tenant.services import Conflict
+
+# What a kept client id may hold: RFC 3986's unreserved characters, so it
+# survives HTTP Basic (no ':'), form encoding and URLs unchanged; Auth0's are
+# 32 alphanumerics.
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,100}")
+MIN_KEPT_SECRET_CHARS = 16
+
+
+def _check_client_id(client_id: str) -> None:
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise ValidationError(
+            f"Client id {client_id[:100]!r} must be 1-100 letters, digits or '._~-'.",
+            code="invalid_client_id",
+        )
+
+
+def _check_client_secret(secret: str) -> None:
+    if not (MIN_KEPT_SECRET_CHARS <= len(secret) <= 255) or not secret.isprintable():
+        raise ValidationError(
+            f"A client secret must be {MIN_KEPT_SECRET_CHARS}-255 printable characters.",
+            code="invalid_client_secret",
+        )
 
 
 def client_state(client: Client) -> dict[str, Any]:
@@ -59,10 +82,21 @@ def client_create(
     name: str,
     metadata: dict[str, str] | None = None,
     token_endpoint_auth_method: str = TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+    client_id: str | None = None,
+    client_secret: str | None = None,
     actor: Actor,
 ) -> tuple[Client, str]:
-    """Register a machine client; returns it with its plain secret (shown once)."""
-    secret = generate_client_secret()
+    """Register a machine client; returns it with its plain secret (shown once).
+
+    A ``client_id`` and ``client_secret`` given are kept (a client brought
+    over from Auth0 keeps its credentials); otherwise both are generated.
+    The secret is hashed like a generated one.
+    """
+    if client_id is not None:
+        _check_client_id(client_id)
+    if client_secret is not None:
+        _check_client_secret(client_secret)
+    secret = client_secret or generate_client_secret()
     client = Client(
         tenant=tenant,
         name=name,
@@ -73,6 +107,8 @@ def client_create(
         client_secret=secret,
         hash_client_secret=True,
     )
+    if client_id is not None:
+        client.client_id = client_id
     client.full_clean()
     client.save()  # DOT's ClientSecretField hashes the secret on save
     _audit_client(client, actor, "create", None, client_state(client))
@@ -105,9 +141,12 @@ def client_update(
 
 
 @transaction.atomic
-def client_rotate_secret(*, client: Client, actor: Actor) -> str:
-    """Replace the client's secret; the old one stops working at once."""
-    secret = generate_client_secret()
+def client_rotate_secret(*, client: Client, secret: str | None = None, actor: Actor) -> str:
+    """Replace the client's secret (with ``secret``, or a new one); the old
+    one stops working at once."""
+    if secret is not None:
+        _check_client_secret(secret)
+    secret = secret or generate_client_secret()
     client.client_secret = secret
     client.save(update_fields=["client_secret", "updated"])
     _audit_client(client, actor, "rotate-secret", None, None)

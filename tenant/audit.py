@@ -11,7 +11,7 @@ provisioning steps) passes on the actor it was given.
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -60,6 +60,11 @@ class Actor:
             name=name,
             source=AuditEntry.Source.API,
         )
+
+    def via_import(self) -> Actor:
+        """The same person or client, writing through an import from Auth0
+        (``manage.py auth0 import`` or the dashboard's import page)."""
+        return replace(self, source=AuditEntry.Source.IMPORT)
 
 
 # An object's recorded fields: plain values, never a secret's value.

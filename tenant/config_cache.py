@@ -332,7 +332,13 @@ def invalidate() -> None:
     # Before the next request of this process, re-read (a request of this same
     # transaction, as in tests, then sees the change; others see the old value).
     _state.dirty = True
-    transaction.on_commit(_notify)
+    # One notification per transaction: a bulk write (an import of 1,000
+    # clients) would otherwise re-read the generation thousands of times at
+    # commit. A callback still queued outlives this change: Django drops it
+    # only with a savepoint that encloses this change too.
+    connection = transaction.get_connection()
+    if not any(entry[1] is _notify for entry in connection.run_on_commit):
+        transaction.on_commit(_notify)
 
 
 class ConfigGenerationMiddleware:

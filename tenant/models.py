@@ -181,6 +181,7 @@ class AuditEntry(models.Model):
         CLI = "cli", "CLI"
         API = "api", "Management API"
         SYSTEM = "system", "System"
+        IMPORT = "import", "Import from Auth0"
 
     # A deleted tenant's trail stays (its deletion last), detached from it.
     tenant = models.ForeignKey(

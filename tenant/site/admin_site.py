@@ -27,6 +27,11 @@ class TesseraAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         urls: list[URLResolver | URLPattern] = [
             path("t/<slug:slug>/", self.admin_view(self.tenant_landing), name="tenant_landing"),
+            path(
+                "t/<slug:slug>/import/",
+                self.admin_view(self.tenant_import),
+                name="tenant_import",
+            ),
         ]
         return urls + super().get_urls()
 
@@ -51,6 +56,24 @@ class TesseraAdminSite(admin.AdminSite):
 
         extra_context = {**(extra_context or {}), "tenants_overview": user_tenants(request)[:50]}
         return super().index(request, extra_context)
+
+    def tenant_import(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """Bring the tenant's APIs, clients, grants, hooks and Actions over
+        from Auth0 (``tenant.site.auth0_import.views``)."""
+        from tenant.admin import user_tenants
+        from tenant.site.auth0_import.views import tenant_import
+
+        tenant = user_tenants(request).filter(slug=slug).first()
+        if tenant is None:
+            raise Http404("No such tenant.")
+        response = tenant_import(request, tenant)
+        assert isinstance(response, TemplateResponse)
+        response.context_data = {
+            **self.each_context(request),
+            **(response.context_data or {}),
+            "tessera_current_tenant": tenant,
+        }
+        return response
 
     def tenant_landing(self, request: HttpRequest, slug: str) -> HttpResponse:
         """One tenant at a glance: APIs, clients, hooks and recent runs."""
