@@ -6,6 +6,7 @@ from django.core.cache import caches
 from django.db.models import Exists, OuterRef, QuerySet
 
 from hooks import runtime
+from hooks.dependencies import packages_for
 from hooks.execution import script_key
 from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
@@ -31,6 +32,8 @@ class RunnableHook:
     # Whether the script names webtask storage at all: only then does a run
     # read it, inside the tenant's run slot (hooks.pipeline).
     uses_storage: bool
+    # Its resolved dependencies (the hook's pinned lock), or None.
+    packages: runtime.Packages | None = None
 
 
 def hook_get(*, tenant: Tenant, name: str) -> Hook:
@@ -109,6 +112,7 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),
             uses_storage="storage" in hook.script,
+            packages=packages_for(hook.dependency_lock),
         )
 
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
@@ -139,6 +143,8 @@ class RunnableAction:
     cache_id: str
     uses_cache: bool
     secrets: dict[str, str]
+    # The version's resolved dependencies (pinned at deploy), or None.
+    packages: runtime.Packages | None = None
 
 
 def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableAction, ...]:
@@ -178,6 +184,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                         secret: decrypt(value)
                         for secret, value in version.secrets_encrypted.items()
                     },
+                    packages=packages_for(version.dependency_lock),
                 )
             )
         return tuple(runnable)

@@ -35,6 +35,7 @@ from .errors import (
 )
 from .fairness import Governor
 from .inprocess import InProcessRuntime
+from .npm import Packages
 from .pool import HookPool
 from .records import Limits, RunResult, StorageSnapshot, StorageWrite
 
@@ -55,6 +56,7 @@ __all__ = [
     "HookTimeout",
     "InProcessRuntime",
     "Limits",
+    "Packages",
     "RunResult",
     "StorageSnapshot",
     "StorageWrite",

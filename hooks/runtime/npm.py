@@ -22,11 +22,13 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +38,11 @@ MAX_PACKAGES = 200  # transitive, per lock
 MAX_UNPACKED_BYTES = 30_000_000  # per lock
 MAX_FILE_BYTES = 5_000_000  # one module file read by require
 ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"
+
+# npm's rule for a package name (validate-npm-package-name, new packages):
+# lowercase, no path separator but a scope's one, at most 214 characters.
+_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+MAX_NAME_LENGTH = 214
 
 FetchJson = Callable[[str], Any]
 FetchBytes = Callable[[str], bytes]
@@ -81,6 +88,11 @@ def registry_json(registry: str) -> FetchJson:
 
 def registry_bytes(url: str) -> bytes:
     return _http_get(url, "application/octet-stream")
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is an npm package name (nothing that walks a path)."""
+    return len(name) <= MAX_NAME_LENGTH and bool(_NAME.match(name)) and ".." not in name
 
 
 def _pick(name: str, wanted: str, packument: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,6 +155,8 @@ def resolve(
     queue: list[tuple[str, str, str]] = [("", name, rng) for name, rng in sorted(wanted.items())]
     while queue:
         parent, name, rng = queue.pop(0)
+        if not valid_name(name):
+            raise DependencyError(f"{name[:100]!r} is not an npm package name")
         found = visible(parent, name)
         if found is not None and nodesemver.satisfies(
             placed[found]["version"], rng or "*", loose=True
@@ -279,7 +293,7 @@ def lock_to_json(lock: list[LockedPackage]) -> list[dict[str, str]]:
     return [asdict(p) for p in lock]
 
 
-def lock_from_json(data: list[Mapping[str, str]]) -> list[LockedPackage]:
+def lock_from_json(data: Sequence[Mapping[str, str]]) -> list[LockedPackage]:
     return [LockedPackage(**dict(item)) for item in data]
 
 
@@ -303,6 +317,12 @@ class Packages:
 
     store: str
     lock: tuple[LockedPackage, ...] = ()
+
+    @cached_property
+    def key(self) -> str:
+        """Names the lock: a warm context made with another lock is another context."""
+        text = json.dumps(lock_to_json(list(self.lock)), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_meta(self) -> dict[str, Any]:
         return {"store": self.store, "lock": lock_to_json(list(self.lock))}
