@@ -39,9 +39,10 @@ MAX_UNPACKED_BYTES = 30_000_000  # per lock
 MAX_FILE_BYTES = 5_000_000  # one module file read by require
 ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"
 
-# npm's rule for a package name (validate-npm-package-name, new packages):
-# lowercase, no path separator but a scope's one, at most 214 characters.
-_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+# npm's rule for a package name (validate-npm-package-name; capitals, which
+# old packages such as JSONStream have, allowed): no path separator but a
+# scope's one, no leading dot, at most 214 characters.
+_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[A-Za-z0-9][A-Za-z0-9._~-]*$")
 MAX_NAME_LENGTH = 214
 
 FetchJson = Callable[[str], Any]
@@ -236,21 +237,30 @@ def install(
         if not target.exists():
             data = fetch_bytes(package.tarball)
             _verify(data, package.integrity, label)
-            _unpack(data, target, label)
+            _unpack(data, target, label, max_unpacked_bytes - total)
         total += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
         if total > max_unpacked_bytes:
-            raise DependencyError(
-                f"the dependencies unpack to more than {max_unpacked_bytes} bytes"
-            )
+            raise _too_large(max_unpacked_bytes)
         _check_module_format(target, label)
 
 
-def _unpack(data: bytes, target: Path, label: str) -> None:
+def _too_large(limit: int) -> DependencyError:
+    return DependencyError(f"the dependencies unpack to more than {limit} bytes")
+
+
+def _unpack(data: bytes, target: Path, label: str, room: int) -> None:
+    """Unpack the tarball ``data`` into ``target``, unless its files add up to
+    more than ``room`` bytes (read from the headers: a compressed bomb is
+    refused before anything is written)."""
     scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = []
+            size = 0
             for member in archive.getmembers():
+                size += member.size
+                if size > room:
+                    raise _too_large(room)
                 parts = member.name.split("/", 1)
                 if len(parts) != 2 or not parts[1]:
                     continue
