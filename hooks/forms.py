@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django_ace import AceWidget
 
 from hooks.choices import HookKind
+from hooks.dependencies import packages_for
 from hooks.execution import check_script
 from hooks.models import Hook, validate_secret_name
 from hooks.points import POINTS
@@ -124,7 +125,11 @@ class HookScriptForm(forms.ModelForm):
             )
         if script is not None and "script" in self.changed_data:
             try:
-                check_script(tenant=self.instance.tenant, script=script)
+                check_script(
+                    tenant=self.instance.tenant,
+                    script=script,
+                    packages=packages_for(self.instance.dependency_lock),
+                )
             except ValidationError as error:
                 self.add_error("script", error)
         return data

@@ -14,11 +14,13 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from io import StringIO
 
 import jwt
 import pytest
 import requests
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
 
 from clients.services import client_create, management_client_create
@@ -579,3 +581,55 @@ def test_the_store_is_read_by_path_only_within_a_lock(registry):
         "MODULE_NOT_FOUND",
         "MODULE_NOT_FOUND",
     ]
+
+
+# ---- the CLI and the dashboard ------------------------------------------------------
+
+
+def test_the_cli_declares_dependencies_and_says_why_one_cannot_be_had(registry, tmp_path):
+    registry.publish("@team/tier", "1.2.0", main="module.exports = () => 'gold';")
+    script = tmp_path / "hook.js"
+    script.write_text(
+        "const tier = require('@team/tier');\n"
+        + action("api.accessToken.setCustomClaim('https://x.test/tier', tier());")
+    )
+    tenant, other = make_tenant("cli"), make_tenant("cli-other")
+    out = StringIO()
+
+    call_command(
+        "hooks",
+        "create",
+        "-n",
+        "tiered",
+        "-p",
+        tenant.slug,
+        "-d",
+        "@team/tier@^1",
+        str(script),
+        stdout=out,
+    )
+    with pytest.raises(CommandError, match="no version of @team/tier satisfies '9'"):
+        call_command(
+            "hooks", "update", "tiered", "-p", tenant.slug, "-d", "@team/tier@9", str(script)
+        )
+
+    hook = tenant.hooks.get()
+    assert hook.dependencies == {"@team/tier": "^1"}
+    assert [(p["path"], p["version"]) for p in hook.dependency_lock] == [
+        ("node_modules/@team/tier", "1.2.0")
+    ]
+    assert not other.hooks.exists()
+
+
+def test_the_dashboards_script_check_loads_the_hooks_packages(registry):
+    from hooks.forms import HookScriptForm
+
+    registry.publish("form-pkg", "1.0.0")
+    world = World("form", action(""), dependencies={"form-pkg": "1.0.0"})
+    script = "const pkg = require('form-pkg');\n" + action("")
+
+    form = HookScriptForm(
+        data={"script": script, "base_version": world.hook.version}, instance=world.hook
+    )
+
+    assert form.is_valid(), form.errors
