@@ -633,3 +633,32 @@ def test_the_dashboards_script_check_loads_the_hooks_packages(registry):
     )
 
     assert form.is_valid(), form.errors
+
+
+def test_a_package_may_load_what_hooks_lack_but_not_use_it(isolation, registry):
+    registry.publish(
+        "uses-node",
+        "1.0.0",
+        main=(
+            "const http = require('http'), zlib = require('zlib'), { Readable } = require('stream');\n"
+            "module.exports = {\n"
+            "  roundTrip: (text) => zlib.inflateSync(zlib.deflateSync(Buffer.from(text))).toString(),\n"
+            "  readable: typeof Readable,\n"
+            "  get: () => http.get,\n"
+            "};"
+        ),
+    )
+    world = World(
+        "uses-node",
+        action(
+            "const pkg = require('uses-node');\n"
+            "let failed = ''; try { pkg.get(); } catch (e) { failed = e.message; }\n"
+            "let direct = ''; try { require('http'); } catch (e) { direct = e.message; }\n"
+            "api.accessToken.setCustomClaim('https://x.test/v',"
+            " [pkg.roundTrip('héllo'), pkg.readable, failed, direct]);"
+        ),
+        dependencies={"uses-node": "1.0.0"},
+    )
+
+    absent = "The module 'http' is not available in hooks (no filesystem, processes or raw sockets)"
+    assert world.claims()["https://x.test/v"] == ["héllo", "function", absent, absent]
