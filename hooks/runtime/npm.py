@@ -17,6 +17,7 @@ This module knows nothing of Django: the worker process reads the store too.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -310,6 +312,7 @@ def lock_from_json(data: Sequence[Mapping[str, str]]) -> list[LockedPackage]:
 BUILTINS_LOCK = Path(__file__).with_name("builtins.lock.json")
 
 
+@functools.lru_cache(maxsize=1)
 def builtins_lock() -> list[LockedPackage]:
     """The npm packages behind Node's built-ins in hooks, pinned in the repo."""
     return lock_from_json(json.loads(BUILTINS_LOCK.read_text(encoding="utf-8"))["packages"])
@@ -342,24 +345,46 @@ class Packages:
         return cls(store=str(meta["store"]), lock=tuple(lock_from_json(meta["lock"])))
 
 
+_present: set[str] = set()  # package folders known to exist in the store
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _kind_within(path: str) -> str:
+    """``file``, ``dir`` or ``""``: memoised, for a path inside a package
+    folder that exists, which never changes once unpacked."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    return "file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else ""
+
+
 class ModuleTree:
     """The files of one lock, as ``require`` sees them: a ``node_modules``
-    tree whose packages live in the store. Reads nothing outside it."""
+    tree whose packages live in the store. Reads nothing outside it.
+
+    The store holds only files and folders (``_unpack`` skips links), so a
+    normalised path under a package's folder stays in it: no path is
+    resolved on the file system, and what a path is gets memoised for the
+    process (``require`` asks for many, on every context's first run).
+    """
 
     def __init__(self, store: Path, lock: list[LockedPackage]) -> None:
         self._roots = sorted(
-            ((p.path, store_dir(store, p.integrity)) for p in lock), key=lambda item: -len(item[0])
+            ((p.path, str(store_dir(store, p.integrity))) for p in lock),
+            key=lambda item: -len(item[0]),
         )
 
-    def _locate(self, path: str) -> Path | None:
+    def _locate(self, path: str) -> str | None:
         path = posixpath.normpath("/" + path).lstrip("/")
         for prefix, root in self._roots:
             if path == prefix or path.startswith(prefix + "/"):
+                if root not in _present:
+                    if not os.path.isdir(root):
+                        return None
+                    _present.add(root)
                 inner = path[len(prefix) :].lstrip("/")
-                candidate = (root / inner).resolve() if inner else root.resolve()
-                if candidate == root.resolve() or candidate.is_relative_to(root.resolve()):
-                    return candidate
-                return None
+                return posixpath.join(root, inner) if inner else root
         return None
 
     def kind(self, path: str) -> str:
@@ -371,15 +396,17 @@ class ModuleTree:
             # A folder above packages (node_modules/@scope) exists if some package is under it.
             prefix = posixpath.normpath("/" + path).lstrip("/") + "/"
             return "dir" if any(p.startswith(prefix) for p, _ in self._roots) else ""
-        if found.is_file():
-            return "file"
-        return "dir" if found.is_dir() else ""
+        return _kind_within(found)
 
     def read(self, path: str) -> str | None:
         found = self._locate(path)
-        if found is None or not found.is_file() or found.stat().st_size > MAX_FILE_BYTES:
+        if found is None or _kind_within(found) != "file":
             return None
-        return found.read_text(encoding="utf-8", errors="replace")
+        with open(found, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return None
+        return data.decode("utf-8", errors="replace")
 
 
 def install_builtins(store: Path | None = None) -> int:
