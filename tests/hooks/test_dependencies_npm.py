@@ -15,6 +15,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from io import StringIO
+from typing import Any
 
 import jwt
 import pytest
@@ -34,6 +35,7 @@ from hooks.action_services import (
 )
 from hooks.choices import ActionStatus
 from hooks.dependencies import DependencyRefused
+from hooks.forms import HookScriptForm
 from hooks.models import Action
 from hooks.runtime import npm
 from hooks.services import hook_create, hook_update
@@ -42,7 +44,7 @@ from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 from tests.hooks.conftest import tls_context
 from tests.hooks.network import LOOPBACK, World, action
 from tests.hooks.npm_registry import Registry, serve_registry, tarball
-from tests.management.conftest import ManagedTenant, live  # noqa: F401 (a fixture)
+from tests.management.conftest import ManagedTenant, live, managed_tenant  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -519,12 +521,10 @@ def test_the_management_api_answers_built_or_failed_and_refuses_to_deploy_a_fail
     live,  # noqa: F811 (the fixture imported above)
     registry,
 ):
-    from tests.management.conftest import managed_tenant
-
     registry.publish("ok-pkg", "1.0.0")
     acme, globex = managed_tenant("acme"), managed_tenant("globex")
     headers = {"Authorization": f"Bearer {acme.token()}"}
-    body = {
+    body: dict[str, Any] = {
         "name": "a",
         "code": "const ok = require('ok-pkg');\n" + action(""),
         "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}],
@@ -622,8 +622,6 @@ def test_the_cli_declares_dependencies_and_says_why_one_cannot_be_had(registry, 
 
 
 def test_the_dashboards_script_check_loads_the_hooks_packages(registry):
-    from hooks.forms import HookScriptForm
-
     registry.publish("form-pkg", "1.0.0")
     world = World("form", action(""), dependencies={"form-pkg": "1.0.0"})
     script = "const pkg = require('form-pkg');\n" + action("")
