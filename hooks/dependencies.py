@@ -14,7 +14,7 @@ row is locked while the registry answers. The whole of it is bounded by
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -53,6 +53,20 @@ def check_declared(wanted: Mapping[str, Any]) -> dict[str, str]:
             )
         checked[name] = wanted_range
     return checked
+
+
+def parse_declared(lines: Iterable[str]) -> dict[str, str]:
+    """``NAME@VERSION`` lines (``NAME`` alone: latest; a scope's ``@`` comes
+    first: ``@scope/name@1.2``) as ``{name: range}``; blank lines skipped."""
+    wanted = {}
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        at = text.rfind("@")
+        name, version = (text[:at], text[at + 1 :]) if at > 0 else (text, "")
+        wanted[name.strip()] = version.strip() or "latest"
+    return wanted
 
 
 def resolve_lock(wanted: Mapping[str, Any]) -> Lock:

@@ -23,6 +23,7 @@ import requests
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
+from django.urls import reverse
 
 from clients.services import client_create, management_client_create
 from hooks.action_services import (
@@ -40,6 +41,7 @@ from hooks.models import Action
 from hooks.runtime import npm
 from hooks.services import hook_create, hook_update
 from tenant.audit import Actor
+from tests.dashboard.conftest import make_world
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
 from tests.hooks.conftest import tls_context
 from tests.hooks.network import LOOPBACK, World, action
@@ -660,3 +662,28 @@ def test_a_package_may_load_what_hooks_lack_but_not_use_it(isolation, registry):
 
     absent = "The module 'http' is not available in hooks (no filesystem, processes or raw sockets)"
     assert world.claims()["https://x.test/v"] == ["héllo", "function", absent, absent]
+
+
+def test_the_hook_page_saves_dependencies_and_shows_what_they_pinned(registry):
+    registry.publish("@team/page-pkg", "2.1.0")
+    alpha, bravo = make_world("alpha"), make_world("bravo")
+    http = HttpClient()
+    http.force_login(alpha.admin)
+    url = reverse("admin:hooks_hook_dependencies", args=[alpha.hook.pk])
+    page = reverse("admin:hooks_hook_change", args=[alpha.hook.pk])
+
+    saved = http.post(url, {"dependencies": "@team/page-pkg@^2\n"}, follow=True)
+    refused = http.post(url, {"dependencies": "../etc@1\n"}, follow=True)
+    other = http.post(
+        reverse("admin:hooks_hook_dependencies", args=[bravo.hook.pk]), {"dependencies": "x@1"}
+    )
+
+    assert "Dependencies saved (@team/page-pkg@2.1.0)." in saved.content.decode()
+    assert "is not an npm package name" in refused.content.decode()
+    assert other.status_code == 404
+    alpha.hook.refresh_from_db()
+    bravo.hook.refresh_from_db()
+    assert alpha.hook.dependencies == {"@team/page-pkg": "^2"}
+    assert bravo.hook.dependencies == {} and not bravo.hook.dependency_lock
+    shown = http.get(page).content.decode()
+    assert "<code>@team/page-pkg</code>" in shown and "<code>2.1.0</code>" in shown

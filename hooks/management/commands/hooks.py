@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from hooks.choices import TriggerId
 from hooks.cli import FORCE_HELP, add_logs_arguments, read_payload, read_text, show_logs
-from hooks.dependencies import packages_for
+from hooks.dependencies import packages_for, parse_declared
 from hooks.execution import check_script, describe_error
 from hooks.models import Hook, HookSecret
 from hooks.points import POINTS
@@ -48,12 +48,7 @@ def dependencies_of(options: dict[str, Any]) -> dict[str, str] | None:
     """``--dependency`` values as ``{name: range}``; None when none was given."""
     if options.get("dependency") is None:
         return None
-    wanted = {}
-    for text in options["dependency"]:
-        at = text.rfind("@")  # a scope's @ comes first: @scope/name@1.2
-        name, version = (text[:at], text[at + 1 :]) if at > 0 else (text, "")
-        wanted[name] = version or "latest"
-    return wanted
+    return parse_declared(options["dependency"])
 
 
 class Command(TenantCommand):
