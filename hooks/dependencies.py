@@ -13,6 +13,7 @@ row is locked while the registry answers. The whole of it is bounded by
 ``TESSERA_NPM_RESOLVE_TIMEOUT_SECONDS``.
 """
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from django.core.exceptions import ValidationError
 from hooks.runtime import npm
 
 Lock = list[dict[str, str]]
+logger = logging.getLogger(__name__)
 
 MAX_RANGE_LENGTH = 100
 
@@ -116,3 +118,22 @@ def packages_for(lock: Lock | None) -> npm.Packages | None:
     if not lock:
         return None
     return npm.Packages(store=str(npm.default_store()), lock=tuple(npm.lock_from_json(lock)))
+
+
+def runnable_packages(lock: Lock | None) -> npm.Packages | None:
+    """``packages_for(lock)``, with any package this server's store lacks
+    fetched first: the very versions pinned, checked against their integrity
+    hashes (nothing is resolved again). A server that joins a fleet, or whose
+    store was emptied, gets a saved hook's packages on its first run; if the
+    registry does not answer, the run's ``require`` fails naming the module."""
+    packages = packages_for(lock)
+    if packages is None:
+        return None
+    store = npm.default_store()
+    missing = [p for p in packages.lock if not npm.store_dir(store, p.integrity).is_dir()]
+    if missing:
+        try:
+            npm.install(missing, store, max_unpacked_bytes=settings.TESSERA_NPM_MAX_UNPACKED_BYTES)
+        except (npm.DependencyError, OSError) as error:
+            logger.warning("could not fetch pinned packages into %s: %s", store, error)
+    return packages

@@ -6,7 +6,7 @@ from django.core.cache import caches
 from django.db.models import Exists, OuterRef, QuerySet
 
 from hooks import runtime
-from hooks.dependencies import packages_for
+from hooks.dependencies import runnable_packages
 from hooks.execution import script_key
 from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
@@ -112,7 +112,7 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),
             uses_storage="storage" in hook.script,
-            packages=packages_for(hook.dependency_lock),
+            packages=runnable_packages(hook.dependency_lock),
         )
 
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
@@ -184,7 +184,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                         secret: decrypt(value)
                         for secret, value in version.secrets_encrypted.items()
                     },
-                    packages=packages_for(version.dependency_lock),
+                    packages=runnable_packages(version.dependency_lock),
                 )
             )
         return tuple(runnable)

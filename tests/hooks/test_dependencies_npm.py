@@ -10,6 +10,7 @@ cases come from a local registry the test fills (tests/hooks/npm_registry.py).
 
 import contextlib
 import json
+import shutil
 import socket
 import ssl
 import threading
@@ -40,6 +41,7 @@ from hooks.forms import HookScriptForm
 from hooks.models import Action
 from hooks.runtime import npm
 from hooks.services import hook_create, hook_update
+from tenant import config_cache
 from tenant.audit import Actor
 from tests.dashboard.conftest import make_world
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
@@ -687,3 +689,19 @@ def test_the_hook_page_saves_dependencies_and_shows_what_they_pinned(registry):
     assert bravo.hook.dependencies == {} and not bravo.hook.dependency_lock
     shown = http.get(page).content.decode()
     assert "<code>@team/page-pkg</code>" in shown and "<code>2.1.0</code>" in shown
+
+
+def test_a_server_whose_store_lacks_a_pinned_package_fetches_that_very_version(registry):
+    registry.publish("fleet-pkg", "1.0.0")
+    world = World(
+        "fleet",
+        action("api.accessToken.setCustomClaim('https://x.test/v', require('fleet-pkg').version);"),
+        dependencies={"fleet-pkg": "^1"},
+    )
+    registry.publish("fleet-pkg", "1.9.0")  # what resolving again would pick
+    (package,) = world.hook.dependency_lock
+    shutil.rmtree(npm.store_dir(npm.default_store(), package["integrity"]))
+    config_cache.forget()  # as a server that never ran this hook
+
+    assert world.claims()["https://x.test/v"] == "1.0.0"
+    assert sum(registry.downloads.values()) == 2  # the pinned tarball, again
