@@ -311,11 +311,18 @@ def hook_update(
 ) -> Hook:
     """Rename a hook or replace its dependencies (the script has its own,
     versioned save; enabling has its own service). New dependencies are
-    resolved first (``DependencyRefused``), outside any transaction."""
+    resolved first (``DependencyRefused``), outside any transaction; an
+    enabled hook must pass its sample payload with them
+    (:class:`HookSampleRunFailed`)."""
     lock = _new_lock(hook, dependencies)
     if lock is not None:
-        # A script that requires a package the new dependencies drop is refused.
-        check_script(tenant=hook.tenant, script=hook.script, packages=packages_for(lock))
+        # A script that requires a package the new dependencies drop is refused,
+        # and a live one must still pass its sample payload with the new packages.
+        kind = check_script(tenant=hook.tenant, script=hook.script, packages=packages_for(lock))
+        if hook.enabled:
+            _check_sample_run(
+                hook=hook, script=hook.script, kind=kind, confirm_failing=False, lock=lock
+            )
     return _update(hook=hook, name=name, dependencies=dependencies, lock=lock, actor=actor)
 
 

@@ -40,7 +40,7 @@ from hooks.dependencies import DependencyRefused
 from hooks.forms import HookScriptForm
 from hooks.models import Action
 from hooks.runtime import npm
-from hooks.services import hook_create, hook_update
+from hooks.services import HookSampleRunFailed, hook_create, hook_update
 from tenant import config_cache
 from tenant.audit import Actor
 from tests.dashboard.conftest import make_world
@@ -705,3 +705,22 @@ def test_a_server_whose_store_lacks_a_pinned_package_fetches_that_very_version(r
 
     assert world.claims()["https://x.test/v"] == "1.0.0"
     assert sum(registry.downloads.values()) == 2  # the pinned tarball, again
+
+
+def test_new_dependencies_that_break_a_live_hook_are_refused(registry):
+    registry.publish("brittle", "1.0.0", main="module.exports = () => 'fine';")
+    registry.publish(
+        "brittle", "2.0.0", main="module.exports = () => { throw new Error('v2 broke'); };"
+    )
+    world = World(
+        "brittle",
+        action("api.accessToken.setCustomClaim('https://x.test/v', require('brittle')());"),
+        dependencies={"brittle": "1.0.0"},
+    )
+
+    with pytest.raises(HookSampleRunFailed, match="v2 broke"):
+        hook_update(hook=world.hook, dependencies={"brittle": "2.0.0"}, actor=Actor.cli())
+
+    world.hook.refresh_from_db()
+    assert world.hook.dependency_lock[0]["version"] == "1.0.0"
+    assert world.claims()["https://x.test/v"] == "fine"
