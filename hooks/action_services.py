@@ -2,17 +2,22 @@
 delete, deploy, roll back, and replace a trigger's ordered bindings. Each
 leaves an audit row (secret names, never values) in its own transaction.
 
-A build compiles the draft in the hook sandbox and runs its module body
-(``hooks.execution.check_script``): ``built`` when it exports
-``onExecuteCredentialsExchange``, ``failed`` with the error otherwise. The
-build runs before any row is locked, so a slow module body never holds one.
-Dependencies are recorded and reported but not installed: the sandbox has no
-npm registry yet, so they do not fail a build (the Management API never
-refuses, on runtime grounds, what Auth0 accepts).
+A build resolves the draft's npm dependencies (``hooks.dependencies``:
+exact versions, transitive ones included, integrity-checked, unpacked once
+into the store) when they changed, then compiles the draft in the hook
+sandbox with them and runs its module body (``hooks.execution.check_script``):
+``built`` when it exports ``onExecuteCredentialsExchange``, ``failed`` with
+the reason otherwise (a package that cannot be had names the package and
+why). The build runs inside the request, before any row is locked, bounded by
+``TESSERA_NPM_RESOLVE_TIMEOUT_SECONDS`` and the tenant's hook limits; so a
+write answers ``built`` or ``failed``, never ``pending`` (Auth0 builds in the
+background; clients that poll for ``built``, the Deploy CLI among them, find
+it at once). The lock is pinned on the draft and copied into each deployed
+version: a rebuild resolves again only when the dependencies change.
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +27,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
+from hooks.dependencies import DependencyRefused, Lock, packages_for, resolve_lock
 from hooks.execution import check_script
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
@@ -84,6 +90,7 @@ class BindingSpec:
 class Build:
     status: str
     errors: list[dict[str, str]]
+    lock: Lock = field(default_factory=list)  # what the dependencies resolved to
 
 
 def action_state(action: Action) -> dict[str, Any]:
@@ -94,6 +101,7 @@ def action_state(action: Action) -> dict[str, Any]:
         "runtime": action.runtime,
         "code": action.code,
         "dependencies": action.dependencies,
+        "packages": [f"{p['name']}@{p['version']}" for p in action.dependency_lock],
         "status": action.status,
         "secrets": sorted(action.secrets.values_list("name", flat=True)),
     }
@@ -110,16 +118,38 @@ def _check_code_size(code: str) -> None:
         raise ValidationError(f"The code is larger than {limit} bytes.", code="code_too_large")
 
 
-def action_build(*, tenant: Tenant, code: str) -> Build:
-    """Compile ``code`` and run its module body within the tenant's limits."""
+def action_build(
+    *,
+    tenant: Tenant,
+    code: str,
+    dependencies: Sequence[dict[str, str]] = (),
+    lock: Lock | None = None,
+) -> Build:
+    """Resolve ``dependencies`` (unless ``lock`` is theirs already), then
+    compile ``code`` and run its module body within the tenant's limits,
+    ``require`` finding those packages. Reads the network: call it outside
+    any transaction."""
+    if lock is None or (dependencies and not lock):
+        wanted: dict[str, str] = {}
+        for item in dependencies:
+            if item["name"] in wanted:
+                message = f"Dependencies: {item['name']} is listed twice."
+                return Build(ActionStatus.FAILED, [{"id": "invalid_dependency", "msg": message}])
+            wanted[item["name"]] = item["version"]
+        try:
+            lock = resolve_lock(wanted)
+        except DependencyRefused as error:
+            message = " ".join(error.messages)
+            return Build(ActionStatus.FAILED, [{"id": error.code or "build_error", "msg": message}])
     try:
-        kind = check_script(tenant=tenant, script=code)
+        kind = check_script(tenant=tenant, script=code, packages=packages_for(lock))
     except ValidationError as error:
-        return Build(ActionStatus.FAILED, [{"id": "build_error", "msg": " ".join(error.messages)}])
+        message = " ".join(error.messages)
+        return Build(ActionStatus.FAILED, [{"id": "build_error", "msg": message}], lock)
     if kind != "action":
         message = "The code must export onExecuteCredentialsExchange (an Action), not a Hook."
-        return Build(ActionStatus.FAILED, [{"id": "build_error", "msg": message}])
-    return Build(ActionStatus.BUILT, [])
+        return Build(ActionStatus.FAILED, [{"id": "build_error", "msg": message}], lock)
+    return Build(ActionStatus.BUILT, [], lock)
 
 
 def _clean_dependencies(dependencies: Iterable[Any]) -> list[dict[str, str]]:
@@ -200,7 +230,8 @@ def action_create(
     """Create an Action and build its draft (``built`` or ``failed``)."""
     _check_code_size(code)
     _check_secrets(secrets)
-    build = action_build(tenant=tenant, code=code)
+    cleaned = _clean_dependencies(dependencies)
+    build = action_build(tenant=tenant, code=code, dependencies=cleaned)
     return _create(
         tenant=tenant,
         name=name,
@@ -209,7 +240,7 @@ def action_create(
         trigger_id=trigger_id,
         trigger_version=trigger_version,
         runtime=runtime,
-        dependencies=_clean_dependencies(dependencies),
+        dependencies=cleaned,
         secrets=secrets,
         build=build,
     )
@@ -238,6 +269,7 @@ def _create(
         code=code,
         runtime=runtime,
         dependencies=dependencies,
+        dependency_lock=build.lock,
         status=build.status,
         build_errors=build.errors,
         built_at=timezone.now() if build.status == ActionStatus.BUILT else None,
@@ -262,15 +294,24 @@ def action_update(
     base_revision: int | None = None,
 ) -> Action:
     """Change the draft (what a binding runs changes only on deploy); a new
-    ``code`` is built again. ``secrets`` replaces the draft's list.
-    ``base_revision`` (the revision the caller edited) refuses, with
-    :class:`DraftChanged`, a change to a draft someone changed since."""
+    ``code`` or new dependencies are built again (new dependencies resolved
+    anew). ``secrets`` replaces the draft's list. ``base_revision`` (the
+    revision the caller edited) refuses, with :class:`DraftChanged`, a change
+    to a draft someone changed since."""
     if code is not None:
         _check_code_size(code)
     if secrets is not None:
         _check_secrets(secrets)
     cleaned = _clean_dependencies(dependencies) if dependencies is not None else None
-    build = action_build(tenant=action.tenant, code=code) if code is not None else None
+    new_dependencies = cleaned is not None and cleaned != action.dependencies
+    build = None
+    if code is not None or new_dependencies:
+        build = action_build(
+            tenant=action.tenant,
+            code=code if code is not None else action.code,
+            dependencies=cleaned if cleaned is not None else action.dependencies,
+            lock=None if new_dependencies else action.dependency_lock,
+        )
     return _update(
         action=action,
         actor=actor,
@@ -315,14 +356,16 @@ def _update(
         invalidate()  # the flow's run log names the Action
     if runtime is not None and runtime != locked.runtime:
         locked.runtime, changed = runtime, True
+    rebuilt = False
     if dependencies is not None and dependencies != locked.dependencies:
-        locked.dependencies, changed = dependencies, True
-    if code is not None and build is not None and code != locked.code:
-        locked.code = code
+        locked.dependencies, changed, rebuilt = dependencies, True, True
+    if code is not None and code != locked.code:
+        locked.code, changed, rebuilt = code, True, True
+    if rebuilt and build is not None:
         locked.status = build.status
         locked.build_errors = build.errors
         locked.built_at = timezone.now() if build.status == ActionStatus.BUILT else None
-        changed = True
+        locked.dependency_lock = build.lock
     # A tool re-sending the same Action (the Deploy CLI on every import)
     # changes nothing, not even a timestamp.
     if changed:
@@ -396,7 +439,9 @@ def _is_draft(action: Action, version: ActionVersion) -> bool:
     )
 
 
-def _new_version(action: Action, *, code: str, runtime: str, dependencies: Any) -> ActionVersion:
+def _new_version(
+    action: Action, *, code: str, runtime: str, dependencies: Any, lock: Lock
+) -> ActionVersion:
     """A new deployed version (the previous one stops being deployed)."""
     number = (action.versions.aggregate(last=Max("number"))["last"] or 0) + 1
     action.versions.filter(deployed=True).update(deployed=False)
@@ -407,6 +452,7 @@ def _new_version(action: Action, *, code: str, runtime: str, dependencies: Any) 
         code=code,
         runtime=runtime,
         dependencies=dependencies,
+        dependency_lock=lock,
         secrets_encrypted=secrets,
         deployed=True,
     )
@@ -431,7 +477,11 @@ def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
     if previous is not None and _is_draft(locked, previous):
         return previous  # nothing to deploy: a re-run import makes no new version
     version = _new_version(
-        locked, code=locked.code, runtime=locked.runtime, dependencies=locked.dependencies
+        locked,
+        code=locked.code,
+        runtime=locked.runtime,
+        dependencies=locked.dependencies,
+        lock=locked.dependency_lock,
     )
     _audit(
         locked,
@@ -453,7 +503,11 @@ def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> 
         raise ActionVersion.DoesNotExist("That version is not one of this action's.")
     previous = deployed_version(action=locked)
     new = _new_version(
-        locked, code=version.code, runtime=version.runtime, dependencies=version.dependencies
+        locked,
+        code=version.code,
+        runtime=version.runtime,
+        dependencies=version.dependencies,
+        lock=version.dependency_lock,
     )
     _audit(
         locked,

@@ -31,6 +31,7 @@ from hooks.action_services import (
     bindings_replace,
 )
 from hooks.choices import ActionRuntime, ActionStatus, RunSource, TriggerId
+from hooks.dependencies import packages_for
 from hooks.execution import execute
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
@@ -437,6 +438,7 @@ class ActionTestView(ManagementView):
             secrets={s.name: decrypt(s.value_encrypted) for s in action.secrets.all()},
             storage=None,
             cache=action_cache(hook_id=f"action:{action.public_id}"),
+            packages=packages_for(action.dependency_lock),
         )
         result: dict[str, Any] = {
             "logs": execution.console,

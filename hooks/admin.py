@@ -14,7 +14,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from hooks import views
-from hooks.forms import HookAddForm, HookScriptForm, HookSecretForm, payload_editor
+from hooks.forms import (
+    HookAddForm,
+    HookDependenciesForm,
+    HookScriptForm,
+    HookSecretForm,
+    payload_editor,
+)
 from hooks.models import Hook
 from hooks.points import POINTS
 from hooks.services import (
@@ -203,6 +209,9 @@ class HookAdmin(TenantScopedAdmin):
                     ),
                     "secrets": hook.secrets.all(),
                     "secret_form": HookSecretForm(),
+                    "dependency_form": HookDependenciesForm(
+                        initial={"dependencies": HookDependenciesForm.text_of(hook)}
+                    ),
                     "versions": hook.versions.select_related("created_by")[:50],
                 }
             )
@@ -248,6 +257,11 @@ class HookAdmin(TenantScopedAdmin):
                 "<int:object_id>/secrets/",
                 hook_view(views.secret_set, write=True),
                 name=f"{prefix}secret_set",
+            ),
+            path(
+                "<int:object_id>/dependencies/",
+                hook_view(views.dependencies_set, write=True),
+                name=f"{prefix}dependencies",
             ),
             path(
                 "<int:object_id>/secrets/<str:name>/delete/",

@@ -27,6 +27,7 @@ from hooks import runtime
 from hooks.choices import RunOutcome, RunSource
 from hooks.points import POINTS, FilteredClaims, HookResultInvalid, filter_token_claims
 from hooks.run_log import RunRecord, record_run
+from hooks.runtime.npm import Packages
 from tenant.models import Tenant
 
 
@@ -45,9 +46,12 @@ class HookRuntime(Protocol):
         limits: runtime.Limits,
         cache: Mapping[str, Any] | None = None,
         egress: runtime.EgressPolicy | None = None,
+        packages: Packages | None = None,
     ) -> runtime.RunResult: ...
 
-    def check(self, *, script: str, limits: runtime.Limits) -> str: ...
+    def check(
+        self, *, script: str, limits: runtime.Limits, packages: Packages | None = None
+    ) -> str: ...
 
     def close(self) -> None: ...
 
@@ -192,16 +196,17 @@ def script_key(script: str) -> str:
     return hashlib.sha256(script.encode(errors="surrogatepass")).hexdigest()
 
 
-def check_script(*, tenant: Tenant, script: str) -> str:
+def check_script(*, tenant: Tenant, script: str, packages: Packages | None = None) -> str:
     """What ``script`` exports (``"hook"`` or ``"action"``), or ``ValidationError``.
 
     The script must compile and its module body must run within the tenant's
-    limits and export what the point calls. A syntax error carries its
-    ``line`` and ``column`` in ``params``.
+    limits (``require`` finding ``packages``, its resolved dependencies) and
+    export what the point calls. A syntax error carries its ``line`` and
+    ``column`` in ``params``.
     """
     engine, _ = hook_runtime()
     try:
-        return engine.check(script=script, limits=limits_for(tenant))
+        return engine.check(script=script, limits=limits_for(tenant), packages=packages)
     except runtime.HookSyntaxError as error:
         raise ValidationError(
             "Syntax error at line %(line)s, column %(column)s: %(message)s",
@@ -284,6 +289,7 @@ def execute(
     cache: Mapping[str, Any] | None = None,
     keep_cache: Callable[[dict[str, Any]], None] | None = None,
     deadline: float | None = None,
+    packages: Packages | None = None,
 ) -> Execution:
     """Run a hook, filter its result through the point, and record the run.
 
@@ -293,14 +299,22 @@ def execute(
     without them, writes are discarded (test runs). ``storage`` may be a
     function, called once the run has its slot. ``deadline`` (a
     ``time.monotonic()`` instant) is a flow's one deadline: the run gets what
-    is left of it, if that is less than the tenant's timeout.
+    is left of it, if that is less than the tenant's timeout. ``packages``
+    are the hook's or Action version's resolved dependencies (its pinned
+    lock): what ``require`` loads besides the built-ins.
     """
     engine, governor = hook_runtime()
     limits = limits_for(tenant)
     if deadline is not None:
         limits = _within(limits, deadline)
     tenant_id = tenant.pk
-    context_key = (tenant_id, hook_id or 0, key or script_key(script), str(source))
+    context_key = (
+        tenant_id,
+        hook_id or 0,
+        key or script_key(script),
+        str(source),
+        packages.key if packages is not None else "",
+    )
     started_at = datetime.now(UTC)
     start = time.perf_counter()
     lost_storage = False
@@ -319,6 +333,7 @@ def execute(
             limits=limits,
             cache=cache,
             egress=egress_for(tenant),
+            packages=packages,
         )
         write = result.storage_write
         if write is not None and keep_storage is not None:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django_ace import AceWidget
 
 from hooks.choices import HookKind
+from hooks.dependencies import packages_for, parse_declared
 from hooks.execution import check_script
 from hooks.models import Hook, validate_secret_name
 from hooks.points import POINTS
@@ -124,7 +125,11 @@ class HookScriptForm(forms.ModelForm):
             )
         if script is not None and "script" in self.changed_data:
             try:
-                check_script(tenant=self.instance.tenant, script=script)
+                check_script(
+                    tenant=self.instance.tenant,
+                    script=script,
+                    packages=packages_for(self.instance.dependency_lock),
+                )
             except ValidationError as error:
                 self.add_error("script", error)
         return data
@@ -137,6 +142,25 @@ class HookSecretForm(forms.Form):
     value = forms.CharField(
         max_length=10_000, strip=False, widget=forms.PasswordInput(render_value=False)
     )
+
+
+class HookDependenciesForm(forms.Form):
+    """The hook's npm dependencies, one ``name@version`` a line (resolved
+    when saved, by ``hook_update``)."""
+
+    dependencies = forms.CharField(
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 40, "spellcheck": "false"}),
+        help_text="One npm package a line, name@version (a version or a range).",
+    )
+
+    @staticmethod
+    def text_of(hook: Hook) -> str:
+        return "\n".join(f"{name}@{version}" for name, version in hook.dependencies.items())
+
+    def clean_dependencies(self) -> dict[str, str]:
+        return parse_declared(str(self.cleaned_data["dependencies"]).splitlines())
 
 
 class RunRequestForm(forms.Form):

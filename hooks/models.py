@@ -55,8 +55,11 @@ class Hook(models.Model):
     kind = models.CharField(max_length=8, choices=HookKind.choices, default=HookKind.HOOK)
     enabled = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=1, editable=False)
-    # npm "name": "version" pairs, as Auth0 stores them; the sandbox has no npm.
+    # npm "name": "version" pairs, as Auth0 stores them, and the lock they
+    # were resolved to when they changed (hooks.dependencies): every package
+    # at an exact version with its integrity hash. What ``require`` loads.
     dependencies = models.JSONField(default=dict, blank=True)
+    dependency_lock = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,6 +103,8 @@ class HookVersion(models.Model):
     hook = models.ForeignKey(Hook, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     script = models.TextField()
+    # The hook's dependency lock when this version was saved.
+    dependency_lock = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -212,9 +217,11 @@ class Action(models.Model):
     runtime = models.CharField(
         max_length=16, choices=ActionRuntime.choices, default=ActionRuntime.NODE22
     )
-    # [{"name", "version"}] as Auth0 stores them: recorded and reported; the
-    # sandbox has no npm registry yet, so ``require`` does not load them.
+    # [{"name", "version"}] as Auth0 stores them, and the lock the last build
+    # resolved them to (hooks.dependencies): what ``require`` loads in a test
+    # run of the draft, and what a deploy pins in the version.
     dependencies = models.JSONField(default=list, blank=True)
+    dependency_lock = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=8, choices=ActionStatus.choices, default=ActionStatus.PENDING
     )
@@ -287,6 +294,8 @@ class ActionVersion(models.Model):
     code = models.TextField(blank=True)
     runtime = models.CharField(max_length=16, choices=ActionRuntime.choices)
     dependencies = models.JSONField(default=list, blank=True)
+    # The draft's lock at deploy: a version always loads the same packages.
+    dependency_lock = models.JSONField(default=list, blank=True)
     secrets_encrypted = models.JSONField(default=dict, blank=True)
     deployed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -56,6 +56,7 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
             # Only an Action has api.cache: a Hook's request reads nothing more.
             cache=action_cache(hook_id=hook.id) if hook.kind == HookKind.ACTION else None,
             keep_cache=lambda writes: action_cache_apply(hook_id=hook.id, writes=writes),
+            packages=hook.packages,
         )
         if not actions or not execution.ok:
             return execution
@@ -124,6 +125,7 @@ def run_actions(
             cache=action_cache(hook_id=action.cache_id) if action.uses_cache else None,
             keep_cache=_cache_keeper(action.cache_id),
             deadline=deadline,
+            packages=action.packages,
         )
         error = execution.error
         error_text = (

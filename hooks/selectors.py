@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from hooks import runtime
 from hooks.choices import TriggerId
+from hooks.dependencies import runnable_packages
 from hooks.execution import script_key
 from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
 from tenant.config_cache import memoized
@@ -33,6 +34,8 @@ class RunnableHook:
     # Whether the script names webtask storage at all: only then does a run
     # read it, inside the tenant's run slot (hooks.pipeline).
     uses_storage: bool
+    # Its resolved dependencies (the hook's pinned lock), or None.
+    packages: runtime.Packages | None = None
 
 
 def hook_get(*, tenant: Tenant, name: str) -> Hook:
@@ -111,6 +114,7 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             script_key=script_key(hook.script),
             secrets=hook_secrets(hook=hook),
             uses_storage="storage" in hook.script,
+            packages=runnable_packages(hook.dependency_lock),
         )
 
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
@@ -141,6 +145,8 @@ class RunnableAction:
     cache_id: str
     uses_cache: bool
     secrets: dict[str, str]
+    # The version's resolved dependencies (pinned at deploy), or None.
+    packages: runtime.Packages | None = None
 
 
 def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableAction, ...]:
@@ -180,6 +186,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                         secret: decrypt(value)
                         for secret, value in version.secrets_encrypted.items()
                     },
+                    packages=runnable_packages(version.dependency_lock),
                 )
             )
         return tuple(runnable)

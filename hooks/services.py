@@ -1,5 +1,11 @@
 """Writes for hooks: create, save (versioned, conflict-checked), enable and
-disable, secrets, restore, delete."""
+disable, secrets, restore, delete.
+
+A hook's npm dependencies are resolved (``hooks.dependencies.resolve_lock``:
+the registry, the store) when they change, before any transaction, and the
+script is checked against the packages they resolved to. The lock is pinned
+on the hook and on each version saved: saving a script never re-resolves.
+"""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,6 +18,7 @@ from django.utils import timezone
 
 from hooks import runtime
 from hooks.choices import TriggerId
+from hooks.dependencies import Lock, packages_for, resolve_lock
 from hooks.execution import check_script, describe_error
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
 from hooks.points import POINTS
@@ -50,6 +57,7 @@ def hook_state(hook: Hook) -> dict[str, Any]:
         "version": hook.version,
         "script": hook.script,
         "dependencies": hook.dependencies,
+        "packages": [f"{p['name']}@{p['version']}" for p in hook.dependency_lock],
         "secrets": sorted(hook.secrets.values_list("name", flat=True)),
     }
 
@@ -81,7 +89,9 @@ def _conflict() -> HookConflict:
     )
 
 
-def _check_sample_run(*, hook: Hook, script: str, kind: str, confirm_failing: bool) -> None:
+def _check_sample_run(
+    *, hook: Hook, script: str, kind: str, confirm_failing: bool, lock: Lock | None = None
+) -> None:
     """Refuse to put ``script`` live if it fails on the point's sample payload
     (for its kind: a Hook's arguments or an Action's event).
 
@@ -96,6 +106,7 @@ def _check_sample_run(*, hook: Hook, script: str, kind: str, confirm_failing: bo
         payload=POINTS[hook.trigger_id].sample_for(kind),
         trigger_id=hook.trigger_id,
         hook=hook,
+        dependency_lock=lock,
     )
     if not report.ok:
         raise HookSampleRunFailed(hook=hook, report=report)
@@ -107,7 +118,6 @@ def _lock_tenant(tenant: Tenant) -> None:
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
 
 
-@transaction.atomic
 def hook_create(
     *,
     tenant: Tenant,
@@ -119,12 +129,43 @@ def hook_create(
     dependencies: Mapping[str, str] | None = None,
     actor: Actor,
 ) -> Hook:
-    """Create a hook after checking its syntax.
+    """Create a hook after resolving its dependencies and checking its script
+    (``DependencyRefused``, ``ValidationError``).
 
     ``enabled=None`` enables it when it is the tenant's first hook for the
     point (the dashboard's rule); ``True`` enables it and disables the other.
     """
-    kind = check_script(tenant=tenant, script=script)
+    wanted = dict(dependencies or {})
+    lock = resolve_lock(wanted)  # the registry, before any transaction
+    kind = check_script(tenant=tenant, script=script, packages=packages_for(lock))
+    return _create(
+        tenant=tenant,
+        name=name,
+        script=script,
+        kind=kind,
+        trigger_id=trigger_id,
+        enabled=enabled,
+        secrets=secrets,
+        dependencies=wanted,
+        lock=lock,
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def _create(
+    *,
+    tenant: Tenant,
+    name: str,
+    script: str,
+    kind: str,
+    trigger_id: str,
+    enabled: bool | None,
+    secrets: Mapping[str, str] | None,
+    dependencies: dict[str, str],
+    lock: Lock,
+    actor: Actor,
+) -> Hook:
     _check_name_free(tenant=tenant, name=name)
     hook = Hook(
         tenant=tenant,
@@ -132,7 +173,8 @@ def hook_create(
         trigger_id=trigger_id,
         script=script,
         kind=kind,
-        dependencies=dict(dependencies or {}),
+        dependencies=dependencies,
+        dependency_lock=lock,
     )
     hook.full_clean()
     if enabled is None:
@@ -140,7 +182,11 @@ def hook_create(
         enabled = not Hook.objects.filter(tenant=tenant, trigger_id=trigger_id).exists()
     hook.save()
     HookVersion.objects.create(
-        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+        hook=hook,
+        number=hook.version,
+        script=script,
+        dependency_lock=lock,
+        created_by_id=_author_id(actor),
     )
     _audit(hook, actor, "create", None, hook_state(hook))
     if secrets:
@@ -167,14 +213,21 @@ def hook_save_script(
     Raises :class:`HookConflict` if the hook was saved since then, a
     ``ValidationError`` (with line and column) for a syntax error, and
     :class:`HookSampleRunFailed` if ``hook`` is enabled and the script fails
-    on the sample payload (unless ``confirm_failing``).
+    on the sample payload (unless ``confirm_failing``). The hook's pinned
+    dependency lock stays as it is (dependencies declared before locks
+    existed are resolved now).
     """
-    kind = check_script(tenant=hook.tenant, script=script)
+    lock = hook.dependency_lock
+    if hook.dependencies and not lock:
+        lock = resolve_lock(hook.dependencies)
+    kind = check_script(tenant=hook.tenant, script=script, packages=packages_for(lock))
     current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled").first()
     if current is None or current[0] != base_version:
         raise _conflict()  # before running anything; checked again when writing
     if current[1]:
-        _check_sample_run(hook=hook, script=script, kind=kind, confirm_failing=confirm_failing)
+        _check_sample_run(
+            hook=hook, script=script, kind=kind, confirm_failing=confirm_failing, lock=lock
+        )
     return _save_script(
         hook=hook,
         script=script,
@@ -182,6 +235,7 @@ def hook_save_script(
         base_version=base_version,
         actor=actor,
         action=action,
+        lock=lock if lock != hook.dependency_lock else None,
     )
 
 
@@ -194,17 +248,24 @@ def _save_script(
     base_version: int,
     actor: Actor,
     action: str,
+    lock: Lock | None = None,
 ) -> Hook:
+    """``lock``: a newly resolved lock for the hook (None keeps its own)."""
     before = hook_state(hook)
+    changes: dict[str, Any] = {"dependency_lock": lock} if lock is not None else {}
     updated = Hook.objects.filter(pk=hook.pk, version=base_version).update(
-        script=script, kind=kind, version=F("version") + 1, updated_at=timezone.now()
+        script=script, kind=kind, version=F("version") + 1, updated_at=timezone.now(), **changes
     )
     if not updated:
         raise _conflict()
     invalidate()
     hook.refresh_from_db()
     HookVersion.objects.create(
-        hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
+        hook=hook,
+        number=hook.version,
+        script=script,
+        dependency_lock=hook.dependency_lock,
+        created_by_id=_author_id(actor),
     )
     _audit(hook, actor, action, before, hook_state(hook))
     return hook
@@ -231,7 +292,16 @@ def hook_restore_version(
     )
 
 
-@transaction.atomic
+def _new_lock(hook: Hook, dependencies: Mapping[str, str] | None) -> Lock | None:
+    """The lock for ``dependencies`` if they differ from the hook's (None
+    otherwise). Reads the network: call it outside any transaction."""
+    if dependencies is None or (
+        dict(dependencies) == hook.dependencies and (hook.dependency_lock or not hook.dependencies)
+    ):
+        return None
+    return resolve_lock(dependencies)
+
+
 def hook_update(
     *,
     hook: Hook,
@@ -240,15 +310,41 @@ def hook_update(
     actor: Actor,
 ) -> Hook:
     """Rename a hook or replace its dependencies (the script has its own,
-    versioned save; enabling has its own service)."""
+    versioned save; enabling has its own service). New dependencies are
+    resolved first (``DependencyRefused``), outside any transaction; an
+    enabled hook must pass its sample payload with them
+    (:class:`HookSampleRunFailed`)."""
+    lock = _new_lock(hook, dependencies)
+    if lock is not None:
+        # A script that requires a package the new dependencies drop is refused,
+        # and a live one must still pass its sample payload with the new packages.
+        kind = check_script(tenant=hook.tenant, script=hook.script, packages=packages_for(lock))
+        if hook.enabled:
+            _check_sample_run(
+                hook=hook, script=hook.script, kind=kind, confirm_failing=False, lock=lock
+            )
+    return _update(hook=hook, name=name, dependencies=dependencies, lock=lock, actor=actor)
+
+
+@transaction.atomic
+def _update(
+    *,
+    hook: Hook,
+    name: str | None,
+    dependencies: Mapping[str, str] | None,
+    lock: Lock | None,
+    actor: Actor,
+) -> Hook:
     before = hook_state(hook)
     if name is not None:
         _check_name_free(tenant=hook.tenant, name=name, hook=hook)
         hook.name = name
     if dependencies is not None:
         hook.dependencies = dict(dependencies)
+    if lock is not None:
+        hook.dependency_lock = lock
     hook.full_clean()
-    hook.save(update_fields=["name", "dependencies", "updated_at"])
+    hook.save(update_fields=["name", "dependencies", "dependency_lock", "updated_at"])
     invalidate()
     after = hook_state(hook)
     if after != before:
@@ -274,9 +370,13 @@ def hook_change(
     transaction: nothing is locked while a slow script runs. The writes then
     check that nobody saved the script meanwhile (:class:`HookConflict`).
     """
+    lock = _new_lock(hook, dependencies)  # the registry, before any transaction
+    packages = packages_for(lock if lock is not None else hook.dependency_lock)
     kind = hook.kind
     if script is not None:
-        kind = check_script(tenant=hook.tenant, script=script)
+        kind = check_script(tenant=hook.tenant, script=script, packages=packages)
+    elif lock is not None:
+        check_script(tenant=hook.tenant, script=hook.script, packages=packages)
     if name is not None:
         _check_name_free(tenant=hook.tenant, name=name, hook=hook)
     current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled", "script").first()
@@ -284,19 +384,22 @@ def hook_change(
         raise _conflict()
     base_version, was_enabled, live_script = current
     new_script = script if script is not None and script != live_script else None
-    if (enabled if enabled is not None else was_enabled) and (new_script or not was_enabled):
+    if (enabled if enabled is not None else was_enabled) and (
+        new_script or not was_enabled or lock is not None
+    ):
         _check_sample_run(
             hook=hook,
             script=new_script or live_script,
             kind=kind,
             confirm_failing=False,
+            lock=lock if lock is not None else hook.dependency_lock,
         )
     with transaction.atomic():
         _lock_tenant(hook.tenant)  # first, as enable and disable lock: tenant, then hook
         if not Hook.objects.select_for_update().filter(pk=hook.pk, version=base_version).exists():
             raise _conflict()  # what was checked is no longer what would go live
         if name is not None or dependencies is not None:
-            hook_update(hook=hook, name=name, dependencies=dependencies, actor=actor)
+            _update(hook=hook, name=name, dependencies=dependencies, lock=lock, actor=actor)
         if new_script is not None:
             _save_script(
                 hook=hook,

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from hooks.choices import RunOutcome, RunSource, TriggerId
+from hooks.dependencies import Lock, packages_for
 from hooks.execution import Execution, execute
 from hooks.models import Action, Hook
 from hooks.points import POINTS, DroppedProperty
@@ -59,10 +60,14 @@ def hook_test_run(
     payload: Any,
     trigger_id: str = TriggerId.CREDENTIALS_EXCHANGE,
     hook: Hook | None = None,
+    dependency_lock: Lock | None = None,
 ) -> TestRunReport:
     """Run ``script`` with ``payload`` as a token request would, with the saved
-    hook's secrets, storage and Action cache (writes to them are not kept). Records the run
+    hook's secrets, storage, Action cache and dependencies (writes to them are
+    not kept; ``dependency_lock`` replaces the hook's lock). Records the run
     in the hook's log, as a test run, when ``hook`` is given."""
+    if dependency_lock is None and hook is not None:
+        dependency_lock = hook.dependency_lock
     execution = execute(
         tenant=tenant,
         trigger_id=trigger_id,
@@ -73,6 +78,7 @@ def hook_test_run(
         storage=hook_storage(hook_id=hook.pk) if hook else None,
         cache=action_cache(hook_id=hook.pk) if hook else None,
         hook_id=hook.pk if hook else None,
+        packages=packages_for(dependency_lock),
     )
     return _report(execution)
 
@@ -91,6 +97,7 @@ def action_test_run(*, action: Action, code: str, payload: Any) -> TestRunReport
         secrets=action_secrets(action=action),
         storage=None,
         cache=action_cache(hook_id=f"action:{action.public_id}"),
+        packages=packages_for(action.dependency_lock),
     )
     return _report(execution)
 

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from hooks.choices import RunSource
-from hooks.forms import HookSecretForm, RunRequestForm
+from hooks.forms import HookDependenciesForm, HookSecretForm, RunRequestForm
 from hooks.models import Hook, HookSecret
 from hooks.selectors import hook_runs
 from hooks.services import (
@@ -32,6 +32,7 @@ from hooks.services import (
     hook_save_script,
     hook_secret_delete,
     hook_secrets_set,
+    hook_update,
 )
 from hooks.trial_run import TestRunReport, hook_test_run
 from hooks.trial_run_slots import TestRunsBusy, test_run_slot
@@ -270,6 +271,28 @@ def secret_set(request: HttpRequest, hook: Hook) -> HttpResponse:
         return _secret_answer(request, hook, _messages_of(error), ok=False)
     verb = "Replaced" if replaced else "Added"
     return _secret_answer(request, hook, f"{verb} secret {name}.", ok=True)
+
+
+@require_POST
+def dependencies_set(request: HttpRequest, hook: Hook) -> HttpResponse:
+    """Replace the hook's npm dependencies; they are resolved now (a plain
+    form post: the page reloads)."""
+    form = HookDependenciesForm(request.POST)
+    if form.is_valid():
+        try:
+            hook = hook_update(
+                hook=hook,
+                dependencies=form.cleaned_data["dependencies"],
+                actor=Actor.for_user(request.user),
+            )
+        except ValidationError as error:
+            messages.error(request, _messages_of(error))
+        else:
+            pinned = ", ".join(f"{p['name']}@{p['version']}" for p in hook.dependency_lock)
+            messages.success(request, f"Dependencies saved ({pinned or 'none'}).")
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return HttpResponseRedirect(_change_url(hook) + "#dependencies")
 
 
 @require_POST

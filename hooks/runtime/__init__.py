@@ -6,10 +6,12 @@ Django; the token pipeline, the test runner and the CLI call it through
 The narrow interface, the same in both isolation modes:
 
 - ``run(context_key=, script=, arg_names=, payload=, secrets=, storage=,
-  limits=, egress=)`` returns a :class:`RunResult` or raises a :class:`HookError`
-  subclass;
-- ``check(script=, limits=)`` compiles a script and runs its module body in
-  a throwaway context, returning what the module exports, or raises.
+  limits=, egress=, packages=)`` returns a :class:`RunResult` or raises a
+  :class:`HookError` subclass;
+- ``check(script=, limits=, packages=)`` compiles a script and runs its
+  module body in a throwaway context, returning what the module exports, or
+  raises. ``packages`` (:class:`Packages`: the store and a pinned lock) is
+  what ``require`` loads besides Node's built-ins.
 
 Two implementations: :class:`InProcessRuntime` (the default) runs hooks on
 the calling thread, in contexts kept per thread; :class:`HookPool` runs the
@@ -35,6 +37,7 @@ from .errors import (
 )
 from .fairness import Governor
 from .inprocess import InProcessRuntime
+from .npm import Packages
 from .pool import HookPool
 from .records import Limits, RunResult, StorageSnapshot, StorageWrite
 
@@ -55,6 +58,7 @@ __all__ = [
     "HookTimeout",
     "InProcessRuntime",
     "Limits",
+    "Packages",
     "RunResult",
     "StorageSnapshot",
     "StorageWrite",

@@ -477,10 +477,11 @@ def _trees(packages: Packages | None) -> Any:
     return tree_for
 
 
-def check(script: str, limits: Limits) -> Reply:
+def check(script: str, limits: Limits, packages: Packages | None = None) -> Reply:
     """Load ``script`` in a throwaway sandbox: compile it and run the module
-    body within ``limits``. The reply is ``ok`` with the export ``kind``."""
-    sandbox = Sandbox.open(script, limits, Budget.start(limits))
+    body within ``limits`` (``require`` finds ``packages``). The reply is
+    ``ok`` with the export ``kind``."""
+    sandbox = Sandbox.open(script, limits, Budget.start(limits), packages)
     if sandbox.failed is not None:
         return sandbox.failed
     return {"status": OK, "kind": sandbox.kind}

@@ -22,6 +22,7 @@ from . import engine, replies
 from .egress import EgressPolicy, Network
 from .errors import HookError
 from .json_text import compact_encoder
+from .npm import Packages
 from .records import Limits, RunResult, StorageSnapshot
 
 DEFAULT_MAX_CONTEXTS = 256
@@ -72,6 +73,7 @@ class InProcessRuntime:
         limits: Limits,
         cache: Mapping[str, Any] | None = None,
         egress: EgressPolicy | None = None,
+        packages: Packages | None = None,
     ) -> RunResult:
         """Run the hook; raise a ``HookError`` on failure.
 
@@ -82,7 +84,9 @@ class InProcessRuntime:
         earlier steps left) ``payload["accessToken"]``, and ``cache`` as
         ``api.cache``. ``context_key`` names the warm context: the caller makes
         it differ for every tenant and hook version that must not share globals.
-        ``egress`` says where the run's ``fetch`` may go (None: nowhere).
+        ``egress`` says where the run's ``fetch`` may go (None: nowhere),
+        ``packages`` what its ``require`` loads besides the built-ins (the
+        context key must differ for another lock).
         """
         request = request_json(arg_names, payload, secrets, storage, cache)
         started = time.monotonic()
@@ -96,7 +100,7 @@ class InProcessRuntime:
             and sandbox.limits.context_shape() != limits.context_shape()
         ):
             check_script_size(script, limits)
-            sandbox = engine.Sandbox.open(script, limits, budget)
+            sandbox = engine.Sandbox.open(script, limits, budget, packages)
             if sandbox.failed is not None:
                 raise replies.failure(
                     sandbox.failed,
@@ -121,11 +125,12 @@ class InProcessRuntime:
             storage=storage,
         )
 
-    def check(self, *, script: str, limits: Limits) -> str:
-        """Compile ``script`` and run its module body in a throwaway context;
-        returns what it exports (``"hook"``); raises ``HookError`` otherwise."""
+    def check(self, *, script: str, limits: Limits, packages: Packages | None = None) -> str:
+        """Compile ``script`` and run its module body in a throwaway context
+        (``require`` finds ``packages``); returns what it exports
+        (``"hook"``); raises ``HookError`` otherwise."""
         check_script_size(script, limits)
-        reply = engine.check(script, limits)
+        reply = engine.check(script, limits, packages)
         if reply["status"] != engine.OK:
             raise replies.failure(reply, limits, console=replies.console_of(reply, limits))
         return str(reply["kind"])

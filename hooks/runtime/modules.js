@@ -31,11 +31,13 @@
     url: 'url',
     querystring: 'querystring-es3',
     string_decoder: 'string_decoder',
+    stream: 'stream-browserify',
+    zlib: 'browserify-zlib',
   };
   const ABSENT = [
     'fs', 'child_process', 'net', 'tls', 'dgram', 'dns', 'http', 'https', 'http2', 'os',
     'cluster', 'worker_threads', 'vm', 'v8', 'process', 'module', 'inspector', 'repl', 'tty',
-    'zlib', 'stream', 'readline', 'perf_hooks', 'async_hooks',
+    'readline', 'perf_hooks', 'async_hooks',
   ];
 
   const cache = new Map(); // resolved path -> module
@@ -98,8 +100,14 @@
     return null;
   }
 
+  // Conditional exports are matched as Node does, in the order the package
+  // lists them, with the conditions `require`, `node` and `default`; and
+  // `browser` when it leads to a `.cjs` file: hooks have fetch but no
+  // sockets, so a package's browser build in CommonJS (axios's) is the one
+  // that runs here. A `browser` build in another file is usually an ES module.
+  const CONDITIONS = ['require', 'node', 'default'];
+
   function exportTarget(value) {
-    // The CommonJS choice of a conditional export.
     if (typeof value === 'string') {
       return value;
     }
@@ -113,10 +121,15 @@
       return null;
     }
     if (value && typeof value === 'object') {
-      for (const condition of ['require', 'node', 'default']) {
-        if (condition in value) {
+      for (const condition of Object.keys(value)) {
+        if (CONDITIONS.includes(condition)) {
           const found = exportTarget(value[condition]);
           if (found) {
+            return found;
+          }
+        } else if (condition === 'browser') {
+          const found = exportTarget(value[condition]);
+          if (found && found.endsWith('.cjs')) {
             return found;
           }
         }
@@ -249,6 +262,12 @@
     } else if (name === 'request') {
       exported = makeRequest();
     } else {
+      if (name !== 'util' && name !== 'buffer') {
+        // The `inherits` package requires util, and util requires inherits:
+        // with util loaded first that cycle ends as in Node (whose util is
+        // native); entered from elsewhere, util.inherits would stay empty.
+        builtin('util');
+      }
       const file = resolve(BUILTIN_PACKAGES[name], 'builtin:');
       if (file === null) {
         throw new ErrorCtor(
@@ -265,6 +284,30 @@
     return exported;
   }
 
+  function absentError(id) {
+    return new ErrorCtor(
+      "The module '" + id + "' is not available in hooks (no filesystem, processes or raw sockets)",
+    );
+  }
+
+  const absentModules = new Map();
+  function absentModule(id) {
+    if (!absentModules.has(id)) {
+      absentModules.set(
+        id,
+        new Proxy(Object.freeze({}), {
+          get(target, property) {
+            if (typeof property === 'symbol' || property === '__esModule' || property === 'then') {
+              return undefined;
+            }
+            throw absentError(id);
+          },
+        }),
+      );
+    }
+    return absentModules.get(id);
+  }
+
   function makeRequire(fromDir) {
     function require(id) {
       if (typeof id !== 'string' || id === '') {
@@ -277,9 +320,13 @@
         }
       }
       if (ABSENT.includes(bare.split('/')[0]) || id.startsWith('node:')) {
-        throw new ErrorCtor(
-          "The module '" + id + "' is not available in hooks (no filesystem, processes or raw sockets)",
-        );
+        if (fromDir.includes('node_modules')) {
+          // A package may load such a module for a feature the hook never
+          // uses (jose's remote key sets load http): it loads, and touching
+          // it fails naming the module, as bundlers do for browser builds.
+          return absentModule(id);
+        }
+        throw absentError(id);
       }
       const file = resolve(id, fromDir);
       if (file === null) {
@@ -302,10 +349,54 @@
 
   function makeCrypto() {
     const { Buffer } = builtin('buffer');
-    const toBytes = (data, encoding) =>
-      Buffer.isBuffer(data) || data instanceof Uint8Array
+    const secretBytes = new WeakMap(); // KeyObject -> its bytes
+    const toBytes = (data, encoding) => {
+      if (secretBytes.has(data)) {
+        return secretBytes.get(data);
+      }
+      return Buffer.isBuffer(data) || data instanceof Uint8Array
         ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
         : Buffer.from(String(data), encoding || 'utf8');
+    };
+    // Secret keys only: HMAC is what hooks sign with (jsonwebtoken's HS*
+    // algorithms go through createSecretKey). Asymmetric keys are refused
+    // with an error that says so.
+    class KeyObject {
+      constructor() {
+        throw new TypeError('Illegal constructor');
+      }
+      get type() {
+        return 'secret';
+      }
+      get symmetricKeySize() {
+        return secretBytes.get(this).length;
+      }
+      export(options) {
+        const bytes = Buffer.from(secretBytes.get(this));
+        if (options && options.format === 'jwk') {
+          return { kty: 'oct', k: bytes.toString('base64url') };
+        }
+        return bytes;
+      }
+      equals(other) {
+        return secretBytes.has(other) && secretBytes.get(this).equals(secretBytes.get(other));
+      }
+    }
+    const createSecretKey = (key, encoding) => {
+      const bytes = Buffer.from(toBytes(typeof key === 'string' ? key : key, encoding));
+      const object = Object.create(KeyObject.prototype);
+      secretBytes.set(object, bytes);
+      return object;
+    };
+    // What packages reach for but hooks do not have: a function (packages
+    // promisify some at load) whose call says so.
+    const unsupported = (name) =>
+      function () {
+        throw new ErrorCtor(
+          'crypto.' + name + ' is not supported in hooks (asymmetric keys, ciphers and key ' +
+            'derivation are not available): sign and verify with HMAC (HS256)',
+        );
+      };
     const call = (op, args) => {
       const answer = parse(cryptoHost(op, stringify(args)));
       if (answer.error) {
@@ -358,6 +449,13 @@
         }
         return bytes;
       },
+      randomFillSync(buffer, offset, size) {
+        const view = new Uint8Array(buffer.buffer || buffer, buffer.byteOffset || 0, buffer.byteLength);
+        const start = offset === undefined ? 0 : Number(offset);
+        const count = size === undefined ? view.length - start : Number(size);
+        view.set(output(call('random', { size: count })), start);
+        return buffer;
+      },
       randomUUID: () => call('uuid', {}),
       timingSafeEqual(a, b) {
         if (a.byteLength !== b.byteLength) {
@@ -366,6 +464,25 @@
         return call('equal', { a: toBytes(a).toString('base64'), b: toBytes(b).toString('base64') });
       },
       getHashes: () => call('hashes', {}),
+      KeyObject,
+      createSecretKey,
+      getCiphers: () => [],
+      constants: Object.freeze({}),
+      createPrivateKey: unsupported('createPrivateKey'),
+      createPublicKey: unsupported('createPublicKey'),
+      createSign: unsupported('createSign'),
+      createVerify: unsupported('createVerify'),
+      sign: unsupported('sign'),
+      verify: unsupported('verify'),
+      generateKeyPair: unsupported('generateKeyPair'),
+      generateKeyPairSync: unsupported('generateKeyPairSync'),
+      pbkdf2: unsupported('pbkdf2'),
+      pbkdf2Sync: unsupported('pbkdf2Sync'),
+      createCipheriv: unsupported('createCipheriv'),
+      createDecipheriv: unsupported('createDecipheriv'),
+      publicEncrypt: unsupported('publicEncrypt'),
+      privateDecrypt: unsupported('privateDecrypt'),
+      diffieHellman: unsupported('diffieHellman'),
       webcrypto: undefined,
     };
   }

@@ -17,16 +17,20 @@ This module knows nothing of Django: the worker process reads the store too.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
 import os
 import posixpath
+import re
 import shutil
+import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +40,12 @@ MAX_PACKAGES = 200  # transitive, per lock
 MAX_UNPACKED_BYTES = 30_000_000  # per lock
 MAX_FILE_BYTES = 5_000_000  # one module file read by require
 ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"
+
+# npm's rule for a package name (validate-npm-package-name; capitals, which
+# old packages such as JSONStream have, allowed): no path separator but a
+# scope's one, no leading dot, at most 214 characters.
+_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[A-Za-z0-9][A-Za-z0-9._~-]*$")
+MAX_NAME_LENGTH = 214
 
 FetchJson = Callable[[str], Any]
 FetchBytes = Callable[[str], bytes]
@@ -81,6 +91,11 @@ def registry_json(registry: str) -> FetchJson:
 
 def registry_bytes(url: str) -> bytes:
     return _http_get(url, "application/octet-stream")
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is an npm package name (nothing that walks a path)."""
+    return len(name) <= MAX_NAME_LENGTH and bool(_NAME.match(name)) and ".." not in name
 
 
 def _pick(name: str, wanted: str, packument: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,6 +158,8 @@ def resolve(
     queue: list[tuple[str, str, str]] = [("", name, rng) for name, rng in sorted(wanted.items())]
     while queue:
         parent, name, rng = queue.pop(0)
+        if not valid_name(name):
+            raise DependencyError(f"{name[:100]!r} is not an npm package name")
         found = visible(parent, name)
         if found is not None and nodesemver.satisfies(
             placed[found]["version"], rng or "*", loose=True
@@ -222,21 +239,30 @@ def install(
         if not target.exists():
             data = fetch_bytes(package.tarball)
             _verify(data, package.integrity, label)
-            _unpack(data, target, label)
+            _unpack(data, target, label, max_unpacked_bytes - total)
         total += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
         if total > max_unpacked_bytes:
-            raise DependencyError(
-                f"the dependencies unpack to more than {max_unpacked_bytes} bytes"
-            )
+            raise _too_large(max_unpacked_bytes)
         _check_module_format(target, label)
 
 
-def _unpack(data: bytes, target: Path, label: str) -> None:
+def _too_large(limit: int) -> DependencyError:
+    return DependencyError(f"the dependencies unpack to more than {limit} bytes")
+
+
+def _unpack(data: bytes, target: Path, label: str, room: int) -> None:
+    """Unpack the tarball ``data`` into ``target``, unless its files add up to
+    more than ``room`` bytes (read from the headers: a compressed bomb is
+    refused before anything is written)."""
     scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = []
+            size = 0
             for member in archive.getmembers():
+                size += member.size
+                if size > room:
+                    raise _too_large(room)
                 parts = member.name.split("/", 1)
                 if len(parts) != 2 or not parts[1]:
                     continue
@@ -279,13 +305,14 @@ def lock_to_json(lock: list[LockedPackage]) -> list[dict[str, str]]:
     return [asdict(p) for p in lock]
 
 
-def lock_from_json(data: list[Mapping[str, str]]) -> list[LockedPackage]:
+def lock_from_json(data: Sequence[Mapping[str, str]]) -> list[LockedPackage]:
     return [LockedPackage(**dict(item)) for item in data]
 
 
 BUILTINS_LOCK = Path(__file__).with_name("builtins.lock.json")
 
 
+@functools.lru_cache(maxsize=1)
 def builtins_lock() -> list[LockedPackage]:
     """The npm packages behind Node's built-ins in hooks, pinned in the repo."""
     return lock_from_json(json.loads(BUILTINS_LOCK.read_text(encoding="utf-8"))["packages"])
@@ -304,6 +331,12 @@ class Packages:
     store: str
     lock: tuple[LockedPackage, ...] = ()
 
+    @cached_property
+    def key(self) -> str:
+        """Names the lock: a warm context made with another lock is another context."""
+        text = json.dumps(lock_to_json(list(self.lock)), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def to_meta(self) -> dict[str, Any]:
         return {"store": self.store, "lock": lock_to_json(list(self.lock))}
 
@@ -312,24 +345,46 @@ class Packages:
         return cls(store=str(meta["store"]), lock=tuple(lock_from_json(meta["lock"])))
 
 
+_present: set[str] = set()  # package folders known to exist in the store
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _kind_within(path: str) -> str:
+    """``file``, ``dir`` or ``""``: memoised, for a path inside a package
+    folder that exists, which never changes once unpacked."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    return "file" if stat.S_ISREG(mode) else "dir" if stat.S_ISDIR(mode) else ""
+
+
 class ModuleTree:
     """The files of one lock, as ``require`` sees them: a ``node_modules``
-    tree whose packages live in the store. Reads nothing outside it."""
+    tree whose packages live in the store. Reads nothing outside it.
+
+    The store holds only files and folders (``_unpack`` skips links), so a
+    normalised path under a package's folder stays in it: no path is
+    resolved on the file system, and what a path is gets memoised for the
+    process (``require`` asks for many, on every context's first run).
+    """
 
     def __init__(self, store: Path, lock: list[LockedPackage]) -> None:
         self._roots = sorted(
-            ((p.path, store_dir(store, p.integrity)) for p in lock), key=lambda item: -len(item[0])
+            ((p.path, str(store_dir(store, p.integrity))) for p in lock),
+            key=lambda item: -len(item[0]),
         )
 
-    def _locate(self, path: str) -> Path | None:
+    def _locate(self, path: str) -> str | None:
         path = posixpath.normpath("/" + path).lstrip("/")
         for prefix, root in self._roots:
             if path == prefix or path.startswith(prefix + "/"):
+                if root not in _present:
+                    if not os.path.isdir(root):
+                        return None
+                    _present.add(root)
                 inner = path[len(prefix) :].lstrip("/")
-                candidate = (root / inner).resolve() if inner else root.resolve()
-                if candidate == root.resolve() or candidate.is_relative_to(root.resolve()):
-                    return candidate
-                return None
+                return posixpath.join(root, inner) if inner else root
         return None
 
     def kind(self, path: str) -> str:
@@ -341,15 +396,17 @@ class ModuleTree:
             # A folder above packages (node_modules/@scope) exists if some package is under it.
             prefix = posixpath.normpath("/" + path).lstrip("/") + "/"
             return "dir" if any(p.startswith(prefix) for p, _ in self._roots) else ""
-        if found.is_file():
-            return "file"
-        return "dir" if found.is_dir() else ""
+        return _kind_within(found)
 
     def read(self, path: str) -> str | None:
         found = self._locate(path)
-        if found is None or not found.is_file() or found.stat().st_size > MAX_FILE_BYTES:
+        if found is None or _kind_within(found) != "file":
             return None
-        return found.read_text(encoding="utf-8", errors="replace")
+        with open(found, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return None
+        return data.decode("utf-8", errors="replace")
 
 
 def install_builtins(store: Path | None = None) -> int:

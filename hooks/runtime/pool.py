@@ -32,7 +32,7 @@ from . import worker as protocol
 from .egress import EgressPolicy
 from .errors import HookCrashed, HookError, HookMemoryLimit, HookTimeout
 from .inprocess import check_script_size, request_json
-from .npm import default_store
+from .npm import Packages, default_store
 from .records import Limits, RunResult, StorageSnapshot
 
 WORKER_SCRIPT = Path(protocol.__file__)
@@ -273,6 +273,7 @@ class HookPool:
         limits: Limits,
         cache: Mapping[str, Any] | None = None,
         egress: EgressPolicy | None = None,
+        packages: Packages | None = None,
     ) -> RunResult:
         """As ``InProcessRuntime.run``, in a worker, which also makes the run's
         requests. ``context_key`` must be a tuple of JSON scalars (it crosses
@@ -285,18 +286,26 @@ class HookPool:
             "op": "run",
             "key": list(key),
             "script": None,
+            "packages": None,
             "limits": _limits_meta(limits),
             "egress": None if egress is None else egress.to_meta(),
         }
-        reply, value, duration_ms = self._call(meta, request, limits, key=warm_key, script=script)
+        reply, value, duration_ms = self._call(
+            meta, request, limits, key=warm_key, script=script, packages=packages
+        )
         return replies.decode(
             reply, value.decode(), limits=limits, duration_ms=duration_ms, storage=storage
         )
 
-    def check(self, *, script: str, limits: Limits) -> str:
+    def check(self, *, script: str, limits: Limits, packages: Packages | None = None) -> str:
         """As ``InProcessRuntime.check``, in a worker."""
         check_script_size(script, limits)
-        meta = {"op": "check", "script": script, "limits": _limits_meta(limits)}
+        meta = {
+            "op": "check",
+            "script": script,
+            "packages": None if packages is None else packages.to_meta(),
+            "limits": _limits_meta(limits),
+        }
         reply, _, duration_ms = self._call(meta, b"", limits, key=None, script=script)
         if reply.get("status") != engine.OK:
             raise replies.failure(
@@ -332,6 +341,7 @@ class HookPool:
         *,
         key: tuple[Any, ...] | None,
         script: str,
+        packages: Packages | None = None,
     ) -> tuple[dict[str, Any], bytes, float]:
         timeout_s = limits.timeout_ms / 1000
         reply_limit = (
@@ -347,11 +357,13 @@ class HookPool:
                 raise HookCrashed("the hook worker did not start in time", name="HookCrashed")
             start = time.monotonic()
             deadline = start + timeout_s + GRACE_S
+            # The script and its packages go only to a worker that lacks the context.
+            packages_meta = None if packages is None else packages.to_meta()
             if key is not None and key not in worker.warm:
-                meta["script"] = script
+                meta["script"], meta["packages"] = script, packages_meta
             reply, value = worker.call(meta, blob, deadline, reply_limit)
             if reply.get("status") == protocol.MISSING:
-                meta["script"] = script
+                meta["script"], meta["packages"] = script, packages_meta
                 reply, value = worker.call(meta, blob, deadline, reply_limit)
             duration_ms = (time.monotonic() - start) * 1000
             if key is not None:

@@ -402,6 +402,171 @@
     }
   }
 
+  // ---- Blob, FormData -----------------------------------------------------------
+
+  function concatBytes(chunks) {
+    let size = 0;
+    for (const chunk of chunks) {
+      size += chunk.length;
+    }
+    const out = new Uint8ArrayCtor(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
+
+  class Blob {
+    #bytes;
+    #type;
+    constructor(parts = [], options = {}) {
+      const chunks = [];
+      for (const part of parts) {
+        if (part instanceof Blob) {
+          chunks.push(part._bytes());
+        } else if (part instanceof ArrayBufferCtor || isView(part)) {
+          chunks.push(new Uint8ArrayCtor(asBytes(part)));
+        } else {
+          chunks.push(utf8Encode(StringCtor(part)));
+        }
+      }
+      this.#bytes = concatBytes(chunks);
+      const type = options && options.type !== undefined ? StringCtor(options.type) : '';
+      this.#type = /^[\x20-\x7e]*$/.test(type) ? type.toLowerCase() : '';
+    }
+    get size() {
+      return this.#bytes.length;
+    }
+    get type() {
+      return this.#type;
+    }
+    _bytes() {
+      return this.#bytes;
+    }
+    slice(start = 0, end = this.#bytes.length, type = '') {
+      return new Blob([this.#bytes.slice(start, end)], { type });
+    }
+    text() {
+      return PromiseCtor.resolve(utf8Decode(this.#bytes, false));
+    }
+    arrayBuffer() {
+      return PromiseCtor.resolve(this.#bytes.slice().buffer);
+    }
+    bytes() {
+      return PromiseCtor.resolve(this.#bytes.slice());
+    }
+    get [Symbol.toStringTag]() {
+      return 'Blob';
+    }
+  }
+
+  class File extends Blob {
+    #name;
+    #lastModified;
+    constructor(parts, name, options = {}) {
+      super(parts, options);
+      this.#name = StringCtor(name);
+      this.#lastModified = options && options.lastModified !== undefined ? Number(options.lastModified) : Date.now();
+    }
+    get name() {
+      return this.#name;
+    }
+    get lastModified() {
+      return this.#lastModified;
+    }
+    get [Symbol.toStringTag]() {
+      return 'File';
+    }
+  }
+
+  class FormData {
+    #list = [];
+    #entry(name, value, filename) {
+      if (value instanceof Blob) {
+        const file =
+          value instanceof File && filename === undefined
+            ? value
+            : new File([value], filename !== undefined ? filename : value instanceof File ? value.name : 'blob', {
+                type: value.type,
+              });
+        return [StringCtor(name), file];
+      }
+      return [StringCtor(name), StringCtor(value)];
+    }
+    append(name, value, filename) {
+      this.#list.push(this.#entry(name, value, filename));
+    }
+    set(name, value, filename) {
+      const entry = this.#entry(name, value, filename);
+      const index = this.#list.findIndex(([n]) => n === entry[0]);
+      this.#list = this.#list.filter(([n], i) => n !== entry[0] || i === index);
+      if (index < 0) {
+        this.#list.push(entry);
+      } else {
+        this.#list[this.#list.findIndex(([n]) => n === entry[0])] = entry;
+      }
+    }
+    get(name) {
+      const found = this.#list.find(([n]) => n === StringCtor(name));
+      return found ? found[1] : null;
+    }
+    getAll(name) {
+      return this.#list.filter(([n]) => n === StringCtor(name)).map(([, v]) => v);
+    }
+    has(name) {
+      return this.#list.some(([n]) => n === StringCtor(name));
+    }
+    delete(name) {
+      this.#list = this.#list.filter(([n]) => n !== StringCtor(name));
+    }
+    forEach(callback, thisArg) {
+      for (const [name, value] of this.#list) {
+        callback.call(thisArg, value, name, this);
+      }
+    }
+    *entries() {
+      for (const [name, value] of this.#list) {
+        yield [name, value];
+      }
+    }
+    *keys() {
+      for (const [name] of this.#list) {
+        yield name;
+      }
+    }
+    *values() {
+      for (const [, value] of this.#list) {
+        yield value;
+      }
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    get [Symbol.toStringTag]() {
+      return 'FormData';
+    }
+  }
+
+  // multipart/form-data, as browsers and Node's fetch send a FormData body.
+  function multipart(form) {
+    const boundary = '----TesseraFormBoundary' + Math.random().toString(16).slice(2) + Date.now().toString(16);
+    const escape = (text) => text.replace(/\r\n|\r|\n/g, '\r\n').replace(/"/g, '%22');
+    const chunks = [];
+    for (const [name, value] of form) {
+      let head = '--' + boundary + '\r\nContent-Disposition: form-data; name="' + escape(name) + '"';
+      if (value instanceof File) {
+        head += '; filename="' + escape(value.name) + '"\r\nContent-Type: ' + (value.type || 'application/octet-stream');
+        chunks.push(utf8Encode(head + '\r\n\r\n'), value._bytes(), utf8Encode('\r\n'));
+      } else {
+        chunks.push(utf8Encode(head + '\r\n\r\n' + value.replace(/\r\n|\r|\n/g, '\r\n') + '\r\n'));
+      }
+    }
+    chunks.push(utf8Encode('--' + boundary + '--\r\n'));
+    return { boundary, bytes: concatBytes(chunks) };
+  }
+
   // ---- bodies ----------------------------------------------------------------
 
   // A body is kept as bytes, or as text when it came as text.
@@ -417,6 +582,17 @@
     }
     if (body instanceof ArrayBufferCtor || isView(body)) {
       return { bytes: new Uint8ArrayCtor(asBytes(body)) };
+    }
+    if (body instanceof Blob) {
+      if (!headers.has('content-type') && body.type) {
+        headers.set('content-type', body.type);
+      }
+      return { bytes: body._bytes() };
+    }
+    if (body instanceof FormData) {
+      const encoded = multipart(body);
+      headers.set('content-type', 'multipart/form-data; boundary=' + encoded.boundary);
+      return { bytes: encoded.bytes };
     }
     if (body instanceof URLSearchParams) {
       if (!headers.has('content-type')) {
@@ -851,6 +1027,9 @@
     TextDecoder,
     URL,
     URLSearchParams,
+    Blob,
+    File,
+    FormData,
   };
   for (const name of Object.keys(globals)) {
     Object.defineProperty(global, name, {

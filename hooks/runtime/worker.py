@@ -11,10 +11,12 @@ Protocol: both directions carry frames ``>II`` (meta length, blob length),
 then the meta JSON, then the blob. The worker first sends ``{"status":
 "ready"}``, then answers each request with exactly one reply.
 
-- ``{"op": "run", "key", "script"|null, "limits"}`` with the request JSON as
-  blob. The reply is the engine's (blob: the value's JSON), or ``missing``:
-  the key is not warm here and no script was sent; send it again with it.
-- ``{"op": "check", "script", "limits"}``: load in a throwaway context.
+- ``{"op": "run", "key", "script"|null, "packages"|null, "limits"}`` with
+  the request JSON as blob. The reply is the engine's (blob: the value's
+  JSON), or ``missing``: the key is not warm here and no script was sent;
+  send it again with it (and its packages: ``npm.Packages.to_meta()``).
+- ``{"op": "check", "script", "packages", "limits"}``: load in a throwaway
+  context.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ WARM_SHARE = 0.5
 def serve(request_fd: int, reply_fd: int, *, max_contexts: int, warm_bytes: int) -> None:
     from hooks_runtime import engine  # type: ignore[import-not-found]
     from hooks_runtime.egress import EgressPolicy, Network  # type: ignore[import-not-found]
+    from hooks_runtime.npm import Packages  # type: ignore[import-not-found]
     from hooks_runtime.records import Limits  # type: ignore[import-not-found]
 
     sandboxes: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -77,8 +80,9 @@ def serve(request_fd: int, reply_fd: int, *, max_contexts: int, warm_bytes: int)
         request = json.loads(_read_exactly(request_fd, meta_len) or b"{}")
         blob = _read_exactly(request_fd, blob_len) or b""
         limits = Limits(**request["limits"])
+        packages = Packages.from_meta(request["packages"]) if request.get("packages") else None
         if request["op"] == "check":
-            reply(engine.check(request["script"], limits))
+            reply(engine.check(request["script"], limits, packages))
             continue
         key = (*request["key"], *limits.context_shape())
         budget = engine.Budget.start(limits)
@@ -88,7 +92,7 @@ def serve(request_fd: int, reply_fd: int, *, max_contexts: int, warm_bytes: int)
             if request.get("script") is None:
                 reply({"status": MISSING})
                 continue
-            sandbox = engine.Sandbox.open(request["script"], limits, budget)
+            sandbox = engine.Sandbox.open(request["script"], limits, budget, packages)
             if sandbox.failed is not None:
                 reply(sandbox.failed)
                 continue

@@ -261,6 +261,20 @@ TESSERA_EGRESS_PROXY = os.environ.get("TESSERA_EGRESS_PROXY", "") or None
 TESSERA_EGRESS_CA_FILE = os.environ.get("TESSERA_EGRESS_CA_FILE", "") or None
 TESSERA_HOOK_MAX_FETCHES = int(os.environ.get("TESSERA_HOOK_MAX_FETCHES", "20"))
 TESSERA_HOOK_MAX_RESPONSE_BYTES = int(os.environ.get("TESSERA_HOOK_MAX_RESPONSE_BYTES", "5000000"))
+# npm dependencies of hooks and Actions (hooks/dependencies.py), resolved when
+# a hook is saved or an Action built: from this registry, at most this many
+# declared per hook or Action (Auth0's 10) and this many in all, unpacking to at
+# most this many bytes per hook or Action version, the whole within this many
+# seconds. Packages are unpacked once into TESSERA_NPM_STORE (default var/npm).
+TESSERA_NPM_REGISTRY = os.environ.get("TESSERA_NPM_REGISTRY", "https://registry.npmjs.org")
+TESSERA_NPM_MAX_DIRECT_DEPENDENCIES = int(
+    os.environ.get("TESSERA_NPM_MAX_DIRECT_DEPENDENCIES", "10")
+)
+TESSERA_NPM_MAX_PACKAGES = int(os.environ.get("TESSERA_NPM_MAX_PACKAGES", "200"))
+TESSERA_NPM_MAX_UNPACKED_BYTES = int(os.environ.get("TESSERA_NPM_MAX_UNPACKED_BYTES", "30000000"))
+TESSERA_NPM_RESOLVE_TIMEOUT_SECONDS = float(
+    os.environ.get("TESSERA_NPM_RESOLVE_TIMEOUT_SECONDS", "60")
+)
 # Worker processes per server process, with TESSERA_HOOK_ISOLATION=process.
 TESSERA_HOOK_WORKERS = int(os.environ.get("TESSERA_HOOK_WORKERS", "2"))
 # Warm hook contexts kept per server thread (or worker), least recently used

@@ -33,6 +33,14 @@ def upstream() -> Iterator[str]:
 @pytest.fixture
 def tls_upstream(tmp_path) -> Iterator[tuple[str, Path]]:
     """A TLS upstream whose certificate comes from a CA the test makes."""
+    context, ca_file = tls_context(tmp_path)
+    for url in serve(context):
+        yield url, ca_file
+
+
+def tls_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 whose certificate comes from a CA the
+    test makes, and the CA's PEM file (what the runtime is told to trust)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tessera test CA")])
@@ -74,5 +82,4 @@ def tls_upstream(tmp_path) -> Iterator[tuple[str, Path]]:
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
-    for url in serve(context):
-        yield url, ca_file
+    return context, ca_file

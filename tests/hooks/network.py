@@ -107,7 +107,13 @@ def serve(context: ssl.SSLContext | None = None) -> Iterator[str]:
 class World:
     """A tenant with an API, a client and an enabled hook."""
 
-    def __init__(self, slug: str, script: str, timeout_ms: int = 3000) -> None:
+    def __init__(
+        self,
+        slug: str,
+        script: str,
+        timeout_ms: int = 3000,
+        dependencies: dict[str, str] | None = None,
+    ) -> None:
         self.tenant = make_tenant(slug)
         self.tenant.hook_timeout_ms = timeout_ms
         self.tenant.hook_cpu_ms = timeout_ms  # building 10,000 requests takes CPU
@@ -116,7 +122,12 @@ class World:
         api = make_api(self.tenant, self.audience, scopes=["read"])
         self.client, self.secret = make_client(self.tenant, {api: ["read"]})
         self.hook = hook_create(
-            tenant=self.tenant, name="hook", script=script, enabled=True, actor=Actor.cli()
+            tenant=self.tenant,
+            name="hook",
+            script=script,
+            enabled=True,
+            dependencies=dependencies,
+            actor=Actor.cli(),
         )
 
     def token(self):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from hooks.choices import TriggerId
 from hooks.cli import FORCE_HELP, add_logs_arguments, read_payload, read_text, show_logs
+from hooks.dependencies import packages_for, parse_declared
 from hooks.execution import check_script, describe_error
 from hooks.models import Hook, HookSecret
 from hooks.points import POINTS
@@ -25,6 +26,7 @@ from hooks.services import (
     hook_save_script,
     hook_secrets_delete,
     hook_secrets_set,
+    hook_update,
 )
 from hooks.trial_run import TestRunReport, hook_test_run
 from tenant.audit import Actor
@@ -34,6 +36,19 @@ from tenant.models import Tenant
 
 def named_hook(tenant: Tenant, options: dict[str, Any]) -> Hook:
     return find(hook_get, "hook", tenant=tenant, name=options["name"])
+
+
+DEPENDENCY_HELP = (
+    "An npm package the script requires, NAME@VERSION (a version or range; "
+    "NAME alone: latest). Repeat for each; resolved from the registry now."
+)
+
+
+def dependencies_of(options: dict[str, Any]) -> dict[str, str] | None:
+    """``--dependency`` values as ``{name: range}``; None when none was given."""
+    if options.get("dependency") is None:
+        return None
+    return parse_declared(options["dependency"])
 
 
 class Command(TenantCommand):
@@ -52,6 +67,9 @@ class Command(TenantCommand):
             help="Extensibility point.",
         )
         create.add_argument("-n", "--name", required=True)
+        create.add_argument(
+            "-d", "--dependency", action="append", metavar="NAME@VERSION", help=DEPENDENCY_HELP
+        )
         self.add_tenant_argument(create)
         create.add_argument("file", help="The hook's JavaScript (a CommonJS module).")
 
@@ -65,6 +83,13 @@ class Command(TenantCommand):
         update = on_hook(actions, "update", "Save a file as the hook's new version.")
         update.add_argument("file")
         update.add_argument("--force", action="store_true", help=FORCE_HELP)
+        update.add_argument(
+            "-d",
+            "--dependency",
+            action="append",
+            metavar="NAME@VERSION",
+            help=DEPENDENCY_HELP + " Replaces the hook's dependencies.",
+        )
         enable = on_hook(actions, "enable", "Enable a hook (disables the point's other hook).")
         enable.add_argument("--force", action="store_true", help=FORCE_HELP)
         on_hook(actions, "disable", "Disable a hook.")
@@ -107,6 +132,7 @@ class Command(TenantCommand):
             script=script,
             trigger_id=options["trigger_id"],
             enabled=False,
+            dependencies=dependencies_of(options),
             actor=Actor.cli(),
         )
         self.stdout.write(f"Created hook {hook.name} for {hook.trigger_id}, disabled.")
@@ -117,6 +143,9 @@ class Command(TenantCommand):
     def update(self, tenant: Tenant, options: dict[str, Any]) -> None:
         script = read_text(options["file"])
         hook = named_hook(tenant, options)
+        dependencies = dependencies_of(options)
+        if dependencies is not None:
+            hook = hook_update(hook=hook, dependencies=dependencies, actor=Actor.cli())
         hook = hook_save_script(
             hook=hook,
             script=script,
@@ -188,7 +217,13 @@ class Command(TenantCommand):
         if options["payload"]:
             payload = read_payload(options["payload"])
         else:
-            kind = check_script(tenant=tenant, script=script) if options["file"] else hook.kind
+            kind = (
+                check_script(
+                    tenant=tenant, script=script, packages=packages_for(hook.dependency_lock)
+                )
+                if options["file"]
+                else hook.kind
+            )
             payload = POINTS[hook.trigger_id].sample_for(kind)
         report = hook_test_run(
             tenant=tenant, script=script, payload=payload, trigger_id=hook.trigger_id, hook=hook
