@@ -9,10 +9,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from hooks.choices import RunOutcome, RunSource, TriggerId
-from hooks.execution import execute
-from hooks.models import Hook
+from hooks.execution import Execution, execute
+from hooks.models import Action, Hook
 from hooks.points import POINTS, DroppedProperty
-from hooks.selectors import action_cache, hook_secrets, hook_storage
+from hooks.selectors import action_cache, action_draft_secrets, hook_secrets, hook_storage
 from tenant.models import Tenant
 
 
@@ -74,6 +74,33 @@ def hook_test_run(
         cache=action_cache(hook_id=hook.pk) if hook else None,
         hook_id=hook.pk if hook else None,
     )
+    return _report(execution)
+
+
+def action_test_run(*, action: Action, payload: Any = None) -> TestRunReport:
+    """Run an Action's draft (its saved code and draft secrets, not the
+    deployed version) as a token request would, on ``payload`` (``{"event":
+    {...}}``, merged over the trigger's sample event) or the sample event.
+    Its ``api.cache`` is read, never written."""
+    sample = POINTS[action.trigger_id].action_sample_payload["event"]
+    given = validate_payload(action.trigger_id, payload if payload is not None else {})
+    event = given.get("event", {})
+    if not isinstance(event, dict):
+        raise ValidationError("The payload's event must be a JSON object.")
+    execution = execute(
+        tenant=action.tenant,
+        trigger_id=action.trigger_id,
+        source=RunSource.TEST,
+        script=action.code,
+        payload={**given, "event": {**sample, **event}},
+        secrets=action_draft_secrets(action=action),
+        storage=None,
+        cache=action_cache(hook_id=f"action:{action.public_id}"),
+    )
+    return _report(execution)
+
+
+def _report(execution: Execution) -> TestRunReport:
     report = TestRunReport(
         outcome=execution.outcome,
         duration_ms=execution.duration_ms,

@@ -90,7 +90,15 @@ def test_every_action_either_names_its_tenant_with_p_or_is_known_not_to():
     scoped = {path[:2] for path, _ in TENANT_ACTIONS}
     assert paths - scoped == NOT_TENANT_SCOPED
     # The commands this suite knows of: a new one shows up here.
-    assert {path[0] for path in paths} == {"api", "client", "demo", "hooks", "tenant", "wt"}
+    assert {path[0] for path in paths} == {
+        "actions",
+        "api",
+        "client",
+        "demo",
+        "hooks",
+        "tenant",
+        "wt",
+    }
     for path, parser in TENANT_ACTIONS:
         option = tenant_option(parser)
         assert option is not None and option.required, path
