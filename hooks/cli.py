@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils import timezone
 
 from hooks.choices import RunSource
@@ -19,6 +19,23 @@ from tenant.cli import TenantCommand, find
 from tenant.models import Tenant
 
 FORCE_HELP = "Go live even if the script fails on its point's sample payload."
+
+
+class IntermixedParser(CommandParser):
+    """A subcommand's parser whose positionals may come after its options:
+    ``update NAME -p TENANT FILE``, the order ``hooks update`` takes them in,
+    with FILE optional (plain argparse would have given FILE up at ``-p``)."""
+
+    _parsing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._parsing:  # argparse's two passes, from parse_known_intermixed_args
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def read_text(path: str, what: str = "script") -> str:

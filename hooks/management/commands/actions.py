@@ -34,7 +34,7 @@ from hooks.action_services import (
     deployed_version,
 )
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
-from hooks.cli import read_payload, read_text, write_report, write_table
+from hooks.cli import IntermixedParser, read_payload, read_text, write_report, write_table
 from hooks.execution import describe_error
 from hooks.models import Action, ActionVersion
 from hooks.selectors import action_list, action_named, action_secret_names, hook_list
@@ -136,7 +136,7 @@ class Command(TenantCommand):
     help = "Create, deploy, test and bind Actions (Auth0's `auth0 actions` CLI)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        actions = parser.add_subparsers(dest="action", required=True)
+        actions = parser.add_subparsers(dest="action", required=True, parser_class=IntermixedParser)
 
         def on_action(name: str, text: str) -> CommandParser:
             """An action on one of the tenant's Actions: ``ACTION -p TENANT``."""
@@ -266,7 +266,12 @@ class Command(TenantCommand):
         for version in action.versions.order_by("-number"):
             created = timezone.localtime(version.created_at).strftime("%Y-%m-%d %H:%M:%S")
             rows.append(
-                (str(version.number), "yes" if version.deployed else "", created, version.public_id)
+                (
+                    str(version.number),
+                    "yes" if version.deployed else "no",
+                    created,
+                    version.public_id,
+                )
             )
         write_table(self.stdout, rows, empty=f"Action {action.name} was never deployed.")
 
