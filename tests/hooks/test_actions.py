@@ -223,9 +223,7 @@ def test_an_action_keeps_auth0s_50_versions_deleting_the_oldest(tenants):
     numbers = list(action.versions.order_by("number").values_list("number", flat=True))
     assert numbers == list(range(3, 53))
     assert action.versions.get(deployed=True).number == 52
-    rolled = action_rollback(
-        action=action, version=action.versions.get(number=3), actor=TEST_ACTOR
-    )
+    rolled = action_rollback(action=action, version=action.versions.get(number=3), actor=TEST_ACTOR)
     assert rolled.number == 53 and action.versions.count() == 50
     assert not action.versions.filter(number=3).exists()  # the oldest went, even rolled back to
     assert list(theirs.versions.values_list("number", flat=True)) == [1]
