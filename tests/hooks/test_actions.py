@@ -228,7 +228,7 @@ def test_an_action_keeps_auth0s_50_versions_deleting_the_oldest(tenants):
     assert not action.versions.filter(number=3).exists()  # the oldest went, even rolled back to
     assert list(theirs.versions.values_list("number", flat=True)) == [1]
     last = AuditEntry.objects.filter(tenant=acme, object_type="action").latest("id")
-    assert last.after["deleted_versions"] == [3]
+    assert last.after is not None and last.after["deleted_versions"] == [3]
 
 
 def test_a_tenant_has_at_most_auth0s_100_actions(tenants):
