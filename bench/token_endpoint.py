@@ -3,7 +3,7 @@
     python bench/token_endpoint.py [--quick] [--requests N] [--concurrency 1,10,50]
         [--db postgres,sqlite] [--workers 1,2] [--server granian|gunicorn]
         [--worker-class sync|gthread] [--isolation inprocess|process]
-        [--soak N] [--tenants N] [--noisy-neighbour] [--peer-only]
+        [--soak N] [--tenants N] [--noisy-neighbour] [--flow] [--peer-only]
         [--append/--no-append]
 
 Starts Tessera as deployed (granian, production settings) on each database,
@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from harness.floor import running_floor
+from harness.flow import FLOW_RESULTS_TITLE, run_flow
 from harness.loadgen import LoadResult, run_load
 from harness.neighbour import NEIGHBOUR_RATE, run_noisy_neighbour
 from harness.node import ensure_node_modules
@@ -86,6 +87,8 @@ class Preset:
 FULL = Preset(requests=20_000, concurrency="1,10,50", warmup=None)
 QUICK = Preset(requests=300, concurrency="1,10", warmup=50)
 NOISY = Preset(requests=2_000, concurrency="10", warmup=None)
+# Three rounds at 50 connections, each flow 3,000 requests: a few minutes.
+FLOW = Preset(requests=3_000, concurrency="50,50,50", warmup=500)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Plan:
     tenants: int | None
     noisy_neighbour: bool
     neighbour_rate: int
+    flow: bool
     isolation: str
     peer_only: bool
     with_hook: bool
@@ -168,6 +172,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
                         help="instead: tenant B alone and beside A's looping hook")  # fmt: skip
     parser.add_argument("--neighbour-rate", type=int, default=NEIGHBOUR_RATE,
                         help=f"A's rate limit and load, requests/s ({NEIGHBOUR_RATE})")  # fmt: skip
+    parser.add_argument("--flow", action="store_true",
+                        help="instead: three bound Actions beside one, in rounds")  # fmt: skip
     parser.add_argument("--isolation", choices=["inprocess", "process"], default="inprocess",
                         help="TESSERA_HOOK_ISOLATION for Tessera (inprocess)")  # fmt: skip
     parser.add_argument("--peer-only", action="store_true", help="measure only the peer")
@@ -181,6 +187,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     if args.noisy_neighbour and not args.quick:
         # B stays under its rate limit, so 20,000 requests would take minutes.
         preset = NOISY
+    if args.flow and not args.quick:
+        preset = FLOW
     plan = Plan(
         requests=args.requests or preset.requests,
         warmup=args.warmup if args.warmup is not None else preset.warmup,
@@ -197,6 +205,7 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         tenants=args.tenants,
         noisy_neighbour=args.noisy_neighbour,
         neighbour_rate=args.neighbour_rate,
+        flow=args.flow,
         isolation=args.isolation,
         peer_only=args.peer_only,
         with_hook=not args.no_hook,
@@ -482,6 +491,25 @@ def run_noisy_mode(plan: Plan, workdir: Path) -> list[str]:
     ]
 
 
+def run_flow_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--flow: three bound Actions beside one, CPU per token, in rounds."""
+    database, workers = plan.databases[0], max(plan.workers)
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        *run_flow(
+            database=database,
+            config=server_config(plan, workers),
+            settings=plan.settings,
+            requests=plan.requests,
+            rounds=plan.concurrency,
+            warmup=plan.warmup_for(max(plan.concurrency)),
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into SystemExit so that every ``finally`` stops its servers."""
@@ -503,6 +531,7 @@ def main(argv: Sequence[str]) -> int:
     plan, append = parse_plan(argv)
     started = time.monotonic()
     measurements: list[Measurement] = []
+    block: tuple[str, str] | None = None
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="tessera-bench-") as directory:
         workdir = Path(directory)
         try:
@@ -518,6 +547,10 @@ def main(argv: Sequence[str]) -> int:
             elif plan.noisy_neighbour:
                 title = "noisy neighbour"
                 sections = run_noisy_mode(plan, workdir)
+            elif plan.flow:
+                title = "Action flows, three bound Actions beside one"
+                sections = run_flow_mode(plan, workdir)
+                block = ("flow", FLOW_RESULTS_TITLE + "\n\n" + "\n\n".join(sections[2:]))
             else:
                 title = "token endpoint" + (" (peer only)" if plan.peer_only else "")
                 title += " (quick smoke run)" if plan.quick else ""
@@ -536,9 +569,11 @@ def main(argv: Sequence[str]) -> int:
     command = ("python bench/token_endpoint.py " + " ".join(argv)).strip()
     if append:
         head = current_tables(measurements) if not plan.peer_only else []
-        history = record_results(title=title, command=command, sections=sections, head=head)
+        history = record_results(
+            title=title, command=command, sections=sections, head=head, block=block
+        )
         print(f"\nappended to bench/{history.relative_to(history.parents[1])}", end="")
-        print(", current tables written to bench/RESULTS.md" if head else "")
+        print(", current tables written to bench/RESULTS.md" if head or block else "")
     print(f"\ndone in {time.monotonic() - started:.0f} s")
     return 0
 

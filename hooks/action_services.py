@@ -31,9 +31,13 @@ from hooks.dependencies import DependencyRefused, Lock, packages_for, resolve_lo
 from hooks.execution import check_script
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
+    MAX_ACTIONS_PER_TENANT,
     MAX_BINDINGS_PER_TRIGGER,
     MAX_DEPENDENCIES_PER_ACTION,
+    MAX_SECRET_NAME_CHARS,
+    MAX_SECRET_VALUE_CHARS,
     MAX_SECRETS_PER_ACTION,
+    MAX_VERSIONS_PER_ACTION,
     Action,
     ActionSecret,
     ActionVersion,
@@ -43,8 +47,6 @@ from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant
-
-MAX_SECRET_VALUE_CHARS = 10_000
 
 
 class ActionNotBuilt(ValidationError):
@@ -178,6 +180,11 @@ def _check_secrets(secrets: Sequence[SecretSpec]) -> None:
             f"An action has at most {MAX_SECRETS_PER_ACTION} secrets.", code="too_many_secrets"
         )
     for secret in secrets:
+        if len(secret.name) > MAX_SECRET_NAME_CHARS:
+            raise ValidationError(
+                f"A secret name has at most {MAX_SECRET_NAME_CHARS} characters.",
+                code="invalid_secret",
+            )
         value = secret.value
         if value is not None and (
             not isinstance(value, str) or len(value) > MAX_SECRET_VALUE_CHARS
@@ -260,6 +267,12 @@ def _create(
     secrets: Sequence[SecretSpec],
     build: Build,
 ) -> Action:
+    # One create at a time per tenant, so that two cannot both take the last place.
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    if Action.objects.filter(tenant=tenant).count() >= MAX_ACTIONS_PER_TENANT:
+        raise ValidationError(
+            f"A tenant has at most {MAX_ACTIONS_PER_TENANT} actions.", code="too_many_actions"
+        )
     _name_free(tenant, name)
     action = Action(
         tenant=tenant,
@@ -462,10 +475,29 @@ def _new_version(
     return version
 
 
+def _prune_versions(action: Action) -> list[int]:
+    """Delete the versions past Auth0's limit, oldest first (the deployed one,
+    the newest, always stays); returns their numbers."""
+    stale = list(
+        action.versions.order_by("-number").values_list("pk", "number")[MAX_VERSIONS_PER_ACTION:]
+    )
+    if stale:
+        ActionVersion.objects.filter(pk__in=[pk for pk, _ in stale]).delete()
+    return sorted(number for _, number in stale)
+
+
+def _version_audit(version: ActionVersion, pruned: list[int]) -> dict[str, Any]:
+    after: dict[str, Any] = {"deployed_version": version.number, "code": version.code}
+    if pruned:
+        after["deleted_versions"] = pruned
+    return after
+
+
 @transaction.atomic
 def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
     """Make the draft (code, runtime, dependencies, secrets) a new numbered,
-    deployed version: what the bindings run from now on."""
+    deployed version: what the bindings run from now on. An Action keeps
+    Auth0's ``MAX_VERSIONS_PER_ACTION``: the oldest past it are deleted."""
     locked = Action.objects.select_for_update().get(pk=action.pk)
     if locked.status != ActionStatus.BUILT:
         raise ActionNotBuilt(
@@ -488,7 +520,7 @@ def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
         actor,
         "deploy",
         {"deployed_version": previous.number if previous else None},
-        {"deployed_version": version.number, "code": version.code},
+        _version_audit(version, _prune_versions(locked)),
     )
     return version
 
@@ -514,7 +546,7 @@ def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> 
         actor,
         f"rollback v{version.number}",
         {"deployed_version": previous.number if previous else None},
-        {"deployed_version": new.number, "code": new.code},
+        _version_audit(new, _prune_versions(locked)),
     )
     return new
 

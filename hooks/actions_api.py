@@ -37,6 +37,8 @@ from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
     MAX_BINDINGS_PER_TRIGGER,
     MAX_DEPENDENCIES_PER_ACTION,
+    MAX_SECRET_NAME_CHARS,
+    MAX_SECRET_VALUE_CHARS,
     MAX_SECRETS_PER_ACTION,
     Action,
     ActionVersion,
@@ -178,8 +180,8 @@ class DependencySerializer(serializers.Serializer):
 
 
 class SecretSerializer(serializers.Serializer):
-    name = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,255}$")
-    value = StrictCharField(max_length=10_000, required=False, allow_blank=True)
+    name = serializers.RegexField(rf"^[A-Za-z0-9_.-]{{1,{MAX_SECRET_NAME_CHARS}}}$")
+    value = StrictCharField(max_length=MAX_SECRET_VALUE_CHARS, required=False, allow_blank=True)
     updated_at = serializers.CharField(required=False)
 
 

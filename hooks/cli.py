@@ -1,22 +1,41 @@
-"""What the hooks commands (``hooks`` and ``wt``) share: reading files and
-showing runs."""
+"""What the hooks commands (``hooks``, ``wt`` and ``actions``) share:
+reading files, tables, test-run reports and showing runs."""
 
 import argparse
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils import timezone
 
 from hooks.choices import RunSource
+from hooks.execution import describe_error
 from hooks.models import HookRun
 from hooks.selectors import hook_get, hook_runs
+from hooks.trial_run import TestRunReport
 from tenant.cli import TenantCommand, find
 from tenant.models import Tenant
 
 FORCE_HELP = "Go live even if the script fails on its point's sample payload."
+
+
+class IntermixedParser(CommandParser):
+    """A subcommand's parser whose positionals may come after its options:
+    ``update NAME -p TENANT FILE``, the order ``hooks update`` takes them in,
+    with FILE optional (plain argparse would have given FILE up at ``-p``)."""
+
+    _parsing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._parsing:  # argparse's two passes, from parse_known_intermixed_args
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def read_text(path: str, what: str = "script") -> str:
@@ -32,6 +51,39 @@ def read_payload(path: str) -> Any:
         return json.loads(read_text(path, "payload"))
     except json.JSONDecodeError as error:
         raise CommandError(f"Payload {path} is not valid JSON: {error}") from None
+
+
+def write_table(out: OutputWrapper, rows: Sequence[Sequence[str]], *, empty: str) -> None:
+    """``rows`` (a header, then one per object) in aligned columns, or
+    ``empty`` when there is only the header."""
+    if len(rows) == 1:
+        out.write(empty)
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def write_report(out: OutputWrapper, report: TestRunReport) -> None:
+    """A test run as ``hooks run`` and ``actions test`` print it."""
+
+    def block(title: str, text: str) -> None:
+        out.write(f"{title}:")
+        for line in text.splitlines() or ["(none)"]:
+            out.write(f"  {line}")
+
+    out.write(f"Outcome: {report.outcome}")
+    out.write(f"Duration: {report.duration_ms:.1f} ms")
+    if report.error is None or report.value is not None:
+        title = "Action result" if report.kind == "action" else "cb value"
+        block(title, json.dumps(report.value, indent=2, default=str))
+    if report.scope is not None:
+        claims: dict[str, Any] = {"scope": " ".join(report.scope), **report.claims}
+        block("Claims issued", json.dumps(claims, indent=2, default=str))
+        block("Dropped", "\n".join(f"{d.name}: {d.reason}" for d in report.dropped))
+    block("Console", report.console)
+    if report.error is not None:
+        block("Error", describe_error(**report.error.__dict__))
 
 
 def add_logs_arguments(parser: argparse.ArgumentParser, *, follow_flag: bool) -> None:

@@ -16,7 +16,12 @@ from tenant.models import Tenant
 
 MAX_SECRETS_PER_HOOK = 20
 # Auth0's Actions limits.
+MAX_ACTIONS_PER_TENANT = 100
+MAX_VERSIONS_PER_ACTION = 50  # past it, a deploy deletes the oldest version
 MAX_SECRETS_PER_ACTION = 30
+MAX_SECRET_NAME_CHARS = 128
+# Auth0's pages give 2,048 and 4,096; the larger, so nothing Auth0 takes is refused.
+MAX_SECRET_VALUE_CHARS = 4096
 MAX_DEPENDENCIES_PER_ACTION = 10
 MAX_BINDINGS_PER_TRIGGER = 20
 # The trigger version Auth0 runs credentials-exchange Actions as.

@@ -211,6 +211,25 @@ def action_find(
     return actions.filter(name=name).first()
 
 
+def action_named(*, tenant: Tenant, ref: str) -> Action:
+    """The tenant's Action named ``ref``, or else whose id is ``ref`` (the
+    commands take either); raises ``Action.DoesNotExist``."""
+    action = action_find(tenant=tenant, name=ref) or action_find(tenant=tenant, public_id=ref)
+    if action is None:
+        raise Action.DoesNotExist(ref)
+    return action
+
+
+def action_draft_secrets(*, action: Action) -> dict[str, str]:
+    """The draft's secrets, decrypted, for a test run of the draft."""
+    return {s.name: decrypt(s.value_encrypted) for s in action.secrets.all()}
+
+
+def action_secret_names(*, action: Action) -> list[str]:
+    """The names of the draft's secrets, sorted (never their values)."""
+    return list(action.secrets.order_by("name").values_list("name", flat=True))
+
+
 def action_version_find(*, action: Action, public_id: str) -> ActionVersion | None:
     return action.versions.filter(public_id=public_id).first()
 
@@ -250,11 +269,6 @@ def trigger_binding_find(
     return (
         trigger_bindings(tenant=tenant, trigger_id=trigger_id).filter(public_id=public_id).first()
     )
-
-
-def action_secrets(*, action: Action) -> dict[str, str]:
-    """The draft's secrets, decrypted, for a trial run of the draft."""
-    return {s.name: decrypt(s.value_encrypted) for s in action.secrets.all()}
 
 
 def with_deploy_state(actions: QuerySet[Action]) -> QuerySet[Action]:

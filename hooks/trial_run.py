@@ -13,7 +13,7 @@ from hooks.dependencies import Lock, packages_for
 from hooks.execution import Execution, execute
 from hooks.models import Action, Hook
 from hooks.points import POINTS, DroppedProperty
-from hooks.selectors import action_cache, action_secrets, hook_secrets, hook_storage
+from hooks.selectors import action_cache, action_draft_secrets, hook_secrets, hook_storage
 from tenant.models import Tenant
 
 
@@ -83,18 +83,27 @@ def hook_test_run(
     return _report(execution)
 
 
-def action_test_run(*, action: Action, code: str, payload: Any) -> TestRunReport:
-    """Run ``code`` (the Action's draft, saved or not) with ``payload`` as a
-    bound Action would run, with the draft's secrets and the Action's
-    ``api.cache`` (writes to either are not kept). Not recorded in a run log:
-    a flow's log belongs to the trigger."""
+def action_test_run(
+    *, action: Action, payload: Any = None, code: str | None = None
+) -> TestRunReport:
+    """Run an Action's draft (``code``, the editor's unsaved text, or its
+    saved code; its draft secrets and dependencies, not the deployed
+    version) as a token request would, on ``payload`` (``{"event": {...}}``,
+    merged over the trigger's sample event) or the sample event. Its
+    ``api.cache`` is read, never written; not recorded in a run log (a
+    flow's log belongs to the trigger)."""
+    sample = POINTS[action.trigger_id].action_sample_payload["event"]
+    given = validate_payload(action.trigger_id, payload if payload is not None else {})
+    event = given.get("event", {})
+    if not isinstance(event, dict):
+        raise ValidationError("The payload's event must be a JSON object.")
     execution = execute(
         tenant=action.tenant,
         trigger_id=action.trigger_id,
         source=RunSource.TEST,
-        script=code,
-        payload=validate_payload(action.trigger_id, payload),
-        secrets=action_secrets(action=action),
+        script=action.code if code is None else code,
+        payload={**given, "event": {**sample, **event}},
+        secrets=action_draft_secrets(action=action),
         storage=None,
         cache=action_cache(hook_id=f"action:{action.public_id}"),
         packages=packages_for(action.dependency_lock),

@@ -6,6 +6,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -555,11 +556,18 @@ every round, so the spread is in sight.
 
 
 def record_results(
-    *, title: str, command: str, sections: Sequence[str], head: Sequence[str] = ()
+    *,
+    title: str,
+    command: str,
+    sections: Sequence[str],
+    head: Sequence[str] = (),
+    block: tuple[str, str] | None = None,
 ) -> Path:
     """Append one dated entry to this month's history file; with ``head``
     (the current tables of a comparison run), rewrite bench/RESULTS.md around
-    them. Returns the history file."""
+    them, keeping the other modes' blocks; with ``block`` (a mode's name and
+    its current tables under a title line, e.g. ``--flow``'s), put that block
+    in RESULTS.md in place of the mode's last one. Returns the history file."""
     now = datetime.datetime.now(datetime.UTC)
     timestamp = now.strftime("%Y-%m-%d %H:%M UTC")
     commit = commit_description()  # before this function's own writes dirty the tree
@@ -570,14 +578,30 @@ def record_results(
         history.write_text(HISTORY_HEADER.format(month=f"{now:%Y-%m}"))
     with history.open("a") as file:
         file.write(entry)
+    current = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else ""
+    blocks = dict(_BLOCK.findall(current))
     if head:
-        RESULTS_FILE.write_text(
-            RESULTS_HEAD.format(
-                timestamp=timestamp,
-                commit=commit,
-                command=command,
-                machine=machine_description(),
-                tables="\n\n".join(head),
-            )
+        current = RESULTS_HEAD.format(
+            timestamp=timestamp,
+            commit=commit,
+            command=command,
+            machine=machine_description(),
+            tables="\n\n".join(head),
         )
+    if block is not None:
+        name, text = block
+        title_line, _, tables = text.strip().partition("\n")
+        blocks[name] = (
+            f"\n{title_line}\n\nLatest `--{name}` run: {timestamp}, Tessera commit {commit}: "
+            f"`{command}`.\n\n{tables.strip()}\n"
+        )
+    if head or block is not None:
+        current = _BLOCK.sub("", current).rstrip("\n") + "\n"
+        for name, text in blocks.items():
+            current += f"\n<!-- {name}:start -->{text}<!-- {name}:end -->\n"
+        RESULTS_FILE.write_text(current)
     return history
+
+
+# A mode's own section of RESULTS.md, kept when a comparison run rewrites the rest.
+_BLOCK = re.compile(r"\n?<!-- (\S+):start -->(.*?)<!-- \1:end -->\n?", re.DOTALL)

@@ -3,7 +3,7 @@ real database, and Redis as the shared cache (``REDIS_URL``), as the README's pr
 setup has it.
 
 Only the project's documented CLI is used (manage.py ``migrate``, ``tenant``,
-``api``, ``client``, ``wt`` and ``hooks`` commands), so the bench exercises
+``api``, ``client``, ``wt``, ``hooks`` and ``actions`` commands), so the bench exercises
 the same paths an operator does, and nothing here imports Django.
 """
 
@@ -43,7 +43,8 @@ HOOK_NAME = "seed"
 HOOK_FILE = BENCH_DIR / "seed_hook.js"
 PROVISION_SCRIPT = BENCH_DIR / "provision_tenants.py"
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-POSTGRES_DATABASE = "tessera_bench"
+# Another name lets two benches share one PostgreSQL server (a shared machine).
+POSTGRES_DATABASE = os.environ.get("TESSERA_BENCH_DATABASE", "tessera_bench")
 MANAGE_TIMEOUT_SECONDS = 180
 SAMPLE_TOKENS = 8
 
@@ -333,15 +334,21 @@ def tessera_token_request(
 
 
 def tessera_expectation(
-    env: TesseraEnvironment, *, with_hook: bool, slug: str = TENANT
+    env: TesseraEnvironment,
+    *,
+    with_hook: bool,
+    slug: str = TENANT,
+    claims: Mapping[str, str] | None = None,
 ) -> TokenExpectation:
-    """What Tessera's tokens (from tenant ``slug``) must contain, with the seed hook on or off."""
+    """What Tessera's tokens (from tenant ``slug``) must contain, with the seed
+    hook on or off, and ``claims`` (those of its bound Actions)."""
     issuer = env.issuer_of(slug)
     return TokenExpectation(
         issuer=issuer,
         audience=AUDIENCE,
         jwks_url=f"{issuer}.well-known/jwks.json",
         with_hook=with_hook,
+        claims=dict(claims or {}),
     )
 
 

@@ -13,7 +13,8 @@ import http.client
 import json
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -47,6 +48,8 @@ class TokenExpectation:
     audience: str
     jwks_url: str
     with_hook: bool
+    # Claims the token must carry besides the seed hook's (``--flow``'s Actions').
+    claims: Mapping[str, str] = field(default_factory=dict)
 
 
 def http_request(
@@ -145,6 +148,9 @@ def verify_token_response(
         raise TokenCheckError(f"token does not verify: {error!r}") from None
 
     _check_hook_effects(claims, response, with_hook=expectation.with_hook)
+    for name, value in expectation.claims.items():
+        if claims.get(name) != value:
+            raise TokenCheckError(f"{name} is {claims.get(name)!r}, not {value!r}")
     return claims
 
 

@@ -173,8 +173,16 @@ def test_secrets_are_encrypted_and_limited(tenants):
         action_update(
             action=action, actor=TEST_ACTOR, secrets=[SecretSpec(f"S{i}", "x") for i in range(31)]
         )
-    with pytest.raises(ValidationError, match="at most 10000"):
-        action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", "x" * 10_001)])
+    with pytest.raises(ValidationError, match="at most 4096"):
+        action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", "x" * 4097)])
+    with pytest.raises(ValidationError, match="at most 128"):
+        action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("K" * 129, "x")])
+    action_update(
+        action=action,
+        actor=TEST_ACTOR,
+        secrets=[SecretSpec("KEY", "x" * 4096), SecretSpec("K" * 128, "x")],
+    )
+    action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", None)])
     assert list(action.secrets.values_list("name", flat=True)) == ["KEY"]
     assert not any("v1" in json.dumps([e.before, e.after]) for e in AuditEntry.objects.all())
 
@@ -203,6 +211,36 @@ def test_deploying_an_unchanged_draft_makes_no_new_version(tenants):
         "action", flat=True
     )
     assert list(verbs.order_by("id")) == ["create", "deploy", "update", "deploy"]
+
+
+def test_an_action_keeps_auth0s_50_versions_deleting_the_oldest(tenants):
+    acme, other, _ = tenants
+    theirs = deployed(other, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "0")])
+    action = deployed(acme, "a", SECRET_CLAIM, secrets=[SecretSpec("KEY", "0")])
+    for i in range(1, 52):  # a secret change needs no build: 52 versions in all
+        action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", str(i))])
+        action_deploy(action=action, actor=TEST_ACTOR)
+    numbers = list(action.versions.order_by("number").values_list("number", flat=True))
+    assert numbers == list(range(3, 53))
+    assert action.versions.get(deployed=True).number == 52
+    rolled = action_rollback(action=action, version=action.versions.get(number=3), actor=TEST_ACTOR)
+    assert rolled.number == 53 and action.versions.count() == 50
+    assert not action.versions.filter(number=3).exists()  # the oldest went, even rolled back to
+    assert list(theirs.versions.values_list("number", flat=True)) == [1]
+    last = AuditEntry.objects.filter(tenant=acme, object_type="action").latest("id")
+    assert last.after is not None and last.after["deleted_versions"] == [3]
+
+
+def test_a_tenant_has_at_most_auth0s_100_actions(tenants):
+    acme, other, _ = tenants
+    Action.objects.bulk_create(
+        Action(tenant=acme, name=f"a{i}", trigger_id=TRIGGER, code=DENY) for i in range(99)
+    )
+    action_create(tenant=acme, name="a99", code=DENY, actor=TEST_ACTOR)
+    with pytest.raises(ValidationError, match="at most 100 actions"):
+        action_create(tenant=acme, name="a100", code=DENY, actor=TEST_ACTOR)
+    action_create(tenant=other, name="a100", code=DENY, actor=TEST_ACTOR)  # per tenant
+    assert Action.objects.filter(tenant=acme).count() == 100
 
 
 # ---- the flow ---------------------------------------------------------------------------

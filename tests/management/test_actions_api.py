@@ -315,9 +315,11 @@ def test_secrets_over_auth0s_limits_are_refused(acme):
         "secrets": [{"name": f"S{i}", "value": "v"} for i in range(31)],
     }
     auth0_error(api("POST", "actions/actions", body), 400)
-    body["secrets"] = [{"name": "S", "value": "v" * 10_001}]
+    body["secrets"] = [{"name": "S", "value": "v" * 4097}]
     auth0_error(api("POST", "actions/actions", body), 400)
     body["secrets"] = [{"name": "bad name!", "value": "v"}]
+    auth0_error(api("POST", "actions/actions", body), 400)
+    body["secrets"] = [{"name": "N" * 129, "value": "v"}]
     auth0_error(api("POST", "actions/actions", body), 400)
     body["dependencies"] = [{"name": f"d{i}", "version": "1"} for i in range(11)]
     body["secrets"] = []

@@ -91,6 +91,7 @@ def test_every_action_either_names_its_tenant_with_p_or_is_known_not_to():
     assert paths - scoped == NOT_TENANT_SCOPED
     # The commands this suite knows of: a new one shows up here.
     assert {path[0] for path in paths} == {
+        "actions",
         "api",
         "auth0",
         "client",

@@ -2,7 +2,6 @@
 credentials-exchange -n NAME -p PROFILE file.js``, ``auth0 enable``, …), with
 ``-p`` naming the tenant."""
 
-import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -10,7 +9,15 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from hooks.choices import TriggerId
-from hooks.cli import FORCE_HELP, add_logs_arguments, read_payload, read_text, show_logs
+from hooks.cli import (
+    FORCE_HELP,
+    add_logs_arguments,
+    read_payload,
+    read_text,
+    show_logs,
+    write_report,
+    write_table,
+)
 from hooks.dependencies import packages_for, parse_declared
 from hooks.execution import check_script, describe_error
 from hooks.models import Hook, HookSecret
@@ -28,7 +35,7 @@ from hooks.services import (
     hook_secrets_set,
     hook_update,
 )
-from hooks.trial_run import TestRunReport, hook_test_run
+from hooks.trial_run import hook_test_run
 from tenant.audit import Actor
 from tenant.cli import TenantCommand, find, parse_pairs
 from tenant.models import Tenant
@@ -183,14 +190,7 @@ class Command(TenantCommand):
                     timezone.localtime(hook.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
                 )
             )
-        if len(rows) == 1:
-            self.stdout.write(f"Tenant {tenant.slug} has no hooks.")
-            return
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
+        write_table(self.stdout, rows, empty=f"Tenant {tenant.slug} has no hooks.")
 
     def secrets(self, tenant: Tenant, options: dict[str, Any]) -> None:
         hook = named_hook(tenant, options)
@@ -228,30 +228,11 @@ class Command(TenantCommand):
         report = hook_test_run(
             tenant=tenant, script=script, payload=payload, trigger_id=hook.trigger_id, hook=hook
         )
-        self.write_report(report)
+        write_report(self.stdout, report)
         if report.error is not None:
             raise CommandError(
                 f"Hook {hook.name} failed: {describe_error(**report.error.__dict__)}"
             )
-
-    def write_report(self, report: TestRunReport) -> None:
-        def block(title: str, text: str) -> None:
-            self.stdout.write(f"{title}:")
-            for line in text.splitlines() or ["(none)"]:
-                self.stdout.write(f"  {line}")
-
-        self.stdout.write(f"Outcome: {report.outcome}")
-        self.stdout.write(f"Duration: {report.duration_ms:.1f} ms")
-        if report.error is None or report.value is not None:
-            title = "Action result" if report.kind == "action" else "cb value"
-            block(title, json.dumps(report.value, indent=2, default=str))
-        if report.scope is not None:
-            claims: dict[str, Any] = {"scope": " ".join(report.scope), **report.claims}
-            block("Claims issued", json.dumps(claims, indent=2, default=str))
-            block("Dropped", "\n".join(f"{d.name}: {d.reason}" for d in report.dropped))
-        block("Console", report.console)
-        if report.error is not None:
-            block("Error", describe_error(**report.error.__dict__))
 
     def logs(self, tenant: Tenant, options: dict[str, Any]) -> None:
         show_logs(self, tenant, options, follow=options["follow"])
