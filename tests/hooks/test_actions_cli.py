@@ -182,7 +182,7 @@ def test_ls_and_show_tell_status_deployment_and_secret_names(sides, tmp_path, mo
     monkeypatch.setenv("ACME_KEY", "from-the-environment")
     actions(
         "create", "-n", "keyed", "-p", "acme", code, "-d", "lodash@4.17.21",
-        "-d", "@acme/tools=1.2.3", "--secret-from-env", "KEY=ACME_KEY", "-r", "node18",
+        "-d", "@tootallnate/once=2.0.0", "--secret-from-env", "KEY=ACME_KEY", "-r", "node18",
     )  # fmt: skip
     actions("create", "-n", "keyed", "-p", "globex", code, "--secret", "KEY=globex-value")
     actions("deploy", "keyed", "-p", "acme")
