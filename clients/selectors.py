@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from apis.models import Api, ApiScope
 from clients.models import Client, ClientGrant
+from hooks.dry_run import GrantInput, TenantClients
 from tenant.config_cache import memoized
 from tenant.models import Tenant
 
@@ -68,3 +69,29 @@ def client_grant_find(*, tenant: Tenant, public_id: str) -> ClientGrant | None:
     """The tenant's grant by its public id."""
     grants = ClientGrant.objects.select_related("client__tenant", "api")
     return grants.filter(client__tenant=tenant, public_id=public_id).first()
+
+
+def replay_grants(*, tenant: Tenant) -> TenantClients:
+    """The tenant's clients and grants, for dry runs of hook changes
+    (``hooks.dry_run``): each client's first grant by API, with the scopes
+    it grants in the API's order."""
+    grants = (
+        ClientGrant.objects.filter(client__tenant=tenant)
+        .select_related("client", "api")
+        .prefetch_related("scopes")
+        .order_by("client_id", "api_id")
+    )
+    inputs: dict[int, GrantInput] = {}
+    for grant in grants:
+        if grant.client_id in inputs:
+            continue
+        inputs[grant.client_id] = GrantInput(
+            client_id=grant.client.client_id,
+            name=grant.client.name,
+            metadata=dict(grant.client.metadata or {}),
+            audience=grant.api.identifier,
+            scopes=[s.value for s in sorted(grant.scopes.all(), key=lambda s: s.pk)],
+        )
+    return TenantClients(
+        count=Client.objects.filter(tenant=tenant).count(), grants=[*inputs.values()]
+    )

@@ -9,6 +9,13 @@ build runs before any row is locked, so a slow module body never holds one.
 Dependencies are recorded and reported but not installed: the sandbox has no
 npm registry yet, so they do not fail a build (the Management API never
 refuses, on runtime grounds, what Auth0 accepts).
+
+A deploy or rollback of a bound Action and a new binding order change what
+token requests run: before any lock, they are dry-run on the tenant's recorded
+requests and clients (``hooks.dry_run``), the summary goes into the audit
+entry, and with ``confirm_failing=False`` a regression refuses the change
+(:class:`hooks.dry_run.GoLiveRefused`). The default, ``True``, never refuses:
+the Management API's behaviour, as at Auth0.
 """
 
 from collections.abc import Iterable, Sequence
@@ -22,6 +29,13 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
+from hooks.dry_run import (
+    DryRun,
+    action_candidate,
+    audit_summary,
+    bindings_candidate,
+    check_go_live,
+)
 from hooks.execution import check_script
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
@@ -37,6 +51,7 @@ from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 MAX_SECRET_VALUE_CHARS = 10_000
 
@@ -397,11 +412,53 @@ def _new_version(action: Action, *, code: str, runtime: str, dependencies: Any) 
     return version
 
 
-@transaction.atomic
-def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
+def _changed_since_check() -> Conflict:
+    return Conflict(
+        "The action changed while its deploy was being checked; check it again.",
+        code="action_changed",
+    )
+
+
+def action_deploy(*, action: Action, actor: Actor, confirm_failing: bool = True) -> ActionVersion:
     """Make the draft (code, runtime, dependencies, secrets) a new numbered,
-    deployed version: what the bindings run from now on."""
+    deployed version: what the bindings run from now on.
+
+    If a trigger runs the Action, the draft is first dry-run in its place on
+    the tenant's recorded requests and clients, outside any lock; the
+    summary goes into the audit entry. ``confirm_failing=False`` refuses a
+    regression (:class:`hooks.dry_run.GoLiveRefused`, nothing deployed);
+    the default never refuses (the Management API, as at Auth0).
+    """
+    current = Action.objects.get(pk=action.pk)
+    report: DryRun | None = None
+    previous = deployed_version(action=current)
+    if current.status == ActionStatus.BUILT and not (
+        previous is not None and _is_draft(current, previous)
+    ):
+        candidate = action_candidate(action=current)
+        if candidate is not None:
+            report = check_go_live(
+                name=current.name,
+                tenant=current.tenant,
+                trigger_id=current.trigger_id,
+                candidate=candidate,
+                confirm_failing=confirm_failing,
+            )
+    return _deploy(
+        action=current,
+        actor=actor,
+        checked_revision=current.revision if report is not None and not confirm_failing else None,
+        dry_run=audit_summary(report, confirmed=confirm_failing),
+    )
+
+
+@transaction.atomic
+def _deploy(
+    *, action: Action, actor: Actor, checked_revision: int | None, dry_run: dict[str, Any]
+) -> ActionVersion:
     locked = Action.objects.select_for_update().get(pk=action.pk)
+    if checked_revision is not None and locked.revision != checked_revision:
+        raise _changed_since_check()
     if locked.status != ActionStatus.BUILT:
         raise ActionNotBuilt(
             f"Action '{locked.name}' must be in the 'built' state before it can be "
@@ -419,16 +476,43 @@ def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
         actor,
         "deploy",
         {"deployed_version": previous.number if previous else None},
-        {"deployed_version": version.number, "code": version.code},
+        {"deployed_version": version.number, "code": version.code, "dry_run": dry_run},
     )
     return version
 
 
-@transaction.atomic
-def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> ActionVersion:
+def action_rollback(
+    *, action: Action, version: ActionVersion, actor: Actor, confirm_failing: bool = True
+) -> ActionVersion:
     """Deploy an earlier version again, as a new version with its code,
     runtime and dependencies (and the draft's current secrets: a secret
-    rotated since must not come back). The draft is left as it is."""
+    rotated since must not come back). The draft is left as it is.
+
+    Checked like :func:`action_deploy` (the dry run, ``confirm_failing``).
+    """
+    report: DryRun | None = None
+    if version.action_id == action.pk:
+        candidate = action_candidate(action=action, version=version)
+        if candidate is not None:
+            report = check_go_live(
+                name=action.name,
+                tenant=action.tenant,
+                trigger_id=action.trigger_id,
+                candidate=candidate,
+                confirm_failing=confirm_failing,
+            )
+    return _rollback(
+        action=action,
+        version=version,
+        actor=actor,
+        dry_run=audit_summary(report, confirmed=confirm_failing),
+    )
+
+
+@transaction.atomic
+def _rollback(
+    *, action: Action, version: ActionVersion, actor: Actor, dry_run: dict[str, Any]
+) -> ActionVersion:
     locked = Action.objects.select_for_update().get(pk=action.pk)
     if version.action_id != locked.pk:
         raise ActionVersion.DoesNotExist("That version is not one of this action's.")
@@ -441,7 +525,7 @@ def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> 
         actor,
         f"rollback v{version.number}",
         {"deployed_version": previous.number if previous else None},
-        {"deployed_version": new.number, "code": new.code},
+        {"deployed_version": new.number, "code": new.code, "dry_run": dry_run},
     )
     return new
 
@@ -459,7 +543,11 @@ def _binding_state(bindings: Iterable[BindingSpec | TriggerBinding]) -> list[dic
 
 
 def _replace_bindings(
-    tenant: Tenant, trigger_id: str, specs: Sequence[BindingSpec], actor: Actor
+    tenant: Tenant,
+    trigger_id: str,
+    specs: Sequence[BindingSpec],
+    actor: Actor,
+    dry_run: dict[str, Any] | None = None,
 ) -> list[TriggerBinding]:
     before = _bindings(tenant, trigger_id)
     if _binding_state(before) == _binding_state(specs):
@@ -488,22 +576,69 @@ def _replace_bindings(
         actor=actor,
         action="bindings.replace",
         before={"bindings": _binding_state(before)},
-        after={"bindings": _binding_state(specs)},
+        after={"bindings": _binding_state(specs), **({"dry_run": dry_run} if dry_run else {})},
     )
     invalidate()
     return saved
 
 
-@transaction.atomic
 def bindings_replace(
-    *, tenant: Tenant, trigger_id: str, bindings: Sequence[BindingSpec], actor: Actor
+    *,
+    tenant: Tenant,
+    trigger_id: str,
+    bindings: Sequence[BindingSpec],
+    actor: Actor,
+    confirm_failing: bool = True,
 ) -> list[TriggerBinding]:
     """Make ``bindings`` the trigger's whole, ordered flow.
 
     Each Action must be the tenant's, for this trigger, deployed, and listed
     once; at most ``MAX_BINDINGS_PER_TRIGGER``. Raises :class:`BindingRefused`
     and writes nothing otherwise.
+
+    A new flow is first dry-run on the tenant's recorded requests and
+    clients, outside any lock; the summary goes into the audit entry.
+    ``confirm_failing=False`` refuses a regression
+    (:class:`hooks.dry_run.GoLiveRefused`, nothing changed); the default
+    never refuses (the Management API, as at Auth0).
     """
+    _check_bindings(tenant, trigger_id, bindings)
+    report: DryRun | None = None
+    if _binding_state(_bindings(tenant, trigger_id)) != _binding_state(bindings):
+        report = check_go_live(
+            name=f"The new {trigger_id} flow",
+            tenant=tenant,
+            trigger_id=trigger_id,
+            candidate=bindings_candidate(
+                tenant=tenant, trigger_id=trigger_id, actions=[spec.action for spec in bindings]
+            ),
+            confirm_failing=confirm_failing,
+        )
+    return _bindings_replace(
+        tenant=tenant,
+        trigger_id=trigger_id,
+        bindings=bindings,
+        actor=actor,
+        dry_run=audit_summary(report, confirmed=confirm_failing) if report else None,
+    )
+
+
+@transaction.atomic
+def _bindings_replace(
+    *,
+    tenant: Tenant,
+    trigger_id: str,
+    bindings: Sequence[BindingSpec],
+    actor: Actor,
+    dry_run: dict[str, Any] | None,
+) -> list[TriggerBinding]:
+    # One flow edit at a time per tenant (the positions are renumbered).
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    _check_bindings(tenant, trigger_id, bindings)  # again, under the lock
+    return _replace_bindings(tenant, trigger_id, bindings, actor, dry_run)
+
+
+def _check_bindings(tenant: Tenant, trigger_id: str, bindings: Sequence[BindingSpec]) -> None:
     if trigger_id not in TriggerId.values:
         raise BindingRefused(f"Unknown trigger: {trigger_id}.", code="invalid_trigger")
     if len(bindings) > MAX_BINDINGS_PER_TRIGGER:
@@ -511,8 +646,6 @@ def bindings_replace(
             f"A trigger has at most {MAX_BINDINGS_PER_TRIGGER} bound actions.",
             code="too_many_bindings",
         )
-    # One flow edit at a time per tenant (the positions are renumbered).
-    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
     seen: set[int] = set()
     for spec in bindings:
         action = spec.action
@@ -533,4 +666,3 @@ def bindings_replace(
                 f"Action '{action.name}' must be deployed before it can be bound.",
                 code="action_not_deployed",
             )
-    return _replace_bindings(tenant, trigger_id, bindings, actor)

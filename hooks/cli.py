@@ -16,7 +16,10 @@ from hooks.selectors import hook_get, hook_runs
 from tenant.cli import TenantCommand, find
 from tenant.models import Tenant
 
-FORCE_HELP = "Go live even if the script fails on its point's sample payload."
+FORCE_HELP = (
+    "Go live even if the dry run on the tenant's recorded requests and clients "
+    "finds requests that would fail."
+)
 
 
 def read_text(path: str, what: str = "script") -> str:

@@ -12,11 +12,10 @@ from django.utils import timezone
 
 from hooks import runtime
 from hooks.choices import TriggerId
-from hooks.execution import check_script, describe_error
+from hooks.dry_run import DryRun, GoLiveRefused, audit_summary, check_go_live, hook_candidate
+from hooks.execution import check_script
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
-from hooks.points import POINTS
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
-from hooks.trial_run import TestRunReport, hook_test_run
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
@@ -59,18 +58,9 @@ def _audit(hook: Hook, actor: Actor, action: str, before: State, after: State) -
     audit_record(target=target, actor=actor, action=action, before=before, after=after)
 
 
-class HookSampleRunFailed(ValidationError):
-    """Going live would put a script live that fails on its point's sample
-    payload; ``report`` is the test run's report (error, console, duration)."""
-
-    def __init__(self, *, hook: Hook, report: TestRunReport) -> None:
-        reason = describe_error(**report.error.__dict__) if report.error else report.outcome
-        super().__init__(
-            f"{hook.name} fails on the sample payload ({reason}): token requests "
-            "would fail the same way.",
-            code="sample_run_failed",
-        )
-        self.report = report
+# Its name before going live was judged on the tenant's real inputs; the
+# hook list's Enable action still catches it by this name.
+HookSampleRunFailed = GoLiveRefused
 
 
 def _conflict() -> HookConflict:
@@ -81,24 +71,21 @@ def _conflict() -> HookConflict:
     )
 
 
-def _check_sample_run(*, hook: Hook, script: str, kind: str, confirm_failing: bool) -> None:
-    """Refuse to put ``script`` live if it fails on the point's sample payload
-    (for its kind: a Hook's arguments or an Action's event).
+def _check_go_live(*, hook: Hook, script: str, confirm_failing: bool) -> DryRun:
+    """Dry-run the point's flow with ``hook`` running ``script`` against the
+    tenant's recorded requests and clients (``hooks.dry_run``); raise
+    :class:`GoLiveRefused` for a regression unless ``confirm_failing``.
 
     Runs before any transaction or lock is taken: a slow script must not hold
     the tenant's row while it runs.
     """
-    if confirm_failing:
-        return
-    report = hook_test_run(
+    return check_go_live(
+        name=hook.name,
         tenant=hook.tenant,
-        script=script,
-        payload=POINTS[hook.trigger_id].sample_for(kind),
         trigger_id=hook.trigger_id,
-        hook=hook,
+        candidate=hook_candidate(hook=hook, script=script),
+        confirm_failing=confirm_failing,
     )
-    if not report.ok:
-        raise HookSampleRunFailed(hook=hook, report=report)
 
 
 def _lock_tenant(tenant: Tenant) -> None:
@@ -149,7 +136,7 @@ def hook_create(
         # Creating is not going live with an edit: callers choose ``enabled``
         # explicitly (the CLI creates disabled, the dashboard enables a
         # point's first hook, whose starter script passes).
-        hook_enable(hook=hook, actor=actor, confirm_failing=True)
+        _enable(hook=hook, actor=actor)
     return hook
 
 
@@ -166,15 +153,18 @@ def hook_save_script(
 
     Raises :class:`HookConflict` if the hook was saved since then, a
     ``ValidationError`` (with line and column) for a syntax error, and
-    :class:`HookSampleRunFailed` if ``hook`` is enabled and the script fails
-    on the sample payload (unless ``confirm_failing``).
+    :class:`GoLiveRefused` if ``hook`` is enabled and the dry run finds a
+    regression (unless ``confirm_failing``); the dry run's summary goes into
+    the audit entry.
     """
     kind = check_script(tenant=hook.tenant, script=script)
     current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled").first()
     if current is None or current[0] != base_version:
         raise _conflict()  # before running anything; checked again when writing
+    checked = None
     if current[1]:
-        _check_sample_run(hook=hook, script=script, kind=kind, confirm_failing=confirm_failing)
+        report = _check_go_live(hook=hook, script=script, confirm_failing=confirm_failing)
+        checked = audit_summary(report, confirmed=confirm_failing)
     return _save_script(
         hook=hook,
         script=script,
@@ -182,6 +172,7 @@ def hook_save_script(
         base_version=base_version,
         actor=actor,
         action=action,
+        dry_run=checked,
     )
 
 
@@ -194,6 +185,7 @@ def _save_script(
     base_version: int,
     actor: Actor,
     action: str,
+    dry_run: dict[str, Any] | None = None,
 ) -> Hook:
     before = hook_state(hook)
     updated = Hook.objects.filter(pk=hook.pk, version=base_version).update(
@@ -206,7 +198,10 @@ def _save_script(
     HookVersion.objects.create(
         hook=hook, number=hook.version, script=script, created_by_id=_author_id(actor)
     )
-    _audit(hook, actor, action, before, hook_state(hook))
+    after = hook_state(hook)
+    if dry_run is not None:
+        after["dry_run"] = dry_run
+    _audit(hook, actor, action, before, after)
     return hook
 
 
@@ -269,10 +264,13 @@ def hook_change(
     all or nothing (the Management API's PATCH).
 
     If the hook ends up enabled with a script that was not live before (a new
-    script, or it was disabled), that script must pass the point's sample
-    payload (:class:`HookSampleRunFailed`). The run happens before any
-    transaction: nothing is locked while a slow script runs. The writes then
-    check that nobody saved the script meanwhile (:class:`HookConflict`).
+    script, or it was disabled), the change is dry-run on the tenant's
+    recorded requests and clients and its summary goes into the audit entry;
+    it is never refused on runtime grounds (Auth0 accepts it: Terraform and
+    the Deploy CLI send it), only for what cannot compile. The run happens
+    before any transaction: nothing is locked while a slow script runs. The
+    writes then check that nobody saved the script meanwhile
+    (:class:`HookConflict`).
     """
     kind = hook.kind
     if script is not None:
@@ -284,13 +282,10 @@ def hook_change(
         raise _conflict()
     base_version, was_enabled, live_script = current
     new_script = script if script is not None and script != live_script else None
+    checked = None
     if (enabled if enabled is not None else was_enabled) and (new_script or not was_enabled):
-        _check_sample_run(
-            hook=hook,
-            script=new_script or live_script,
-            kind=kind,
-            confirm_failing=False,
-        )
+        report = _check_go_live(hook=hook, script=new_script or live_script, confirm_failing=True)
+        checked = audit_summary(report, confirmed=True)
     with transaction.atomic():
         _lock_tenant(hook.tenant)  # first, as enable and disable lock: tenant, then hook
         if not Hook.objects.select_for_update().filter(pk=hook.pk, version=base_version).exists():
@@ -305,9 +300,10 @@ def hook_change(
                 base_version=base_version,
                 actor=actor,
                 action="save",
+                dry_run=checked,
             )
         if enabled is True:
-            _enable(hook=hook, actor=actor)
+            _enable(hook=hook, actor=actor, dry_run=None if new_script else checked)
         elif enabled is False:
             hook_disable(hook=hook, actor=actor)
     hook.refresh_from_db()
@@ -316,16 +312,14 @@ def hook_change(
 
 def hook_enable(*, hook: Hook, actor: Actor, confirm_failing: bool = False) -> Hook | None:
     """Enable ``hook``; returns the hook it disabled, if any. Raises
-    :class:`HookSampleRunFailed` if its script fails on the sample payload
-    (unless ``confirm_failing``)."""
-    _check_sample_run(
-        hook=hook, script=hook.script, kind=hook.kind, confirm_failing=confirm_failing
-    )
-    return _enable(hook=hook, actor=actor)
+    :class:`GoLiveRefused` if the dry run of its script finds a regression
+    (unless ``confirm_failing``); the summary goes into the audit entry."""
+    report = _check_go_live(hook=hook, script=hook.script, confirm_failing=confirm_failing)
+    return _enable(hook=hook, actor=actor, dry_run=audit_summary(report, confirmed=confirm_failing))
 
 
 @transaction.atomic
-def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
+def _enable(*, hook: Hook, actor: Actor, dry_run: dict[str, Any] | None = None) -> Hook | None:
     _lock_tenant(hook.tenant)
     previous = (
         Hook.objects.filter(tenant=hook.tenant, trigger_id=hook.trigger_id, enabled=True)
@@ -339,7 +333,10 @@ def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
     Hook.objects.filter(pk=hook.pk).update(enabled=True, updated_at=timezone.now())
     hook.enabled = True
     if not was_enabled:
-        _audit(hook, actor, "enable", {"enabled": False}, {"enabled": True})
+        after: dict[str, Any] = {"enabled": True}
+        if dry_run is not None:
+            after["dry_run"] = dry_run
+        _audit(hook, actor, "enable", {"enabled": False}, after)
     invalidate()
     return previous
 
