@@ -97,8 +97,8 @@ def test_deploying_a_draft_that_breaks_a_calling_client_is_refused_unconfirmed(f
     version = action_deploy(action=action, actor=TEST_ACTOR, confirm_failing=True)
     assert version.number == 2
     entry = AuditEntry.objects.filter(tenant=flowing.tenant, action="deploy").latest("id")
-    assert entry.after["dry_run"]["regressions"] == 1
-    assert entry.after["dry_run"]["confirmed"] is True
+    assert (entry.after or {})["dry_run"]["regressions"] == 1
+    assert (entry.after or {})["dry_run"]["confirmed"] is True
 
 
 def test_the_default_deploy_never_refuses_and_records_the_dry_run(flowing):
@@ -113,7 +113,7 @@ def test_deploying_an_unbound_action_runs_nothing(flowing):
     )
     assert action_deploy(action=other, actor=TEST_ACTOR, confirm_failing=False).number == 1
     entry = AuditEntry.objects.filter(tenant=flowing.tenant, action="deploy").latest("id")
-    assert "skipped" in entry.after["dry_run"]
+    assert "skipped" in (entry.after or {})["dry_run"]
 
 
 def test_a_harmless_deploy_goes_live_unconfirmed(flowing):
@@ -155,6 +155,6 @@ def test_binding_a_breaking_action_is_refused_unconfirmed(flowing):
         confirm_failing=True,
     )
     entry = AuditEntry.objects.filter(tenant=flowing.tenant, action="bindings.replace").latest("id")
-    assert entry.after["dry_run"]["clients_failing"] == [
+    assert (entry.after or {})["dry_run"]["clients_failing"] == [
         f"billing ({flowing.clients['billing'][0].client_id})"
     ]

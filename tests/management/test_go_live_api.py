@@ -92,7 +92,7 @@ def test_the_metadata_hook_goes_live_through_auth0_python_and_serves_every_clien
     assert claims(acme, clients["billing"], audience)["https://example.com/plan"] == "free"
     assert "https://example.com/plan" not in claims(globex, other_clients["orders"], other_audience)
     entry = AuditEntry.objects.get(tenant=acme.tenant, source="api", action="enable")
-    summary = entry.after["dry_run"]
+    summary = (entry.after or {})["dry_run"]
     assert summary["from_grants"] == 3
     assert summary["clients_failing"] == [f"Management client ({acme.client_id})"]
     assert (summary["refused"], summary["confirmed"]) == (True, True)
@@ -128,7 +128,7 @@ def test_action_deploys_and_bindings_through_the_api_never_refuse(acme, globex):
     assert deployed.status_code == 200, deployed.text
     assert claims(acme, clients["orders"], audience)["https://example.com/a"] == 2
     entry = AuditEntry.objects.filter(tenant=acme.tenant, source="api", action="deploy").get()
-    summary = entry.after["dry_run"]
+    summary = (entry.after or {})["dry_run"]
     assert summary["regressions"] == 1
     assert summary["recorded_requests_failing"] == 1  # billing called before the deploy
     assert summary["clients_failing"] == [f"billing ({clients['billing'][0]})"]
@@ -152,4 +152,4 @@ def test_action_deploys_and_bindings_through_the_api_never_refuse(acme, globex):
     )
     assert unbound.status_code == 200, unbound.text
     entry = AuditEntry.objects.get(tenant=acme.tenant, source="api", action="bindings.replace")
-    assert entry.after["dry_run"]["inputs"] >= 2
+    assert (entry.after or {})["dry_run"]["inputs"] >= 2
