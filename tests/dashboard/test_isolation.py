@@ -157,6 +157,7 @@ def test_rotate_secret_action_ignores_other_tenants_client(world_a, world_b):
         ("enable", "post"),
         ("disable", "post"),
         ("secret_set", "post"),
+        ("what_changes", "post"),
     ],
 )
 def test_hook_endpoints_of_other_tenant_are_404(world_a, world_b, name, method):
