@@ -72,26 +72,23 @@ def client_grant_find(*, tenant: Tenant, public_id: str) -> ClientGrant | None:
 
 
 def replay_grants(*, tenant: Tenant) -> TenantClients:
-    """The tenant's clients and grants, for dry runs of hook changes
-    (``hooks.dry_run``): each client's first grant by API, with the scopes
-    it grants in the API's order."""
+    """The tenant's clients and every grant, by client then API, for dry
+    runs of hook changes (``hooks.dry_run``), with the scopes each grants in
+    the API's order."""
     grants = (
         ClientGrant.objects.filter(client__tenant=tenant)
         .select_related("client", "api")
         .prefetch_related("scopes")
         .order_by("client_id", "api_id")
     )
-    inputs: dict[int, GrantInput] = {}
-    for grant in grants:
-        if grant.client_id in inputs:
-            continue
-        inputs[grant.client_id] = GrantInput(
+    inputs = [
+        GrantInput(
             client_id=grant.client.client_id,
             name=grant.client.name,
             metadata=dict(grant.client.metadata or {}),
             audience=grant.api.identifier,
             scopes=[s.value for s in sorted(grant.scopes.all(), key=lambda s: s.pk)],
         )
-    return TenantClients(
-        count=Client.objects.filter(tenant=tenant).count(), grants=[*inputs.values()]
-    )
+        for grant in grants
+    ]
+    return TenantClients(count=Client.objects.filter(tenant=tenant).count(), grants=inputs)

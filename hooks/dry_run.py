@@ -56,6 +56,8 @@ class GrantInput:
 
 @dataclass(frozen=True)
 class TenantClients:
+    """How many clients a tenant has, and every grant, by client then API."""
+
     count: int
     grants: list[GrantInput]
 
@@ -88,17 +90,47 @@ class ReplayInput:
     payload: dict[str, Any]
 
 
+def _as_today(
+    payload: dict[str, Any], grant: GrantInput | None, requested: str
+) -> dict[str, Any] | None:
+    """A recorded request's arguments as the request would give them now:
+    the client's current name and metadata, the scopes its grant gives
+    today; None when it would now be refused before any hook runs (client
+    or grant gone, a requested scope no longer granted)."""
+    if grant is None:
+        return None
+    wanted = list(dict.fromkeys(requested.split()))
+    if any(scope not in grant.scopes for scope in wanted):
+        return None
+    scope = [s for s in grant.scopes if s in wanted] if wanted else list(grant.scopes)
+    client = {**(payload.get("client") or {}), "name": grant.name, "metadata": dict(grant.metadata)}
+    return {**payload, "client": client, "scope": scope}
+
+
 def replay_inputs(*, tenant: Tenant, trigger_id: str) -> list[ReplayInput]:
-    """The inputs a dry run replays, in order (see the module's docstring)."""
+    """The inputs a dry run replays, in order (see the module's docstring);
+    recorded requests as they would be made today (``_as_today``)."""
     recorded = RecordedInput.objects.filter(tenant=tenant, trigger_id=trigger_id).order_by(
         "-last_seen_at", "-id"
     )[: settings.TESSERA_RECORDED_INPUTS_PER_TENANT]
-    inputs = [
-        ReplayInput(RECORDED, r.client_id, r.client_name, r.audience, r.requested_scope, r.payload)
-        for r in recorded
-    ]
-    called = {item.client_id for item in inputs}
     clients = client_inputs(tenant=tenant)
+    grants = {(grant.client_id, grant.audience): grant for grant in clients.grants}
+    inputs = []
+    for row in recorded:
+        current = grants.get((row.client_id, row.audience))
+        payload = _as_today(row.payload, current, row.requested_scope)
+        if current is not None and payload is not None:
+            inputs.append(
+                ReplayInput(
+                    RECORDED,
+                    row.client_id,
+                    current.name,
+                    row.audience,
+                    row.requested_scope,
+                    payload,
+                )
+            )
+    called = {item.client_id for item in inputs}
     for grant in clients.grants:
         if grant.client_id in called:
             continue

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from clients.services import client_delete, client_update
 from hooks.dry_run import GoLiveRefused, hook_candidate, replay_inputs
 from hooks.dry_run import dry_run as run_dry_run
 from hooks.models import Hook, HookRun, HookStorage, RecordedInput
@@ -407,6 +408,20 @@ def test_replay_inputs_are_the_tenants_own_in_order(shop, other):
         candidate=hook_candidate(hook=shop.hook, script=SEED_SCRIPT),
     )
     assert not report.refuses and not report.clients_changed()
+
+
+def test_recorded_requests_are_replayed_as_they_would_be_made_today(shop, other):
+    """A client's metadata fixed since it called is replayed as it is now; a
+    deleted client's requests are not replayed (they would be refused before
+    any hook runs)."""
+    billing, _ = shop.clients["billing"]
+    orders, _ = shop.clients["orders"]
+    client_update(client=billing, metadata={"profile": '{"plan": "pro"}'}, actor=TEST_ACTOR)
+    client_delete(client=orders, actor=TEST_ACTOR)
+    inputs = replay_inputs(tenant=shop.tenant, trigger_id=shop.hook.trigger_id)
+    assert [(item.source, item.client_id) for item in inputs] == [("recorded", billing.client_id)]
+    assert inputs[0].payload["client"]["metadata"] == {"profile": '{"plan": "pro"}'}
+    assert inputs[0].payload["scope"] == ["read:data"]
 
 
 def test_dashboard_save_counts_as_a_test_run_for_the_limits(shop, settings):
