@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from apis.models import Api, ApiScope
 from clients.models import Client, ClientGrant
+from hooks.dry_run import GrantInput, TenantClients
 from tenant.config_cache import memoized
 from tenant.models import Tenant
 
@@ -75,3 +76,26 @@ def client_ids_elsewhere(*, tenant: Tenant, client_ids: list[str]) -> set[str]:
     unique across the deployment); never which tenant holds them."""
     taken = Client.objects.filter(client_id__in=client_ids).exclude(tenant=tenant)
     return set(taken.values_list("client_id", flat=True))
+
+
+def replay_grants(*, tenant: Tenant) -> TenantClients:
+    """The tenant's clients and every grant, by client then API, for dry
+    runs of hook changes (``hooks.dry_run``), with the scopes each grants in
+    the API's order."""
+    grants = (
+        ClientGrant.objects.filter(client__tenant=tenant)
+        .select_related("client", "api")
+        .prefetch_related("scopes")
+        .order_by("client_id", "api_id")
+    )
+    inputs = [
+        GrantInput(
+            client_id=grant.client.client_id,
+            name=grant.client.name,
+            metadata=dict(grant.client.metadata or {}),
+            audience=grant.api.identifier,
+            scopes=[s.value for s in sorted(grant.scopes.all(), key=lambda s: s.pk)],
+        )
+        for grant in grants
+    ]
+    return TenantClients(count=Client.objects.filter(tenant=tenant).count(), grants=inputs)

@@ -14,6 +14,13 @@ write answers ``built`` or ``failed``, never ``pending`` (Auth0 builds in the
 background; clients that poll for ``built``, the Deploy CLI among them, find
 it at once). The lock is pinned on the draft and copied into each deployed
 version: a rebuild resolves again only when the dependencies change.
+
+A deploy or rollback of a bound Action and a new binding order change what
+token requests run: before any lock, they are dry-run on the tenant's recorded
+requests and clients (``hooks.dry_run``), the summary goes into the audit
+entry, and with ``confirm_failing=False`` a regression refuses the change
+(:class:`hooks.dry_run.GoLiveRefused`). The default, ``True``, never refuses:
+the Management API's behaviour, as at Auth0.
 """
 
 from collections.abc import Iterable, Sequence
@@ -28,6 +35,13 @@ from django.utils import timezone
 
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
 from hooks.dependencies import DependencyRefused, Lock, packages_for, resolve_lock
+from hooks.dry_run import (
+    DryRun,
+    action_candidate,
+    audit_summary,
+    bindings_candidate,
+    check_go_live,
+)
 from hooks.execution import check_script
 from hooks.models import (
     CREDENTIALS_EXCHANGE_VERSION,
@@ -47,6 +61,7 @@ from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant
+from tenant.services import Conflict
 
 
 class ActionNotBuilt(ValidationError):
@@ -486,19 +501,67 @@ def _prune_versions(action: Action) -> list[int]:
     return sorted(number for _, number in stale)
 
 
-def _version_audit(version: ActionVersion, pruned: list[int]) -> dict[str, Any]:
-    after: dict[str, Any] = {"deployed_version": version.number, "code": version.code}
+def _version_audit(
+    version: ActionVersion, pruned: list[int], dry_run: dict[str, Any]
+) -> dict[str, Any]:
+    after: dict[str, Any] = {
+        "deployed_version": version.number,
+        "code": version.code,
+        "dry_run": dry_run,
+    }
     if pruned:
         after["deleted_versions"] = pruned
     return after
 
 
-@transaction.atomic
-def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
+def _changed_since_check() -> Conflict:
+    return Conflict(
+        "The action changed while its deploy was being checked; check it again.",
+        code="action_changed",
+    )
+
+
+def action_deploy(*, action: Action, actor: Actor, confirm_failing: bool = True) -> ActionVersion:
     """Make the draft (code, runtime, dependencies, secrets) a new numbered,
     deployed version: what the bindings run from now on. An Action keeps
-    Auth0's ``MAX_VERSIONS_PER_ACTION``: the oldest past it are deleted."""
+    Auth0's ``MAX_VERSIONS_PER_ACTION``: the oldest past it are deleted.
+
+    If a trigger runs the Action, the draft is first dry-run in its place on
+    the tenant's recorded requests and clients, outside any lock; the
+    summary goes into the audit entry. ``confirm_failing=False`` refuses a
+    regression (:class:`hooks.dry_run.GoLiveRefused`, nothing deployed);
+    the default never refuses (the Management API, as at Auth0).
+    """
+    current = Action.objects.get(pk=action.pk)
+    report: DryRun | None = None
+    previous = deployed_version(action=current)
+    if current.status == ActionStatus.BUILT and not (
+        previous is not None and _is_draft(current, previous)
+    ):
+        candidate = action_candidate(action=current)
+        if candidate is not None:
+            report = check_go_live(
+                name=current.name,
+                tenant=current.tenant,
+                trigger_id=current.trigger_id,
+                candidate=candidate,
+                confirm_failing=confirm_failing,
+            )
+    return _deploy(
+        action=current,
+        actor=actor,
+        checked_revision=current.revision if report is not None and not confirm_failing else None,
+        dry_run=audit_summary(report, confirmed=confirm_failing),
+    )
+
+
+@transaction.atomic
+def _deploy(
+    *, action: Action, actor: Actor, checked_revision: int | None, dry_run: dict[str, Any]
+) -> ActionVersion:
     locked = Action.objects.select_for_update().get(pk=action.pk)
+    if checked_revision is not None and locked.revision != checked_revision:
+        raise _changed_since_check()
     if locked.status != ActionStatus.BUILT:
         raise ActionNotBuilt(
             f"Action '{locked.name}' must be in the 'built' state before it can be "
@@ -520,16 +583,43 @@ def action_deploy(*, action: Action, actor: Actor) -> ActionVersion:
         actor,
         "deploy",
         {"deployed_version": previous.number if previous else None},
-        _version_audit(version, _prune_versions(locked)),
+        _version_audit(version, _prune_versions(locked), dry_run),
     )
     return version
 
 
-@transaction.atomic
-def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> ActionVersion:
+def action_rollback(
+    *, action: Action, version: ActionVersion, actor: Actor, confirm_failing: bool = True
+) -> ActionVersion:
     """Deploy an earlier version again, as a new version with its code,
     runtime and dependencies (and the draft's current secrets: a secret
-    rotated since must not come back). The draft is left as it is."""
+    rotated since must not come back). The draft is left as it is.
+
+    Checked like :func:`action_deploy` (the dry run, ``confirm_failing``).
+    """
+    report: DryRun | None = None
+    if version.action_id == action.pk:
+        candidate = action_candidate(action=action, version=version)
+        if candidate is not None:
+            report = check_go_live(
+                name=action.name,
+                tenant=action.tenant,
+                trigger_id=action.trigger_id,
+                candidate=candidate,
+                confirm_failing=confirm_failing,
+            )
+    return _rollback(
+        action=action,
+        version=version,
+        actor=actor,
+        dry_run=audit_summary(report, confirmed=confirm_failing),
+    )
+
+
+@transaction.atomic
+def _rollback(
+    *, action: Action, version: ActionVersion, actor: Actor, dry_run: dict[str, Any]
+) -> ActionVersion:
     locked = Action.objects.select_for_update().get(pk=action.pk)
     if version.action_id != locked.pk:
         raise ActionVersion.DoesNotExist("That version is not one of this action's.")
@@ -546,7 +636,7 @@ def action_rollback(*, action: Action, version: ActionVersion, actor: Actor) -> 
         actor,
         f"rollback v{version.number}",
         {"deployed_version": previous.number if previous else None},
-        _version_audit(new, _prune_versions(locked)),
+        _version_audit(new, _prune_versions(locked), dry_run),
     )
     return new
 
@@ -564,7 +654,11 @@ def _binding_state(bindings: Iterable[BindingSpec | TriggerBinding]) -> list[dic
 
 
 def _replace_bindings(
-    tenant: Tenant, trigger_id: str, specs: Sequence[BindingSpec], actor: Actor
+    tenant: Tenant,
+    trigger_id: str,
+    specs: Sequence[BindingSpec],
+    actor: Actor,
+    dry_run: dict[str, Any] | None = None,
 ) -> list[TriggerBinding]:
     before = _bindings(tenant, trigger_id)
     if _binding_state(before) == _binding_state(specs):
@@ -593,13 +687,12 @@ def _replace_bindings(
         actor=actor,
         action="bindings.replace",
         before={"bindings": _binding_state(before)},
-        after={"bindings": _binding_state(specs)},
+        after={"bindings": _binding_state(specs), **({"dry_run": dry_run} if dry_run else {})},
     )
     invalidate()
     return saved
 
 
-@transaction.atomic
 def bindings_replace(
     *,
     tenant: Tenant,
@@ -607,6 +700,7 @@ def bindings_replace(
     bindings: Sequence[BindingSpec],
     actor: Actor,
     based_on: Sequence[str] | None = None,
+    confirm_failing: bool = True,
 ) -> list[TriggerBinding]:
     """Make ``bindings`` the trigger's whole, ordered flow.
 
@@ -615,7 +709,64 @@ def bindings_replace(
     and writes nothing otherwise. ``based_on`` (the public ids of the Actions
     the caller saw bound, in order) refuses, with :class:`FlowChanged`, a
     list made from a flow that someone changed since.
+
+    A new flow is first dry-run on the tenant's recorded requests and
+    clients, outside any lock; the summary goes into the audit entry.
+    ``confirm_failing=False`` refuses a regression
+    (:class:`hooks.dry_run.GoLiveRefused`, nothing changed); the default
+    never refuses (the Management API, as at Auth0).
     """
+    _check_bindings(tenant, trigger_id, bindings)
+    _check_based_on(tenant, trigger_id, based_on)  # before the dry run, and again under the lock
+    report: DryRun | None = None
+    if _binding_state(_bindings(tenant, trigger_id)) != _binding_state(bindings):
+        report = check_go_live(
+            name=f"The new {trigger_id} flow",
+            tenant=tenant,
+            trigger_id=trigger_id,
+            candidate=bindings_candidate(
+                tenant=tenant, trigger_id=trigger_id, actions=[spec.action for spec in bindings]
+            ),
+            confirm_failing=confirm_failing,
+        )
+    return _bindings_replace(
+        tenant=tenant,
+        trigger_id=trigger_id,
+        bindings=bindings,
+        actor=actor,
+        based_on=based_on,
+        dry_run=audit_summary(report, confirmed=confirm_failing) if report else None,
+    )
+
+
+@transaction.atomic
+def _bindings_replace(
+    *,
+    tenant: Tenant,
+    trigger_id: str,
+    bindings: Sequence[BindingSpec],
+    actor: Actor,
+    based_on: Sequence[str] | None,
+    dry_run: dict[str, Any] | None,
+) -> list[TriggerBinding]:
+    # One flow edit at a time per tenant (the positions are renumbered).
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    _check_bindings(tenant, trigger_id, bindings)  # again, under the lock
+    _check_based_on(tenant, trigger_id, based_on)
+    return _replace_bindings(tenant, trigger_id, bindings, actor, dry_run)
+
+
+def _check_based_on(tenant: Tenant, trigger_id: str, based_on: Sequence[str] | None) -> None:
+    if based_on is None:
+        return
+    current = [binding.action.public_id for binding in _bindings(tenant, trigger_id)]
+    if list(based_on) != current:
+        raise FlowChanged(
+            "The flow was changed since it was read; nothing was changed.", code="flow_changed"
+        )
+
+
+def _check_bindings(tenant: Tenant, trigger_id: str, bindings: Sequence[BindingSpec]) -> None:
     if trigger_id not in TriggerId.values:
         raise BindingRefused(f"Unknown trigger: {trigger_id}.", code="invalid_trigger")
     if len(bindings) > MAX_BINDINGS_PER_TRIGGER:
@@ -623,15 +774,6 @@ def bindings_replace(
             f"A trigger has at most {MAX_BINDINGS_PER_TRIGGER} bound actions.",
             code="too_many_bindings",
         )
-    # One flow edit at a time per tenant (the positions are renumbered).
-    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-    if based_on is not None:
-        current = [binding.action.public_id for binding in _bindings(tenant, trigger_id)]
-        if list(based_on) != current:
-            raise FlowChanged(
-                "The flow was changed since it was read; nothing was changed.",
-                code="flow_changed",
-            )
     seen: set[int] = set()
     for spec in bindings:
         action = spec.action
@@ -652,4 +794,3 @@ def bindings_replace(
                 f"Action '{action.name}' must be deployed before it can be bound.",
                 code="action_not_deployed",
             )
-    return _replace_bindings(tenant, trigger_id, bindings, actor)

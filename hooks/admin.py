@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
-from hooks import views
+from hooks import dry_run_views, views
 from hooks.forms import (
     HookAddForm,
     HookDependenciesForm,
@@ -279,6 +279,7 @@ class HookAdmin(TenantScopedAdmin):
                 name=f"{prefix}version_restore",
             ),
         ]
+        extra += dry_run_views.urls(hook_view, prefix)
         return extra + super().get_urls()
 
 

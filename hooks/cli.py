@@ -18,7 +18,10 @@ from hooks.trial_run import TestRunReport
 from tenant.cli import TenantCommand, find
 from tenant.models import Tenant
 
-FORCE_HELP = "Go live even if the script fails on its point's sample payload."
+FORCE_HELP = (
+    "Go live even if the dry run on the tenant's recorded requests and clients "
+    "finds requests that would fail."
+)
 
 
 class IntermixedParser(CommandParser):

@@ -365,3 +365,44 @@ class TriggerBinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger_id} #{self.position}: {self.action}"
+
+
+class RecordedInput(models.Model):
+    """The arguments a token request gave its tenant's flow at a point, kept
+    so that a change can be tried on real traffic before it goes live
+    (``hooks.dry_run``). One row per client, audience and requested scope,
+    holding the latest request's arguments; never a secret
+    (``hooks.recorded_inputs`` leaves the client secret, assertions and hook
+    secrets out). Each tenant keeps its most recent
+    ``TESSERA_RECORDED_INPUTS_PER_TENANT``, for as long as run records."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="recorded_inputs")
+    trigger_id = models.CharField(max_length=64, choices=TriggerId.choices)
+    # sha256 of (client id, audience, requested scope): the deduplication key.
+    key = models.CharField(max_length=64)
+    client_id = models.CharField(max_length=255)
+    client_name = models.CharField(max_length=255, blank=True)
+    audience = models.TextField(blank=True)
+    requested_scope = models.TextField(blank=True)
+    payload = models.JSONField()
+    size_bytes = models.PositiveIntegerField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "trigger_id", "key"],
+                name="%(app_label)s_%(class)s_unique_key",
+                violation_error_message="This request is already recorded.",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "trigger_id", "-last_seen_at"], name="hooks_input_recent"
+            ),
+            models.Index(fields=["last_seen_at"], name="hooks_input_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_name or self.client_id} → {self.audience}"

@@ -12,7 +12,8 @@ from typing import Any
 from hooks.choices import HookKind, RunOutcome, RunSource, TriggerId
 from hooks.execution import Execution, describe_error, execute, limits_for
 from hooks.points import FilteredClaims
-from hooks.run_log import RunRecord, record_run
+from hooks.recorded_inputs import worth_recording
+from hooks.run_log import RunRecord, record_input, record_run
 from hooks.selectors import (
     EMPTY_STORAGE,
     RunnableAction,
@@ -36,6 +37,11 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
     actions = bound_actions_for(tenant=tenant, trigger_id=TriggerId.CREDENTIALS_EXCHANGE)
     if hook is None and not actions:
         return None
+    recorded = worth_recording(
+        tenant_id=tenant.pk, trigger_id=TriggerId.CREDENTIALS_EXCHANGE, payload=payload
+    )
+    if recorded is not None:  # new to this process, or changed: else nothing to do
+        record_input(recorded)
     deadline = time.monotonic() + limits_for(tenant).timeout_ms / 1000
     before = FilteredClaims(scope=list(payload.get("scope") or []))
     if hook is not None:

@@ -5,6 +5,8 @@ inserts in batches, in order, holding them through a database outage (up to
 ``TESSERA_HOOK_RUN_LOG_BUFFER`` records); the dashboard's test runs and the tests write at once
 (``TESSERA_HOOK_RUN_LOG_ASYNC = False``). Runs older than the retention are
 pruned by the writer now and then, and by ``manage.py hooks prune-runs``.
+The writer also keeps the token requests' recorded inputs
+(``hooks.recorded_inputs``), pruned with the runs.
 """
 
 import atexit
@@ -30,6 +32,7 @@ from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 
 from hooks.models import HookRun
+from hooks.recorded_inputs import InputRecord, prune_inputs, unremember, write_inputs
 from tenant import metrics
 
 logger = logging.getLogger(__name__)
@@ -148,9 +151,11 @@ def _count(records: list[RunRecord]) -> None:
 
 
 def prune_runs(*, now: datetime | None = None) -> int:
-    """Delete runs older than ``TESSERA_HOOK_RUN_RETENTION_DAYS``; returns how many."""
+    """Delete runs older than ``TESSERA_HOOK_RUN_RETENTION_DAYS``, and the
+    recorded inputs last seen before then; returns how many runs."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.TESSERA_HOOK_RUN_RETENTION_DAYS)
     deleted, _ = HookRun.objects.filter(started_at__lt=cutoff).delete()
+    prune_inputs(cutoff=cutoff)
     return deleted
 
 
@@ -169,6 +174,7 @@ class _Writer:
 
     def __init__(self) -> None:
         self.buffer: deque[RunRecord] = deque()
+        self.inputs: deque[InputRecord] = deque()
         self.limit = settings.TESSERA_HOOK_RUN_LOG_BUFFER
         self.stopping = threading.Event()
         self.batches = 0
@@ -183,6 +189,27 @@ class _Writer:
             self._dropped(f"buffer full ({self.limit} records)")
         else:
             self.buffer.append(record)
+
+    def put_input(self, record: InputRecord) -> None:
+        if len(self.inputs) < self.limit:  # else recorded by a later request
+            self.inputs.append(record)
+        else:
+            unremember([record])
+
+    def _write_inputs(self) -> None:
+        """Write the recorded inputs waiting; on a database error they are
+        forgotten, and the next request of each records it again."""
+        records: list[InputRecord] = []
+        while self.inputs:
+            records.append(self.inputs.popleft())
+        if not records:
+            return
+        try:
+            close_old_connections()
+            write_inputs(records)
+        except DatabaseError:
+            unremember(records)
+            logger.warning("Could not keep %d recorded hook inputs", len(records), exc_info=True)
 
     def _dropped(self, reason: str) -> None:
         self.dropped += 1
@@ -269,6 +296,7 @@ class _Writer:
                         logger.warning("Could not prune old hook runs", exc_info=True)
                 if not stopping:
                     break
+            self._write_inputs()
             metrics.RUN_LOG_BUFFERED.set(len(self.buffer))
         connections.close_all()
 
@@ -308,6 +336,15 @@ def record_run(record: RunRecord, *, now: bool = False) -> None:
         _write([record])
     else:
         _get_writer().put(record)
+
+
+def record_input(record: InputRecord) -> None:
+    """Keep a token request's recorded input: with the run records, in the
+    background, unless async logging is off."""
+    if not settings.TESSERA_HOOK_RUN_LOG_ASYNC:
+        write_inputs([record])
+    else:
+        _get_writer().put_input(record)
 
 
 @atexit.register

@@ -19,11 +19,10 @@ from django.utils import timezone
 from hooks import runtime
 from hooks.choices import TriggerId
 from hooks.dependencies import Lock, packages_for, resolve_lock
-from hooks.execution import check_script, describe_error
+from hooks.dry_run import DryRun, GoLiveRefused, audit_summary, check_go_live, hook_candidate
+from hooks.execution import check_script
 from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
-from hooks.points import POINTS
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
-from hooks.trial_run import TestRunReport, hook_test_run
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
@@ -67,18 +66,9 @@ def _audit(hook: Hook, actor: Actor, action: str, before: State, after: State) -
     audit_record(target=target, actor=actor, action=action, before=before, after=after)
 
 
-class HookSampleRunFailed(ValidationError):
-    """Going live would put a script live that fails on its point's sample
-    payload; ``report`` is the test run's report (error, console, duration)."""
-
-    def __init__(self, *, hook: Hook, report: TestRunReport) -> None:
-        reason = describe_error(**report.error.__dict__) if report.error else report.outcome
-        super().__init__(
-            f"{hook.name} fails on the sample payload ({reason}): token requests "
-            "would fail the same way.",
-            code="sample_run_failed",
-        )
-        self.report = report
+# Its name before going live was judged on the tenant's real inputs; the
+# hook list's Enable action still catches it by this name.
+HookSampleRunFailed = GoLiveRefused
 
 
 def _conflict() -> HookConflict:
@@ -89,27 +79,24 @@ def _conflict() -> HookConflict:
     )
 
 
-def _check_sample_run(
-    *, hook: Hook, script: str, kind: str, confirm_failing: bool, lock: Lock | None = None
-) -> None:
-    """Refuse to put ``script`` live if it fails on the point's sample payload
-    (for its kind: a Hook's arguments or an Action's event).
+def _check_go_live(
+    *, hook: Hook, script: str, confirm_failing: bool, lock: Lock | None = None
+) -> DryRun:
+    """Dry-run the point's flow with ``hook`` running ``script`` (with the
+    packages of ``lock``, the hook's own by default) against the tenant's
+    recorded requests and clients (``hooks.dry_run``); raise
+    :class:`GoLiveRefused` for a regression unless ``confirm_failing``.
 
     Runs before any transaction or lock is taken: a slow script must not hold
     the tenant's row while it runs.
     """
-    if confirm_failing:
-        return
-    report = hook_test_run(
+    return check_go_live(
+        name=hook.name,
         tenant=hook.tenant,
-        script=script,
-        payload=POINTS[hook.trigger_id].sample_for(kind),
         trigger_id=hook.trigger_id,
-        hook=hook,
-        dependency_lock=lock,
+        candidate=hook_candidate(hook=hook, script=script, lock=lock),
+        confirm_failing=confirm_failing,
     )
-    if not report.ok:
-        raise HookSampleRunFailed(hook=hook, report=report)
 
 
 def _lock_tenant(tenant: Tenant) -> None:
@@ -195,7 +182,7 @@ def _create(
         # Creating is not going live with an edit: callers choose ``enabled``
         # explicitly (the CLI creates disabled, the dashboard enables a
         # point's first hook, whose starter script passes).
-        hook_enable(hook=hook, actor=actor, confirm_failing=True)
+        _enable(hook=hook, actor=actor)
     return hook
 
 
@@ -212,10 +199,10 @@ def hook_save_script(
 
     Raises :class:`HookConflict` if the hook was saved since then, a
     ``ValidationError`` (with line and column) for a syntax error, and
-    :class:`HookSampleRunFailed` if ``hook`` is enabled and the script fails
-    on the sample payload (unless ``confirm_failing``). The hook's pinned
-    dependency lock stays as it is (dependencies declared before locks
-    existed are resolved now).
+    :class:`GoLiveRefused` if ``hook`` is enabled and the dry run finds a
+    regression (unless ``confirm_failing``); the dry run's summary goes into
+    the audit entry. The hook's pinned dependency lock stays as it is
+    (dependencies declared before locks existed are resolved now).
     """
     lock = hook.dependency_lock
     if hook.dependencies and not lock:
@@ -224,10 +211,12 @@ def hook_save_script(
     current = Hook.objects.filter(pk=hook.pk).values_list("version", "enabled").first()
     if current is None or current[0] != base_version:
         raise _conflict()  # before running anything; checked again when writing
+    checked = None
     if current[1]:
-        _check_sample_run(
-            hook=hook, script=script, kind=kind, confirm_failing=confirm_failing, lock=lock
+        report = _check_go_live(
+            hook=hook, script=script, confirm_failing=confirm_failing, lock=lock
         )
+        checked = audit_summary(report, confirmed=confirm_failing)
     return _save_script(
         hook=hook,
         script=script,
@@ -236,6 +225,7 @@ def hook_save_script(
         actor=actor,
         action=action,
         lock=lock if lock != hook.dependency_lock else None,
+        dry_run=checked,
     )
 
 
@@ -249,6 +239,7 @@ def _save_script(
     actor: Actor,
     action: str,
     lock: Lock | None = None,
+    dry_run: dict[str, Any] | None = None,
 ) -> Hook:
     """``lock``: a newly resolved lock for the hook (None keeps its own)."""
     before = hook_state(hook)
@@ -267,7 +258,10 @@ def _save_script(
         dependency_lock=hook.dependency_lock,
         created_by_id=_author_id(actor),
     )
-    _audit(hook, actor, action, before, hook_state(hook))
+    after = hook_state(hook)
+    if dry_run is not None:
+        after["dry_run"] = dry_run
+    _audit(hook, actor, action, before, after)
     return hook
 
 
@@ -308,20 +302,21 @@ def hook_update(
     name: str | None = None,
     dependencies: Mapping[str, str] | None = None,
     actor: Actor,
+    confirm_failing: bool = False,
 ) -> Hook:
     """Rename a hook or replace its dependencies (the script has its own,
     versioned save; enabling has its own service). New dependencies are
-    resolved first (``DependencyRefused``), outside any transaction; an
-    enabled hook must pass its sample payload with them
-    (:class:`HookSampleRunFailed`)."""
+    resolved first (``DependencyRefused``), outside any transaction; on an
+    enabled hook they are dry-run like a new script (:class:`GoLiveRefused`
+    for a regression unless ``confirm_failing``)."""
     lock = _new_lock(hook, dependencies)
     if lock is not None:
         # A script that requires a package the new dependencies drop is refused,
-        # and a live one must still pass its sample payload with the new packages.
-        kind = check_script(tenant=hook.tenant, script=hook.script, packages=packages_for(lock))
+        # and a live one must not regress with the new packages.
+        check_script(tenant=hook.tenant, script=hook.script, packages=packages_for(lock))
         if hook.enabled:
-            _check_sample_run(
-                hook=hook, script=hook.script, kind=kind, confirm_failing=False, lock=lock
+            _check_go_live(
+                hook=hook, script=hook.script, confirm_failing=confirm_failing, lock=lock
             )
     return _update(hook=hook, name=name, dependencies=dependencies, lock=lock, actor=actor)
 
@@ -365,10 +360,13 @@ def hook_change(
     all or nothing (the Management API's PATCH).
 
     If the hook ends up enabled with a script that was not live before (a new
-    script, or it was disabled), that script must pass the point's sample
-    payload (:class:`HookSampleRunFailed`). The run happens before any
-    transaction: nothing is locked while a slow script runs. The writes then
-    check that nobody saved the script meanwhile (:class:`HookConflict`).
+    script, or it was disabled), the change is dry-run on the tenant's
+    recorded requests and clients and its summary goes into the audit entry;
+    it is never refused on runtime grounds (Auth0 accepts it: Terraform and
+    the Deploy CLI send it), only for what cannot compile. The run happens
+    before any transaction: nothing is locked while a slow script runs. The
+    writes then check that nobody saved the script meanwhile
+    (:class:`HookConflict`).
     """
     lock = _new_lock(hook, dependencies)  # the registry, before any transaction
     packages = packages_for(lock if lock is not None else hook.dependency_lock)
@@ -384,16 +382,17 @@ def hook_change(
         raise _conflict()
     base_version, was_enabled, live_script = current
     new_script = script if script is not None and script != live_script else None
+    checked = None
     if (enabled if enabled is not None else was_enabled) and (
         new_script or not was_enabled or lock is not None
     ):
-        _check_sample_run(
+        report = _check_go_live(
             hook=hook,
             script=new_script or live_script,
-            kind=kind,
-            confirm_failing=False,
+            confirm_failing=True,
             lock=lock if lock is not None else hook.dependency_lock,
         )
+        checked = audit_summary(report, confirmed=True)
     with transaction.atomic():
         _lock_tenant(hook.tenant)  # first, as enable and disable lock: tenant, then hook
         if not Hook.objects.select_for_update().filter(pk=hook.pk, version=base_version).exists():
@@ -408,9 +407,10 @@ def hook_change(
                 base_version=base_version,
                 actor=actor,
                 action="save",
+                dry_run=checked,
             )
         if enabled is True:
-            _enable(hook=hook, actor=actor)
+            _enable(hook=hook, actor=actor, dry_run=None if new_script else checked)
         elif enabled is False:
             hook_disable(hook=hook, actor=actor)
     hook.refresh_from_db()
@@ -419,16 +419,14 @@ def hook_change(
 
 def hook_enable(*, hook: Hook, actor: Actor, confirm_failing: bool = False) -> Hook | None:
     """Enable ``hook``; returns the hook it disabled, if any. Raises
-    :class:`HookSampleRunFailed` if its script fails on the sample payload
-    (unless ``confirm_failing``)."""
-    _check_sample_run(
-        hook=hook, script=hook.script, kind=hook.kind, confirm_failing=confirm_failing
-    )
-    return _enable(hook=hook, actor=actor)
+    :class:`GoLiveRefused` if the dry run of its script finds a regression
+    (unless ``confirm_failing``); the summary goes into the audit entry."""
+    report = _check_go_live(hook=hook, script=hook.script, confirm_failing=confirm_failing)
+    return _enable(hook=hook, actor=actor, dry_run=audit_summary(report, confirmed=confirm_failing))
 
 
 @transaction.atomic
-def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
+def _enable(*, hook: Hook, actor: Actor, dry_run: dict[str, Any] | None = None) -> Hook | None:
     _lock_tenant(hook.tenant)
     previous = (
         Hook.objects.filter(tenant=hook.tenant, trigger_id=hook.trigger_id, enabled=True)
@@ -442,7 +440,10 @@ def _enable(*, hook: Hook, actor: Actor) -> Hook | None:
     Hook.objects.filter(pk=hook.pk).update(enabled=True, updated_at=timezone.now())
     hook.enabled = True
     if not was_enabled:
-        _audit(hook, actor, "enable", {"enabled": False}, {"enabled": True})
+        after: dict[str, Any] = {"enabled": True}
+        if dry_run is not None:
+            after["dry_run"] = dry_run
+        _audit(hook, actor, "enable", {"enabled": False}, after)
     invalidate()
     return previous
 

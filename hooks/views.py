@@ -20,12 +20,13 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from hooks.choices import RunSource
+from hooks.dry_run import GoLiveRefused
+from hooks.dry_run_views import dry_run_json, render_dry_run
 from hooks.forms import HookDependenciesForm, HookSecretForm, RunRequestForm
 from hooks.models import Hook, HookSecret
 from hooks.selectors import hook_runs
 from hooks.services import (
     HookConflict,
-    HookSampleRunFailed,
     hook_disable,
     hook_enable,
     hook_restore_version,
@@ -51,7 +52,7 @@ def _messages_of(error: ValidationError) -> str:
 
 
 def _confirmed(request: HttpRequest) -> bool:
-    """Whether the admin confirmed putting a failing script live."""
+    """Whether the admin confirmed going live despite the dry run."""
     return request.POST.get("confirm_failing") == "1"
 
 
@@ -73,23 +74,23 @@ def report_json(report: TestRunReport) -> dict[str, Any]:
 def confirm_live_response(
     request: HttpRequest,
     hook: Hook,
-    error: HookSampleRunFailed,
+    error: GoLiveRefused,
     *,
     action: str,
     context: dict[str, Any],
     fields: dict[str, Any],
 ) -> HttpResponse:
-    """The page that shows why going live was refused, with a button that
-    repeats the same POST confirmed."""
+    """The page that shows why going live was refused (what changes, per
+    client), with a button that repeats the same POST confirmed."""
     return TemplateResponse(
         request,
         "admin/hooks/hook/confirm_live.html",
         {
             **context,
-            "title": f"{hook.name} fails on the sample payload",
+            "title": f"Going live with {hook.name} would break token requests",
             "hook": hook,
             "message": _messages_of(error),
-            "report": error.report,
+            "what_changes": render_dry_run(error.dry_run),
             "action": action,
             "fields": fields,
         },
@@ -109,7 +110,7 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
     if script is None:
         return JsonResponse({"error": "Missing script."}, status=400)
     try:
-        # Saving the enabled hook runs it on the sample payload: a test run.
+        # Saving the enabled hook dry-runs it on the tenant's requests: test runs.
         with test_run_slot(user_id=request.user.pk or 0):
             hook = hook_save_script(
                 hook=hook,
@@ -122,12 +123,12 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
         return JsonResponse({"error": str(error), "busy": True}, status=429)
     except HookConflict as error:
         return JsonResponse({"error": _messages_of(error), "conflict": True}, status=409)
-    except HookSampleRunFailed as error:
+    except GoLiveRefused as error:
         return JsonResponse(
             {
                 "error": _messages_of(error),
                 "confirm": True,
-                "report": report_json(error.report),
+                "dry_run": dry_run_json(error.dry_run),
             },
             status=422,
             json_dumps_params={"default": str},
@@ -207,7 +208,7 @@ def enable(request: HttpRequest, hook: Hook, context: dict[str, Any]) -> HttpRes
         previous = hook_enable(
             hook=hook, actor=Actor.for_user(request.user), confirm_failing=_confirmed(request)
         )
-    except HookSampleRunFailed as error:
+    except GoLiveRefused as error:
         return confirm_live_response(
             request,
             hook,
@@ -348,7 +349,7 @@ def version_restore(
             actor=Actor.for_user(request.user),
             confirm_failing=_confirmed(request),
         )
-    except HookSampleRunFailed as error:
+    except GoLiveRefused as error:
         return confirm_live_response(
             request,
             hook,

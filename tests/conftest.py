@@ -6,6 +6,7 @@ from django.core.cache import caches
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from hooks import recorded_inputs
 from hooks.execution import close_hook_runtime
 from tenant import config_cache
 
@@ -56,8 +57,10 @@ def _fresh_configuration_memo(settings):
     # connection to the test database (tests/fleet runs real watchers).
     settings.TESSERA_CONFIG_WATCH = False
     config_cache.forget()
+    recorded_inputs.forget()
     yield
     config_cache.forget()
+    recorded_inputs.forget()
 
 
 @pytest.fixture(autouse=True)

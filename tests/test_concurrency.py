@@ -101,9 +101,9 @@ def test_twenty_enables_of_different_hooks_leave_exactly_one_enabled():
         for i in range(N)
     ]
 
-    # confirm_failing skips the go-live sample run, which the hook engine
-    # refuses beyond its per-tenant concurrency (a clean HookBusy): this test
-    # is about the enable itself, twenty transactions on one tenant's hooks.
+    # confirm_failing: whatever the dry runs find (their runs, refused beyond
+    # the tenant's concurrency, wait for a slot), this test is about the
+    # enable itself, twenty transactions on one tenant's hooks.
     results = all_at_once(
         lambda i: hook_enable(
             hook=Hook.objects.get(pk=hooks[i].pk), confirm_failing=True, actor=TEST_ACTOR

@@ -128,10 +128,8 @@
           if (r.data.confirm && confirmBox) {
             saveQueued = false;  // the admin decides first
             document.getElementById("save-confirm-text").textContent = r.data.error;
-            var e = r.data.report && r.data.report.error;
-            document.getElementById("save-confirm-detail").textContent =
-              (e ? e.name + ": " + e.message + (e.line ? " (line " + e.line + ")" : "") : "") +
-              (r.data.report && r.data.report.console ? "\n" + r.data.report.console : "");
+            // What changes, per client: rendered by the server from its dry run.
+            document.getElementById("save-confirm-detail").innerHTML = r.data.dry_run ? r.data.dry_run.html : "";
             confirmBox.hidden = false;
             document.getElementById("save-confirm-button").focus();
           }

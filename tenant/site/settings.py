@@ -303,6 +303,17 @@ TESSERA_HOOK_RUN_RETENTION_DAYS = int(os.environ.get("TESSERA_HOOK_RUN_RETENTION
 # Concurrent dashboard test runs (the Run button) per user and server process;
 # beyond it Run answers "busy" (the process-wide cap is the governor's above).
 TESSERA_TEST_RUNS_PER_USER = int(os.environ.get("TESSERA_TEST_RUNS_PER_USER", "2"))
+# What a change would do, before it goes live (hooks.dry_run): the hook
+# arguments of token requests are kept, without secrets, one per client, audience and
+# requested scope, the latest this many per tenant, each at most this many
+# bytes (a bigger one is not kept), as long as run records; off with
+# TESSERA_RECORD_HOOK_INPUTS=0. A dry run replays them within this many seconds.
+TESSERA_RECORD_HOOK_INPUTS = env_bool("TESSERA_RECORD_HOOK_INPUTS", True)
+TESSERA_RECORDED_INPUTS_PER_TENANT = int(
+    os.environ.get("TESSERA_RECORDED_INPUTS_PER_TENANT", "100")
+)
+TESSERA_RECORDED_INPUT_MAX_BYTES = int(os.environ.get("TESSERA_RECORDED_INPUT_MAX_BYTES", "16384"))
+TESSERA_DRY_RUN_SECONDS = float(os.environ.get("TESSERA_DRY_RUN_SECONDS", "15"))
 
 # --- Running as a fleet (README, "Operating a fleet") ---------------------------
 # No server serves configuration older than this many seconds after a change

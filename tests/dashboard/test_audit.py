@@ -104,10 +104,12 @@ def test_dashboard_enable_records_the_hook_it_disabled(world_a):
 
     second = hook_create(tenant=world_a.tenant, name="second", script=SEED_SCRIPT, actor=TEST_ACTOR)
     login(world_a).post(reverse("admin:hooks_hook_enable", args=[second.pk]))
-    assert [(e.action, e.after) for e in hook_entries(second)][-1] == (
-        "enable",
-        {"enabled": True},
-    )
+    entry = hook_entries(second)[-1]
+    assert entry.action == "enable"
+    after = entry.after or {}
+    assert after["enabled"] is True
+    # What the dry run found: nothing changes for the world's one client.
+    assert (after["dry_run"]["from_grants"], after["dry_run"]["regressions"]) == (1, 0)
     disabled = hook_entries(world_a.hook)[-1]
     assert (disabled.action, disabled.actor_name, disabled.source) == (
         "disable",

@@ -158,6 +158,7 @@ def test_rotate_secret_action_ignores_other_tenants_client(world_a, world_b):
         ("disable", "post"),
         ("secret_set", "post"),
         ("dependencies", "post"),
+        ("what_changes", "post"),
     ],
 )
 def test_hook_endpoints_of_other_tenant_are_404(world_a, world_b, name, method):

@@ -209,7 +209,9 @@ def _hook(step: Step, plan: Plan, actor: Actor) -> None:
             )
         elif step.verb == UPDATE:
             hook: Hook = step.existing
-            hook_update(hook=hook, dependencies=spec.dependencies, actor=actor)
+            hook_update(
+                hook=hook, dependencies=spec.dependencies, actor=actor, confirm_failing=True
+            )
             if hook.script != spec.script:
                 hook_save_script(
                     hook=hook,
