@@ -137,6 +137,11 @@ def audit_entries(
     return entries
 
 
+def recent_audit_entries(*, tenants: QuerySet[Tenant]) -> QuerySet[AuditEntry]:
+    """The newest changes of several tenants (the dashboard's home page)."""
+    return AuditEntry.objects.filter(tenant__in=tenants).select_related("tenant")
+
+
 def audit_choices(*, tenant: Tenant) -> dict[str, list[str]]:
     """The actors, object types and actions the tenant's trail holds, for
     the audit page's filters."""
