@@ -1,5 +1,7 @@
 """Tenancy: tenants, who administers them, and their signing keys."""
 
+import json
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -218,12 +220,27 @@ class AuditEntry(models.Model):
     @property
     def summary(self) -> str:
         """One line for people: the secret names a secret change touched,
-        else the fields that changed."""
+        else each changed field with its value before → after (``enabled:
+        true → false``), or only its name when a value is long (a script)."""
         if self.action.startswith("secrets."):
             return "secrets: " + ", ".join((self.after or {}).get("changed", []))
         if self.before is None or self.after is None:
             return ""
-        return ", ".join(self.changed_fields)
+        before, after = self.before, self.after
+        return ", ".join(
+            _change(name, before.get(name), after.get(name)) for name in self.changed_fields
+        )
+
+
+SHORT_VALUE_CHARACTERS = 40
+
+
+def _change(name: str, before: object, after: object) -> str:
+    """``name: before → after``, or ``name changed`` for values too long to read on one line."""
+    old, new = json.dumps(before, ensure_ascii=False), json.dumps(after, ensure_ascii=False)
+    if max(len(old), len(new)) > SHORT_VALUE_CHARACTERS:
+        return f"{name} changed"
+    return f"{name}: {old} → {new}"
 
 
 class TokenActivity(models.Model):
