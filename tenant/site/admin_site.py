@@ -2,9 +2,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
+from django.views import defaults
 
 from apis.models import Api
 from clients.models import Client
@@ -137,3 +138,16 @@ class TesseraAdminSite(admin.AdminSite):
         )
         names[""] = "unknown client"
         return {**windows, "client_names": names}
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    """The site's 404: under ``/admin/``, for a signed-in staff user (another
+    tenant's object, a missing one), a dashboard page with its header and
+    navigation; elsewhere Django's (API paths answer JSON, see
+    ``IssuerJsonErrorsMiddleware``)."""
+    user = getattr(request, "user", None)
+    if request.path.startswith("/admin/") and user is not None and user.is_staff:
+        context = {**admin.site.each_context(request), "title": "Not found"}
+        response = TemplateResponse(request, "admin/404.html", context, status=404)
+        return response.render()
+    return defaults.page_not_found(request, exception)
