@@ -21,7 +21,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
@@ -127,7 +129,7 @@ def count_hook_run(*, tenant_id: int, duration_ms: float, failed: bool) -> None:
 
 
 def _upsert(
-    model: type[TokenActivity] | type[HookActivity], rows: list[tuple[object, ...]]
+    model: type[TokenActivity] | type[HookActivity], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Add ``rows`` (key columns, then count) to ``model``'s counts."""
     connection = connections[router.db_for_write(model)]

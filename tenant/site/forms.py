@@ -1,6 +1,5 @@
 """Forms of the site's own dashboard pages."""
 
-from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -40,6 +39,6 @@ class AuditFilterForm(forms.Form):
             raise forms.ValidationError("“From” must be before “Until”.")
         return cleaned
 
-    def filters(self) -> dict[str, str | datetime]:
+    def filters(self) -> dict[str, Any]:
         """The keyword arguments of ``tenant.selectors.audit_entries``."""
         return {name: value for name, value in self.cleaned_data.items() if value}

@@ -53,9 +53,10 @@ def crumb_tenant(context: template.Context) -> Any:
     current tenant may be another), else the switcher's current one."""
     for name in ("linked_object", "original"):
         obj = context.get(name)
-        tenant = getattr(obj, "tenant", None) if obj is not None else None
-        if tenant is None and hasattr(obj, "client"):
-            tenant = getattr(obj.client, "tenant", None)  # a client grant
+        # A client grant's tenant is its client's.
+        tenant = getattr(obj, "tenant", None) or getattr(
+            getattr(obj, "client", None), "tenant", None
+        )
         if tenant is not None:
             return tenant
     return context.get("tessera_current_tenant")
