@@ -8,7 +8,8 @@ import urllib.request
 from clients.services import client_rotate_secret
 from hooks.services import hook_disable
 from tenant import activity
-from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, log_in
+from tenant.models import AuditEntry
+from tests.dashboard.browser import BROWSER_MARKS, REVIEW_SHOTS, SCREENSHOTS, log_in
 from tests.dashboard.conftest import make_world
 from tests.factories import TEST_ACTOR
 
@@ -94,3 +95,35 @@ def test_landing_charts_render_from_real_token_traffic(page, live_server, world)
     assert page.inner_text("#activity-totals").startswith(
         "3 token requests and 0 hook runs in the last hour"
     )
+
+
+def test_audit_log_filters_and_pages_in_the_browser(page, live_server, world):
+    other = make_world("bravo")
+    hook_disable(hook=world.hook, actor=TEST_ACTOR)
+    hook_disable(hook=other.hook, actor=TEST_ACTOR)
+    for _ in range(60):
+        client_rotate_secret(client=world.client, actor=TEST_ACTOR)
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    log_in(page, live_server, world.admin.username)
+    page.goto(f"{live_server.url}/admin/t/alpha/")
+    page.click("#recent-changes a:text('Audit log')")
+    page.wait_for_selector("#audit-entries")
+    assert "Page 1 of 2" in page.inner_text("#audit-pages")
+    assert fits_the_window(page)
+    REVIEW_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(REVIEW_SHOTS / "audit.png"), full_page=True)
+    page.select_option("#id_action", "disable")
+    page.click("#audit-filters button[type=submit]")
+    page.wait_for_url("**/audit/?*action=disable*")
+    rows = page.locator("#audit-entries tbody tr")
+    assert rows.count() == 1
+    assert "enabled: true → false" in rows.inner_text()
+    assert "bravo" not in page.inner_text("#audit-entries").lower()
+    page.select_option("#id_action", "")
+    page.select_option("#id_object_type", "client")
+    page.click("#audit-filters button[type=submit]")
+    page.click("#audit-pages a[rel=next]")
+    page.wait_for_url("**object_type=client*page=2*")
+    clients = AuditEntry.objects.filter(tenant=world.tenant, object_type="client").count()
+    assert clients == 61  # created, then 60 rotations
+    assert page.locator("#audit-entries tbody tr").count() == clients - 50
