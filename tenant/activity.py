@@ -30,7 +30,7 @@ from django.db import DatabaseError, IntegrityError, connections, router, transa
 from django.utils import timezone
 
 from tenant import metrics
-from tenant.models import HookActivity, TokenActivity
+from tenant.models import HookActivity, Tenant, TokenActivity
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +168,6 @@ def _write(tokens: dict[TokenKey, int], hooks: dict[HookKey, int]) -> None:
             if hook_rows:
                 _upsert(HookActivity, hook_rows)
     except IntegrityError:
-        from tenant.models import Tenant
-
         alive = set(
             Tenant.objects.filter(pk__in={row[0] for row in token_rows + hook_rows}).values_list(
                 "pk", flat=True

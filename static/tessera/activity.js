@@ -16,7 +16,7 @@
       width: Math.max(el.clientWidth, 200), height: 170,
       series: [{}].concat(series),
       scales: {x: {time: true}, y: {range: function (u, min, max) { return [0, Math.max((max || 0) * 1.15, 1)]; }}},
-      axes: [{space: 90}, {label: yLabel, size: 50}],
+      axes: [{space: 60}, {label: yLabel, size: 50}],
       legend: {live: false},
       cursor: {drag: {x: false, y: false}}
     };
