@@ -5,10 +5,11 @@ update under a lock, no database work and no wake-up of any thread. A
 thread per process adds the counters to ``TokenActivity`` and
 ``HookActivity`` every ``TESSERA_ACTIVITY_FLUSH_SECONDS`` (10 by default),
 one upsert per (tenant, minute, client, outcome) that adds to the stored
-count, so every worker process of every server adds up. At exit a process
-writes what it holds; a process killed outright loses at most its last
-interval's counts. While the database is away the counts are kept, up to
-``MAX_PENDING_KEYS`` keys, and written when it answers. Rows older than
+count, so every worker process of every server adds up. A process that
+stops (atexit, or multiprocessing's exit for granian's workers) writes what
+it holds; one killed outright loses at most its last interval's counts.
+While the database is away the counts are kept, up to ``MAX_PENDING_KEYS``
+keys, and written when it answers. Rows older than
 ``TESSERA_ACTIVITY_RETENTION_DAYS`` are pruned by the same thread.
 
 With ``TESSERA_ACTIVITY_FLUSH_SECONDS = 0`` no thread runs and the counts are
@@ -18,6 +19,7 @@ written by ``flush()`` alone (the tests do this).
 import atexit
 import bisect
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -103,6 +105,9 @@ def _ensure_flusher(tally: _Tally) -> None:
                 target=_flush_loop, args=(tally,), name="activity-flush", daemon=True
             )
             tally.flusher.start()
+            # granian's workers are multiprocessing processes, which leave
+            # through os._exit without atexit handlers, but run these.
+            multiprocessing.util.Finalize(None, shutdown, exitpriority=10)
 
 
 def count_token(*, tenant_id: int, client_id: str, outcome: str) -> None:
@@ -228,7 +233,7 @@ def shutdown() -> None:
     """Stop the thread and write what this process still holds."""
     tally = _tally
     tally.stopping.set()
-    if tally.flusher is not None:
+    if tally.flusher is not None and tally.flusher is not threading.current_thread():
         tally.flusher.join(5.0)
     try:
         flush()
