@@ -75,7 +75,7 @@ test: venv browser redis $(COMPAT_NODE)
 
 # Refreshes docs/screenshots/ on purpose; `make test` never touches them.
 screenshots: venv browser
-	TESSERA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/dashboard/test_browser.py -q -k "run_shows_claims or landing_page_shows"
+	TESSERA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/dashboard/test_browser.py tests/dashboard/test_browser_activity.py -q -k "run_shows_claims or landing_charts_render"
 	TESSERA_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/dashboard/test_browser_what_changes.py -q -k "side_by_side or recorded_inputs"
 
 lint: venv

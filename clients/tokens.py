@@ -34,6 +34,7 @@ from hooks.execution import Execution
 from hooks.pipeline import credentials_exchange
 from hooks.points import FilteredClaims, credentials_exchange_payload
 from hooks.runtime.json_text import compact_encoder
+from tenant import activity
 from tenant.crypto import UnreadableSecretError
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
@@ -329,7 +330,12 @@ def issue_token(
     and scopes checked, the tenant's credentials-exchange hook run and the
     token signed. Whatever refuses it is returned as the OAuth error to
     answer (RFC 6749 §5.2), a tenant key this server cannot decrypt as a
-    ``server_error``; anything else (a database outage) is raised."""
+    ``server_error``; anything else (a database outage) is raised.
+
+    Each answer is counted for the landing page's charts
+    (``tenant.activity``: in memory, written off the request)."""
+    client: Client | None = None
+    result: IssuedToken | errors.OAuth2Error
     try:
         check_param_text(params)
         require_params(params, authorization)
@@ -339,12 +345,13 @@ def issue_token(
         # cache key is the client's.
         if not throttle.allow_request(cast(Any, None), cast(Any, None)):
             wait = throttle.wait()
-            return RetryLaterError(
+            result = RetryLaterError(
                 "Too many requests.",
                 status_code=429,
                 error="too_many_requests",
                 retry_after_s=wait or 1,
             )
+            return _counted(result, tenant=tenant, client=client)
         api, scope = granted_scopes(
             tenant=tenant, client=client, audience=params["audience"], requested=params.get("scope")
         )
@@ -369,14 +376,26 @@ def issue_token(
         elif execution.ok:
             hooked = execution.claims
         else:
-            return hook_failure(execution)
-        return sign_access_token(
+            return _counted(hook_failure(execution), tenant=tenant, client=client)
+        result = sign_access_token(
             tenant=tenant, client=client, api=api, scope=hooked.scope, extra_claims=hooked.claims
         )
     except UnreadableSecretError:
         # Logged once when found (tenant.selectors) and named by /readyz.
-        return errors.ServerError("The server cannot read this tenant's keys.", status_code=500)
+        result = errors.ServerError("The server cannot read this tenant's keys.", status_code=500)
     except errors.OAuth2Error as error:
         # Without its traceback: its frames lead back to the caller's, which
         # holds the error, and the cycle would wait for the garbage collector.
-        return error.with_traceback(None)
+        result = error.with_traceback(None)
+    return _counted(result, tenant=tenant, client=client)
+
+
+def _counted(
+    result: IssuedToken | errors.OAuth2Error, *, tenant: Tenant, client: Client | None
+) -> IssuedToken | errors.OAuth2Error:
+    activity.count_token(
+        tenant_id=tenant.pk,
+        client_id=client.client_id if client is not None else "",
+        outcome=result.error if isinstance(result, errors.OAuth2Error) else "ok",
+    )
+    return result

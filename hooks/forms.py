@@ -30,6 +30,9 @@ def ace_editor(*, mode: str, height: str, fontsize: str) -> AceWidget:
         height=height,
         toolbar=False,
         useworker=False,
+        # Long lines wrap: at 1280 px the editors are ~500 and ~330 px wide,
+        # and a cut-off line hides what it says (the script's first line).
+        wordwrap=True,
     )
 
 

@@ -17,12 +17,14 @@ from hooks.run_log import RunRecord, record_input, record_run
 from hooks.selectors import (
     EMPTY_STORAGE,
     RunnableAction,
+    RunnableHook,
     action_cache,
     bound_actions_for,
     enabled_hook_for,
     hook_storage,
 )
 from hooks.services import action_cache_apply, hook_storage_save
+from tenant import activity
 from tenant.models import Tenant
 
 
@@ -31,7 +33,8 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
     an enabled hook nor a bound Action.
 
     The flow has one deadline, the tenant's hook timeout (at most 20 s):
-    each Action gets what the steps before it left of it.
+    each Action gets what the steps before it left of it. Its duration and
+    whether it failed are counted for the landing page (``tenant.activity``).
     """
     hook = enabled_hook_for(tenant=tenant, trigger_id=TriggerId.CREDENTIALS_EXCHANGE)
     actions = bound_actions_for(tenant=tenant, trigger_id=TriggerId.CREDENTIALS_EXCHANGE)
@@ -42,6 +45,23 @@ def credentials_exchange(*, tenant: Tenant, payload: Mapping[str, Any]) -> Execu
     )
     if recorded is not None:  # new to this process, or changed: else nothing to do
         record_input(recorded)
+    started = time.perf_counter()
+    execution = _run_flow(tenant=tenant, payload=payload, hook=hook, actions=actions)
+    activity.count_hook_run(
+        tenant_id=tenant.pk,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        failed=not execution.ok,
+    )
+    return execution
+
+
+def _run_flow(
+    *,
+    tenant: Tenant,
+    payload: Mapping[str, Any],
+    hook: RunnableHook | None,
+    actions: Sequence[RunnableAction],
+) -> Execution:
     deadline = time.monotonic() + limits_for(tenant).timeout_ms / 1000
     before = FilteredClaims(scope=list(payload.get("scope") or []))
     if hook is not None:

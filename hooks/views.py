@@ -7,6 +7,7 @@ live run log.
 """
 
 import difflib
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -305,6 +306,11 @@ def secret_delete(request: HttpRequest, hook: Hook, name: str) -> HttpResponse:
     return _secret_answer(request, hook, f"Deleted secret {name}.", ok=True)
 
 
+# HtmlDiff's navigation column: "f"/"n"/"t" links (first, next, top change)
+# in a column of their own, which read as a stray column of "t"s.
+_DIFF_NAVIGATION = re.compile(r'<t([dh]) class="diff_next"[^>]*>.*?</t\1>|<colgroup></colgroup>\s*')
+
+
 def version_diff(
     request: HttpRequest, hook: Hook, number: int, context: dict[str, Any]
 ) -> HttpResponse:
@@ -318,6 +324,7 @@ def version_diff(
         context=True,
         numlines=3,
     )
+    table = _DIFF_NAVIGATION.sub("", table)
     return TemplateResponse(
         request,
         "admin/hooks/hook/version_diff.html",

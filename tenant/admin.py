@@ -20,7 +20,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.forms import HiddenInput, ModelChoiceField, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
@@ -148,6 +148,10 @@ class TenantScopedMixin:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
         if related is Tenant and field is not None:
             field.initial = self._preselected_tenant(request, field.queryset)
+            if not request.user.is_superuser and field.queryset.count() == 1:
+                # A member of one tenant never chooses: the field is posted
+                # (and checked against the queryset) but not shown.
+                field.widget = HiddenInput()
         return field
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:

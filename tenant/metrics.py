@@ -65,6 +65,11 @@ RUN_LOG_DROPPED = Counter(
     "tessera_hook_run_log_dropped",
     "Hook-run records dropped because the buffer was full.",
 )
+ACTIVITY_DROPPED = Counter(
+    "tessera_activity_counts_dropped",
+    "Token requests and hook runs left out of the dashboard's activity counts "
+    "because the database was away too long.",
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,5 +1,7 @@
 """Tenancy: tenants, who administers them, and their signing keys."""
 
+import json
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -219,9 +221,83 @@ class AuditEntry(models.Model):
     @property
     def summary(self) -> str:
         """One line for people: the secret names a secret change touched,
-        else the fields that changed."""
+        else each changed field with its value before → after (``enabled:
+        true → false``), or only its name when a value is long (a script)."""
         if self.action.startswith("secrets."):
             return "secrets: " + ", ".join((self.after or {}).get("changed", []))
         if self.before is None or self.after is None:
             return ""
-        return ", ".join(self.changed_fields)
+        before, after = self.before, self.after
+        return ", ".join(
+            _change(name, before.get(name), after.get(name)) for name in self.changed_fields
+        )
+
+
+SHORT_VALUE_CHARACTERS = 40
+
+
+def _change(name: str, before: object, after: object) -> str:
+    """``name: before → after``, or ``name changed`` for values too long to read on one line."""
+    old, new = json.dumps(before, ensure_ascii=False), json.dumps(after, ensure_ascii=False)
+    if max(len(old), len(new)) > SHORT_VALUE_CHARACTERS:
+        return f"{name} changed"
+    return f"{name}: {old} → {new}"
+
+
+class TokenActivity(models.Model):
+    """Token requests of one tenant in one minute, by client and outcome.
+
+    The landing page's charts read these counts, never the run records. Each
+    server process counts in memory and adds its counts here now and then
+    (``tenant.activity``): an upsert that adds, so processes and servers add
+    up. Kept ``TESSERA_ACTIVITY_RETENTION_DAYS``.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    # Empty when the request named no client this tenant has: a stranger's
+    # client ids would be rows without bound.
+    client_id = models.CharField(max_length=100, blank=True)
+    # "ok", or the OAuth error code answered (RFC 6749 §5.2, and 429's).
+    outcome = models.CharField(max_length=40)
+    count = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "token activity"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "minute", "client_id", "outcome"],
+                name="%(app_label)s_%(class)s_one_row_per_key",
+                violation_error_message="One row per tenant, minute, client and outcome.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.client_id or '-'} {self.outcome}: {self.count}"
+
+
+class HookActivity(models.Model):
+    """Runs of one tenant's credentials-exchange flow in one minute, by
+    whether they failed and by duration bucket (``tenant.activity.
+    DURATION_BUCKETS_MS``): percentiles come from the buckets, the error
+    rate from ``failed``. Written and kept like ``TokenActivity``."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    failed = models.BooleanField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "hook activity"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "minute", "failed", "bucket"],
+                name="%(app_label)s_%(class)s_one_row_per_key",
+                violation_error_message="One row per tenant, minute, outcome and bucket.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "failed" if self.failed else "ok"
+        return f"{self.minute:%Y-%m-%d %H:%M} {state} bucket {self.bucket}: {self.count}"

@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 
 from hooks import recorded_inputs
 from hooks.execution import close_hook_runtime
-from tenant import config_cache
+from tenant import activity, config_cache
 
 # Fuzz tests are deterministic in `make test` and CI ("ci"); "explore" searches
 # at random with more examples: HYPOTHESIS_PROFILE=explore make test.
@@ -48,6 +48,16 @@ def _fast_user_passwords(settings):
 @pytest.fixture(autouse=True)
 def _synchronous_run_log(settings):
     settings.TESSERA_HOOK_RUN_LOG_ASYNC = False
+
+
+@pytest.fixture(autouse=True)
+def _activity_counted_in_the_test(settings):
+    # Counts are written when a test calls activity.flush(), by the test's
+    # thread: no flush thread holding a connection to the test database.
+    settings.TESSERA_ACTIVITY_FLUSH_SECONDS = 0
+    activity.forget()
+    yield
+    activity.forget()
 
 
 @pytest.fixture(autouse=True)

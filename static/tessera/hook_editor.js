@@ -124,7 +124,9 @@
             page.dispatchEvent(new CustomEvent("tessera:saved", {detail: r.data}));
             return;
           }
-          setStatus(r.data.error, "error");
+          // The confirm box says why; the status line does not repeat it.
+          setStatus(r.data.confirm ? "Not saved." : r.data.error, "error");
+          clearRunResult();
           if (r.data.confirm && confirmBox) {
             saveQueued = false;  // the admin decides first
             document.getElementById("save-confirm-text").textContent = r.data.error;
@@ -150,6 +152,17 @@
         });
     }
     window.tesseraHookSave = save;
+
+    // After a refused save the Run panel's last result (of other text) is
+    // put away: the refusal above says what failed, once.
+    function clearRunResult() {
+      var result = document.getElementById("run-result");
+      if (!result) return;
+      result.hidden = true;
+      var runStatus = document.getElementById("run-status");
+      runStatus.textContent = "";
+      runStatus.className = "";
+    }
 
     function addVersionRow(number) {
       var body = document.querySelector("#versions tbody");

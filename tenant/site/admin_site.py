@@ -1,16 +1,28 @@
 from typing import Any
 
 from django.contrib import admin
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
+from django.views import defaults
 
 from apis.models import Api
 from clients.models import Client
 from hooks.choices import RunOutcome, RunSource
 from hooks.models import Hook
 from hooks.selectors import hook_runs, trigger_flow
-from tenant.selectors import audit_entries
+from tenant.models import Tenant
+from tenant.selectors import (
+    ACTIVITY_WINDOWS,
+    activity_series,
+    audit_choices,
+    audit_entries,
+    recent_audit_entries,
+)
+from tenant.site.forms import AuditFilterForm
+
+AUDIT_PAGE_SIZE = 50
 
 
 class TesseraAdminSite(admin.AdminSite):
@@ -32,6 +44,7 @@ class TesseraAdminSite(admin.AdminSite):
                 self.admin_view(self.tenant_import),
                 name="tenant_import",
             ),
+            path("t/<slug:slug>/audit/", self.admin_view(self.tenant_audit), name="tenant_audit"),
         ]
         return urls + super().get_urls()
 
@@ -54,18 +67,22 @@ class TesseraAdminSite(admin.AdminSite):
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         from tenant.admin import user_tenants
 
-        extra_context = {**(extra_context or {}), "tenants_overview": user_tenants(request)[:50]}
+        tenants = user_tenants(request)
+        extra_context = {
+            **(extra_context or {}),
+            "tenants_overview": tenants[:50],
+            # The services write the audit trail, not Django's LogEntry: the
+            # home page's "recent actions" are the trail's newest entries.
+            "recent_changes": recent_audit_entries(tenants=tenants)[:10],
+        }
         return super().index(request, extra_context)
 
     def tenant_import(self, request: HttpRequest, slug: str) -> HttpResponse:
         """Bring the tenant's APIs, clients, grants, hooks and Actions over
         from Auth0 (``tenant.site.auth0_import.views``)."""
-        from tenant.admin import user_tenants
         from tenant.site.auth0_import.views import tenant_import
 
-        tenant = user_tenants(request).filter(slug=slug).first()
-        if tenant is None:
-            raise Http404("No such tenant.")
+        tenant = self._tenant_of(request, slug)
         response = tenant_import(request, tenant)
         assert isinstance(response, TemplateResponse)
         response.context_data = {
@@ -75,21 +92,51 @@ class TesseraAdminSite(admin.AdminSite):
         }
         return response
 
-    def tenant_landing(self, request: HttpRequest, slug: str) -> HttpResponse:
-        """One tenant at a glance: APIs, clients, hooks and recent runs."""
+    def _tenant_of(self, request: HttpRequest, slug: str) -> Tenant:
+        """The user's tenant named ``slug``, now the switcher's current one;
+        another tenant is the same 404 as a missing one."""
         from tenant.admin import CURRENT_TENANT_SESSION_KEY, user_tenants
 
         tenant = user_tenants(request).filter(slug=slug).first()
         if tenant is None:
             raise Http404("No such tenant.")
         request.session[CURRENT_TENANT_SESSION_KEY] = tenant.slug
+        return tenant
+
+    def tenant_audit(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """The tenant's audit trail, filtered and a page at a time."""
+        tenant = self._tenant_of(request, slug)
+        form = AuditFilterForm(request.GET or None, choices=audit_choices(tenant=tenant))
+        filters = form.filters() if form.is_valid() else {}
+        entries = audit_entries(tenant=tenant, **filters)
+        page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        context = {
+            **self.each_context(request),
+            "title": f"{tenant.name}: audit log",
+            "tenant": tenant,
+            "form": form,
+            "page_obj": page,
+            "filter_query": query.urlencode(),
+            "tessera_current_tenant": tenant,
+        }
+        return TemplateResponse(request, "admin/tenant_audit.html", context)
+
+    def tenant_landing(self, request: HttpRequest, slug: str) -> HttpResponse:
+        """One tenant at a glance: activity charts, APIs, clients, hooks,
+        recent runs and changes."""
+        tenant = self._tenant_of(request, slug)
         # Production only: test runs from the Run button are not incidents.
         runs = hook_runs(tenant=tenant).filter(source=RunSource.TOKEN)
         context = {
             **self.each_context(request),
             "title": tenant.name,
             "tenant": tenant,
-            "apis": Api.objects.filter(tenant=tenant).prefetch_related("scopes")[:50],
+            "apis": Api.objects.filter(tenant=tenant)
+            .order_by("is_system", "name")
+            .prefetch_related("scopes")[:50],
+            "activity": self._activity(tenant),
             "clients": Client.objects.filter(tenant=tenant).prefetch_related("grants__api")[:50],
             "hooks": Hook.objects.filter(tenant=tenant).order_by("trigger_id", "-enabled", "name"),
             "recent_runs": runs[:10],
@@ -99,3 +146,29 @@ class TesseraAdminSite(admin.AdminSite):
         }
         context["tessera_current_tenant"] = tenant
         return TemplateResponse(request, "admin/tenant_landing.html", context)
+
+    def _activity(self, tenant: Tenant) -> dict[str, Any]:
+        """The charts' data: each window's series, and the names of the
+        clients they show (the counts keep client ids)."""
+        windows = {name: activity_series(tenant=tenant, window=name) for name in ACTIVITY_WINDOWS}
+        shown = {client_id for series in windows.values() for client_id in series["clients"]}
+        names = dict(
+            Client.objects.filter(tenant=tenant, client_id__in=shown - {""}).values_list(
+                "client_id", "name"
+            )
+        )
+        names[""] = "unknown client"
+        return {**windows, "client_names": names}
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponseBase:
+    """The site's 404: under ``/admin/``, for a signed-in staff user (another
+    tenant's object, a missing one), a dashboard page with its header and
+    navigation; elsewhere Django's (API paths answer JSON, see
+    ``IssuerJsonErrorsMiddleware``)."""
+    user = getattr(request, "user", None)
+    if request.path.startswith("/admin/") and user is not None and user.is_staff:
+        context = {**admin.site.each_context(request), "title": "Not found"}
+        response = TemplateResponse(request, "admin/404.html", context, status=404)
+        return response.render()
+    return defaults.page_not_found(request, exception)

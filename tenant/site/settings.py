@@ -300,6 +300,11 @@ TESSERA_RESERVED_CLAIM_DOMAINS = env_list(
 # Token requests log hook runs from a background thread; tests write at once.
 TESSERA_HOOK_RUN_LOG_ASYNC = env_bool("TESSERA_HOOK_RUN_LOG_ASYNC", True)
 TESSERA_HOOK_RUN_RETENTION_DAYS = int(os.environ.get("TESSERA_HOOK_RUN_RETENTION_DAYS", "7"))
+# Token requests and hook runs are counted per process and added to the
+# activity tables this often (seconds); 0: only when tenant.activity.flush() is
+# called (tests). A process killed outright loses at most one interval.
+TESSERA_ACTIVITY_FLUSH_SECONDS = float(os.environ.get("TESSERA_ACTIVITY_FLUSH_SECONDS", "10"))
+TESSERA_ACTIVITY_RETENTION_DAYS = int(os.environ.get("TESSERA_ACTIVITY_RETENTION_DAYS", "2"))
 # Concurrent dashboard test runs (the Run button) per user and server process;
 # beyond it Run answers "busy" (the process-wide cap is the governor's above).
 TESSERA_TEST_RUNS_PER_USER = int(os.environ.get("TESSERA_TEST_RUNS_PER_USER", "2"))

@@ -6,6 +6,10 @@ from django.views.generic import RedirectView
 from tenant.site import health
 from tenant.site.issuer_urls import token_view
 
+# Inside the dashboard a 404 is a dashboard page (another tenant's object
+# gives the same 404 as a missing one, with the navigation to go on).
+handler404 = "tenant.site.admin_site.not_found"
+
 urlpatterns = [
     # No trailing slash: "<slug>/" below never matches these.
     path("healthz", health.healthz, name="healthz"),

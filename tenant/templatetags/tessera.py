@@ -1,6 +1,7 @@
 """The dashboard's one timestamp format and its copy buttons."""
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -44,3 +45,18 @@ def copy_button(value: str, label: str = "Copy") -> SafeString:
         value,
         label,
     )
+
+
+@register.simple_tag(takes_context=True)
+def crumb_tenant(context: template.Context) -> Any:
+    """The tenant a breadcrumb names: the page's object's own (a superuser's
+    current tenant may be another), else the switcher's current one."""
+    for name in ("linked_object", "original"):
+        obj = context.get(name)
+        # A client grant's tenant is its client's.
+        tenant = getattr(obj, "tenant", None) or getattr(
+            getattr(obj, "client", None), "tenant", None
+        )
+        if tenant is not None:
+            return tenant
+    return context.get("tessera_current_tenant")

@@ -191,6 +191,82 @@ def test_landing_page_lists_own_tenant_changes_only(world_a, world_b):
     assert "bravo-hook" not in page
 
 
+def audit_page(world: TenantWorld, slug: str, **query: str) -> Any:
+    return login(world).get(reverse("admin:tenant_audit", args=[slug]), query)
+
+
+def listed(response: Any) -> str:
+    """The text of the audit page's entries table."""
+    assert response.status_code == 200
+    return response.content.decode().split('id="audit-entries"')[1].split("</table>")[0]
+
+
+def test_audit_page_lists_own_tenant_only_and_others_are_404(world_a, world_b):
+    run("hooks", "disable", world_b.hook.name, "-p", "bravo")
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    entries = listed(audit_page(world_a, "alpha"))
+    assert "alpha-hook" in entries and "enabled: true → false" in entries
+    assert "bravo" not in entries.lower()
+    assert audit_page(world_a, "bravo").status_code == 404
+    assert audit_page(world_a, "nosuch").status_code == 404
+
+
+def test_audit_page_filters_by_actor_object_type_action_and_time(world_a, world_b):
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    cli = AuditEntry.objects.get(tenant=world_a.tenant, action="disable").actor_name
+    by_action = listed(audit_page(world_a, "alpha", action="disable"))
+    assert by_action.count("<tr>") == 2  # the header and the one disable
+    by_type = listed(audit_page(world_a, "alpha", object_type="client"))
+    assert "alpha service" in by_type and "alpha-hook" not in by_type
+    by_actor = listed(audit_page(world_a, "alpha", actor=cli))
+    assert "disable" in by_actor and "create" not in by_actor
+    disabled_at = AuditEntry.objects.get(tenant=world_a.tenant, action="disable").created_at
+    until = listed(audit_page(world_a, "alpha", until=disabled_at.isoformat()))
+    assert "disable" not in until and "create" in until
+    since = listed(audit_page(world_a, "alpha", since=disabled_at.isoformat()))
+    assert "disable" in since and "create" not in since
+    assert "No entries match." in listed(audit_page(world_a, "alpha", since="2999-01-01T00:00"))
+
+
+def test_audit_page_refuses_a_filter_value_the_tenant_does_not_hold(world_a, world_b):
+    run("hooks", "disable", world_b.hook.name, "-p", "bravo")
+    response = audit_page(world_a, "alpha", object_type="no-such-type")
+    assert "Select a valid choice" in response.content.decode()
+    # The bravo admin's name is no choice on alpha's page.
+    choices = audit_page(world_a, "alpha").context["form"].fields["actor"].choices
+    assert "bravo-admin" not in [value for value, _ in choices]
+
+
+def test_audit_page_is_paginated_and_keeps_its_filters(world_a, world_b):
+    for number in range(60):
+        AuditEntry.objects.create(
+            tenant=world_a.tenant,
+            actor_kind="cli",
+            actor_name="ops",
+            source="cli",
+            action="update",
+            object_type="client",
+            object_id=str(number),
+            object_repr=f"client-{number}",
+        )
+    first = audit_page(world_a, "alpha", actor="ops")
+    assert listed(first).count("client-") == 50
+    assert "Page 1 of 2" in first.content.decode()
+    assert "?actor=ops&amp;page=2" in first.content.decode()
+    second = listed(audit_page(world_a, "alpha", actor="ops", page="2"))
+    assert second.count("client-") == 10
+
+
+def test_home_page_recent_changes_are_the_audit_trail_of_own_tenants(world_a, world_b):
+    run("hooks", "disable", world_b.hook.name, "-p", "bravo")
+    run("hooks", "disable", world_a.hook.name, "-p", "alpha")
+    page = login(world_a).get(reverse("admin:index")).content.decode()
+    sidebar = page.split('id="recent-actions-module"')[1]
+    assert "None available" not in page
+    assert "disable hook alpha-hook" in sidebar
+    assert "bravo" not in sidebar.lower()
+
+
 # --- CLI ---------------------------------------------------------------------
 
 
@@ -241,7 +317,9 @@ def test_tenant_audit_command_prints_own_tenant_as_json(world_a, world_b):
     assert entries[-1]["actor"]["kind"] == "cli" and entries[-1]["source"] == "cli"
     assert all(e["object"]["repr"] != "bravo-hook" for e in entries)
     text = run("tenant", "audit", "-p", "alpha")
-    assert "disable hook alpha-hook  (enabled)" in text
+    # The change reads before → after, not the bare field name ("(enabled)"
+    # read as if the hook were still enabled).
+    assert "disable hook alpha-hook  (enabled: true → false)" in text
 
 
 @pytest.mark.django_db(transaction=True)

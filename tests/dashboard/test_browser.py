@@ -147,8 +147,7 @@ def test_landing_page_shows_the_tenant_at_a_glance(page, live_server, world):
     assert "alpha API" in text
     assert "alpha service" in text
     assert "alpha-hook" in text
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "landing.png"), full_page=True)
+    # README's landing.png comes from test_browser_activity.py, with real traffic charted.
 
 
 @pytest.mark.page_problems(r"^HTTP 404: .*/change/$")  # the point of the test
