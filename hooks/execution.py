@@ -94,20 +94,27 @@ def close_hook_runtime() -> None:
 def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
     engine: HookRuntime
     per_tenant = settings.TESSERA_HOOK_TENANT_CONCURRENCY
-    if settings.TESSERA_HOOK_ISOLATION == "process":
-        size = settings.TESSERA_HOOK_WORKERS
-        engine = runtime.HookPool(size=size)
-        # One tenant never holds every worker.
-        per_tenant = min(per_tenant, max(1, size - 1))
-    else:
-        engine = runtime.InProcessRuntime(max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD)
+    waiting = settings.TESSERA_HOOK_TENANT_WAITING
+    process = settings.TESSERA_HOOK_ISOLATION == "process"
+    if process:
+        # One tenant never holds every worker; a worker waits on its run's
+        # fetches itself, so there a wait holds the run's slot.
+        per_tenant = min(per_tenant, max(1, settings.TESSERA_HOOK_WORKERS - 1))
+        waiting = 0
     governor = runtime.Governor(
         max_concurrent_per_tenant=per_tenant,
+        max_waiting_per_tenant=waiting,
         queue_s=settings.TESSERA_HOOK_TENANT_QUEUE_MS / 1000,
         max_concurrent_tests=settings.TESSERA_HOOK_TEST_RUNS_PER_PROCESS,
         breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
         breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,
     )
+    if process:
+        engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)
+    else:
+        engine = runtime.InProcessRuntime(
+            max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD, idle=governor.waiting
+        )
     return engine, governor
 
 

@@ -22,6 +22,7 @@ This module knows nothing of Django: the worker process uses it too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -30,6 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -481,10 +483,17 @@ class Network:
     """One run's fetches: performed on the process's request threads,
     counted against the policy's limit, and logged (``log``: method, URL with
     secrets redacted, status or error, duration, bytes). Without a policy the
-    run has no network and every fetch fails."""
+    run has no network and every fetch fails. ``idle`` is entered around
+    each wait for results (the governor's ``waiting``: the run computes
+    nothing meanwhile)."""
 
-    def __init__(self, policy: EgressPolicy | None = None) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        idle: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         self.policy = policy
+        self._idle = idle or contextlib.nullcontext
         self.log: list[dict[str, Any]] = []
         self._count = 0
         self._pending: dict[Future[FetchResponse], tuple[int, dict[str, Any], float]] = {}
@@ -542,7 +551,10 @@ class Network:
             timeout = max(wall_end - time.monotonic(), 0)
             if timer_s is not None:
                 timeout = min(timeout, timer_s)
-            done, _ = futures_wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            with self._idle():
+                done, _ = futures_wait(
+                    self._pending, timeout=timeout, return_when=FIRST_COMPLETED
+                )
             for future in done:
                 self._settle(future)
         settled, self._settled = self._settled, []

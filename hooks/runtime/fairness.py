@@ -2,11 +2,19 @@
 
 A :class:`Governor` sits in front of a runtime, per server process:
 
-- a cap on concurrent runs per tenant, so a tenant whose hook is slow holds
-  at most that many of the server's threads or workers; a run over the cap
-  waits ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of
-  a millisecond, so they only ever wait for each other that long) before it
+- a cap on concurrent runs per tenant, so a tenant whose hook loops holds
+  at most that many of the server's cores; a run over the cap waits
+  ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of a
+  millisecond, so they only ever wait for each other that long) before it
   is refused;
+- a run waiting on an upstream (its ``fetch``) computes nothing: inside
+  :meth:`Governor.waiting` it gives its tenant's slot back and holds one of
+  the tenant's ``max_waiting_per_tenant`` waiting places instead (when those
+  are taken, it keeps its slot and waits all the same); when the wait is
+  over it takes a slot again before it runs on, ahead of new runs. So a
+  tenant whose upstream answers in 2 s holds at most ``max_concurrent +
+  max_waiting`` of the server's threads, and a tenant whose upstream answers
+  in 20 ms is not held to one run at a time;
 - a cap on concurrent test runs (the dashboard's Run button) per process, so
   test runs can never occupy every thread;
 - a breaker per hook version: after ``breaker_failures`` timeouts or memory
@@ -19,10 +27,11 @@ A :class:`Governor` sits in front of a runtime, per server process:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -57,12 +66,14 @@ class Governor:
         self,
         *,
         max_concurrent_per_tenant: int = 1,
+        max_waiting_per_tenant: int = 0,
         queue_s: float = 0.1,
         max_concurrent_tests: int = 2,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
     ) -> None:
         self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
+        self.max_waiting_per_tenant = max(0, max_waiting_per_tenant)
         self.queue_s = max(0.0, queue_s)
         self.max_concurrent_tests = max(1, max_concurrent_tests)
         self.breaker_failures = max(1, breaker_failures)
@@ -70,7 +81,10 @@ class Governor:
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._running: dict[Hashable, int] = {}
-        self._waiting = 0  # runs waiting in _wait_for_slot
+        self._waiting = 0  # runs waiting for a slot (_wait_for_slot, _take_back)
+        self._on_upstream: dict[Hashable, int] = {}  # runs waiting on an upstream, per tenant
+        self._returning: dict[Hashable, int] = {}  # runs back from one, waiting for a slot
+        self._held = threading.local()  # .tenant: the tenant of the run on this thread
         self._tests = 0
         self._breakers: OrderedDict[Hashable, _Breaker] = OrderedDict()
 
@@ -78,6 +92,7 @@ class Governor:
         """``call()`` if the tenant and the hook may run now; raises
         ``HookBusy`` or ``HookSuspended`` (without calling) otherwise."""
         self._admit(tenant=tenant, hook=hook, test=test)
+        self._held.tenant = tenant
         try:
             result = call()
         except (HookTimeout, HookMemoryLimit) as error:
@@ -90,9 +105,50 @@ class Governor:
             self._succeeded(hook)  # the hook ran and chose to fail: it is healthy
             raise
         finally:
+            self._held.tenant = None
             self._release(tenant=tenant, test=test)
         self._succeeded(hook)
         return result
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait on an upstream by the run on this thread: its
+        tenant's slot is free meanwhile (if a waiting place is), and taken
+        back, ahead of new runs, before the run computes again."""
+        tenant = getattr(self._held, "tenant", None)
+        if tenant is None or not self._step_out(tenant):
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._take_back(tenant)
+
+    def _step_out(self, tenant: Hashable) -> bool:
+        with self._lock:
+            waiting = self._on_upstream.get(tenant, 0)
+            if waiting >= self.max_waiting_per_tenant:
+                return False
+            self._on_upstream[tenant] = waiting + 1
+            _decrement(self._running, tenant)
+            if self._waiting:
+                self._freed.notify_all()
+            return True
+
+    def _take_back(self, tenant: Hashable) -> None:
+        with self._lock:
+            _decrement(self._on_upstream, tenant)
+            self._returning[tenant] = self._returning.get(tenant, 0) + 1
+            self._waiting += 1
+            try:
+                # The tenant's own runs hold the slots, each for at most its
+                # CPU budget: no deadline of its own is needed here.
+                while self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
+                    self._freed.wait()
+            finally:
+                self._waiting -= 1
+                _decrement(self._returning, tenant)
+            self._running[tenant] = self._running.get(tenant, 0) + 1
 
     def suspended_for(self, hook: Hashable) -> float:
         """Seconds left of the hook's cool-down (0 when it may run)."""
@@ -113,7 +169,7 @@ class Governor:
             if test and self._tests >= self.max_concurrent_tests:
                 raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
             running = self._running.get(tenant, 0)
-            if running >= self.max_concurrent_per_tenant:
+            if running >= self.max_concurrent_per_tenant or self._returning.get(tenant):
                 running = self._wait_for_slot(tenant)
             self._running[tenant] = running + 1
             self._tests += test
@@ -124,7 +180,9 @@ class Governor:
         give_up = time.monotonic() + self.queue_s
         self._waiting += 1
         try:
-            while (running := self._running.get(tenant, 0)) >= self.max_concurrent_per_tenant:
+            while (
+                running := self._running.get(tenant, 0)
+            ) >= self.max_concurrent_per_tenant or self._returning.get(tenant):
                 left = give_up - time.monotonic()
                 if left <= 0:
                     raise HookBusy(
@@ -138,11 +196,7 @@ class Governor:
 
     def _release(self, *, tenant: Hashable, test: bool) -> None:
         with self._lock:
-            left = self._running[tenant] - 1
-            if left:
-                self._running[tenant] = left
-            else:
-                del self._running[tenant]
+            _decrement(self._running, tenant)
             self._tests -= test
             if self._waiting:
                 self._freed.notify_all()
@@ -164,3 +218,11 @@ class Governor:
         if hook in self._breakers:
             with self._lock:
                 self._breakers.pop(hook, None)
+
+
+def _decrement(counts: dict[Hashable, int], key: Hashable) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]

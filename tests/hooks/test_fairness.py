@@ -119,3 +119,84 @@ def test_a_run_over_the_cap_waits_briefly_for_a_slot():
     assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "ran") == "ran"
     assert 0.05 < time.monotonic() - started < 1.5
     thread.join()
+
+
+def test_a_run_waiting_on_an_upstream_lets_its_tenant_run_another():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=0)
+    answered, back = threading.Event(), []
+
+    def waits_on_an_upstream():
+        with governor.waiting():
+            answered.wait(5)
+        back.append(time.monotonic())
+        return "first"
+
+    first = threading.Thread(
+        target=governor.run,
+        kwargs={"tenant": "a", "hook": "a1", "test": False, "call": waits_on_an_upstream},
+    )
+    first.start()
+    time.sleep(0.1)
+
+    # The slot is free while the first waits: a second run goes at once.
+    assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "second") == "second"
+    answered.set()
+    first.join()
+    assert back
+
+
+def test_waiting_places_are_capped_then_a_wait_keeps_its_slot():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=0, queue_s=0)
+    release = threading.Event()
+
+    def waits():
+        with governor.waiting():
+            release.wait(5)
+
+    thread = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "a1", "test": False, "call": waits}
+    )
+    thread.start()
+    time.sleep(0.1)
+    try:
+        with pytest.raises(HookBusy):
+            governor.run(tenant="a", hook="a2", test=False, call=lambda: None)
+        # Another tenant is never held up by it.
+        assert governor.run(tenant="b", hook="b1", test=False, call=lambda: "b") == "b"
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_run_back_from_its_upstream_goes_before_new_runs():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=0.05)
+    answered, computing = threading.Event(), threading.Event()
+    order = []
+
+    def waits():
+        with governor.waiting():
+            answered.wait(5)
+        order.append("returned")
+
+    def computes():
+        computing.wait(5)
+        order.append("computed")
+
+    first = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "1", "test": False, "call": waits}
+    )
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "2", "test": False, "call": computes}
+    )
+    second.start()
+    time.sleep(0.05)
+    answered.set()  # the first is back while the second holds the slot
+    time.sleep(0.05)
+    with pytest.raises(HookBusy):  # a new run does not jump ahead of it
+        governor.run(tenant="a", hook="3", test=False, call=lambda: None)
+    computing.set()
+    first.join()
+    second.join()
+    assert order == ["computed", "returned"]
