@@ -138,9 +138,13 @@ def _limits(timeout_ms: int, cpu_ms: int, memory_mb: int, max_script_bytes: int)
 
 
 def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
-    """Where ``tenant``'s hooks may send requests; None when hooks have no network."""
+    """Where ``tenant``'s hooks may send requests: the operator's policy,
+    narrowed to the tenant's own list of hosts if it has one; None when
+    hooks have no network."""
     if not settings.TESSERA_HOOK_NETWORK:
         return None
+    from hooks.selectors import tenant_egress_hosts  # selectors import this module
+
     return _egress(
         settings.TESSERA_EGRESS_ALLOW,
         settings.TESSERA_EGRESS_DENY,
@@ -148,20 +152,34 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         settings.TESSERA_EGRESS_CA_FILE,
         settings.TESSERA_HOOK_MAX_FETCHES,
         settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
+        tenant_egress_hosts(tenant=tenant),
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=1024)
 def _egress(
-    allow: str, deny: str, proxy: str | None, ca_file: str | None, requests: int, size: int
+    allow: str,
+    deny: str,
+    proxy: str | None,
+    ca_file: str | None,
+    requests: int,
+    size: int,
+    tenant_hosts: tuple[str, ...],
 ) -> runtime.EgressPolicy:
-    return runtime.EgressPolicy.from_text(
-        allow=allow,
-        deny=deny,
-        proxy=proxy,
-        ca_file=ca_file,
-        max_requests=requests,
-        max_response_bytes=size,
+    try:
+        listed = runtime.parse_tenant_hosts(tenant_hosts) if tenant_hosts else None
+    except ValueError:  # stored before a rule tightened: nothing it names is sure
+        listed = ()
+    return dataclasses.replace(
+        runtime.EgressPolicy.from_text(
+            allow=allow,
+            deny=deny,
+            proxy=proxy,
+            ca_file=ca_file,
+            max_requests=requests,
+            max_response_bytes=size,
+        ),
+        tenant_hosts=listed,
     )
 
 

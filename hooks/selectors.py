@@ -7,7 +7,15 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from hooks import runtime
 from hooks.execution import script_key
-from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
+from hooks.models import (
+    Action,
+    ActionVersion,
+    Hook,
+    HookRun,
+    HookStorage,
+    TenantEgress,
+    TriggerBinding,
+)
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
@@ -112,6 +120,17 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
         )
 
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
+
+
+def tenant_egress_hosts(*, tenant: Tenant) -> tuple[str, ...]:
+    """The hosts the tenant lets its hooks call (empty: no list of its own),
+    memoised for token requests."""
+
+    def load() -> tuple[str, ...]:
+        hosts = TenantEgress.objects.filter(tenant=tenant).values_list("hosts", flat=True).first()
+        return tuple(hosts or ())
+
+    return memoized(("egress-hosts", tenant.pk), load)
 
 
 def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:
