@@ -18,7 +18,7 @@ from hooks import runtime, views
 from hooks.forms import HookAddForm, HookScriptForm, HookSecretForm, payload_editor
 from hooks.models import Hook
 from hooks.points import POINTS
-from hooks.selectors import tenant_egress_hosts
+from hooks.selectors import tenant_egress_list
 from hooks.services import (
     HookConflict,
     HookSampleRunFailed,
@@ -54,13 +54,14 @@ class TenantSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = [*TenantAdmin.fields, "egress_hosts"]
+        # The admin names the fields it shows (TenantSettingsAdmin.fields).
+        fields = ["name"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None and "egress_hosts" in self.fields:
             self.fields["egress_hosts"].initial = "\n".join(
-                tenant_egress_hosts(tenant=self.instance)
+                tenant_egress_list(tenant=self.instance)
             )
 
     def clean_egress_hosts(self) -> list[str]:
@@ -77,7 +78,7 @@ class TenantSettingsAdmin(TenantAdmin):
     """The tenant admin, with what hooks add to a tenant's settings."""
 
     form = TenantSettingsForm
-    fields = TenantSettingsForm.Meta.fields
+    fields = [*TenantAdmin.fields, "egress_hosts"]
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -122,15 +122,16 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
 
 
+def tenant_egress_list(*, tenant: Tenant) -> list[str]:
+    """The hosts the tenant lets its hooks call, as stored (empty: no list of
+    its own)."""
+    hosts = TenantEgress.objects.filter(tenant=tenant).values_list("hosts", flat=True).first()
+    return list(hosts or [])
+
+
 def tenant_egress_hosts(*, tenant: Tenant) -> tuple[str, ...]:
-    """The hosts the tenant lets its hooks call (empty: no list of its own),
-    memoised for token requests."""
-
-    def load() -> tuple[str, ...]:
-        hosts = TenantEgress.objects.filter(tenant=tenant).values_list("hosts", flat=True).first()
-        return tuple(hosts or ())
-
-    return memoized(("egress-hosts", tenant.pk), load)
+    """``tenant_egress_list``, memoised for token requests."""
+    return memoized(("egress-hosts", tenant.pk), lambda: tuple(tenant_egress_list(tenant=tenant)))
 
 
 def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from hooks.selectors import tenant_egress_hosts
+from hooks.selectors import tenant_egress_list
 from hooks.services import tenant_settings_update
 from tenant.management_api import (
     FIELD_PARAMETERS,
@@ -37,7 +37,7 @@ class TenantSettingsOutputSerializer(serializers.Serializer):
 def render_settings(tenant: Tenant) -> dict[str, Any]:
     return {
         "friendly_name": tenant.name,
-        "tessera_egress_hosts": list(tenant_egress_hosts(tenant=tenant)),
+        "tessera_egress_hosts": tenant_egress_list(tenant=tenant),
     }
 
 

@@ -93,7 +93,7 @@ class Command(TenantCommand):
             self.stdout.write(f"client_secret:   {secret}  (shown once; store it now)")
 
     def settings(self, tenant: Tenant, options: dict[str, Any]) -> None:
-        from hooks.selectors import tenant_egress_hosts  # hooks depends on tenant
+        from hooks.selectors import tenant_egress_list  # hooks depends on tenant
         from hooks.services import tenant_settings_update
 
         hosts = options["egress_hosts"]
@@ -104,7 +104,7 @@ class Command(TenantCommand):
                 egress_hosts=None if hosts is None else [h for h in hosts.split(",") if h.strip()],
                 actor=Actor.cli(),
             )
-        listed = list(tenant_egress_hosts(tenant=tenant))
+        listed = tenant_egress_list(tenant=tenant)
         if options["json"]:
             self.stdout.write(
                 json.dumps({"slug": tenant.slug, "name": tenant.name, "egress_hosts": listed})
