@@ -54,14 +54,18 @@ class HookRuntime(Protocol):
 
 _lock = threading.Lock()
 _process: tuple[HookRuntime, runtime.Governor] | None = None
+# Held by each token request for its whole length (tenant.site.wsgi); the
+# governor lets it go while a run waits.
+compute_gate = runtime.ComputeGate()
 
 
 def _forget_runtime_after_fork() -> None:
     """A forked child makes its own runtime: its parent's workers and
     counters are not its own."""
-    global _lock, _process
+    global _lock, _process, compute_gate
     _lock = threading.Lock()  # a fork may have copied it held
     _process = None
+    compute_gate = runtime.ComputeGate()
 
 
 os.register_at_fork(after_in_child=_forget_runtime_after_fork)
@@ -108,6 +112,7 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
         max_concurrent_tests=settings.TESSERA_HOOK_TEST_RUNS_PER_PROCESS,
         breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
         breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,
+        gate=compute_gate,
     )
     if process:
         engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)

@@ -34,12 +34,13 @@ from .errors import (
     HookSyntaxError,
     HookTimeout,
 )
-from .fairness import Governor
+from .fairness import ComputeGate, Governor
 from .inprocess import InProcessRuntime
 from .pool import HookPool
 from .records import Limits, RunResult, StorageSnapshot, StorageWrite
 
 __all__ = [
+    "ComputeGate",
     "EgressPolicy",
     "Governor",
     "HookBusy",

@@ -15,6 +15,9 @@ A :class:`Governor` sits in front of a runtime, per server process:
   tenant whose upstream answers in 2 s holds at most ``max_concurrent +
   max_waiting`` of the server's threads, and a tenant whose upstream answers
   in 20 ms is not held to one run at a time;
+- with a :class:`ComputeGate`, every wait of the governor's (a slot, an
+  upstream) is made with the gate released, so that a waiting request
+  never keeps the server's other requests from computing;
 - a cap on concurrent test runs (the dashboard's Run button) per process, so
   test runs can never occupy every thread;
 - a breaker per hook version: after ``breaker_failures`` timeouts or memory
@@ -52,6 +55,44 @@ MAX_BREAKERS = 10_000
 MAX_COOLDOWN_DOUBLINGS = 4
 
 
+class ComputeGate:
+    """One token request computes at a time in this process; a request
+    waiting (on an upstream, or for its tenant's slot) lets the next one in.
+
+    A server with many threads, so that waits do not hold it up, would
+    otherwise run as many requests at once as it has threads, each taking
+    the GIL from the others every few milliseconds: more CPU per token and
+    longer runs, which hold their tenant's slot longer. Held for a whole
+    token request (``tenant.site.wsgi``); Python only ever ran one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            self._held.yes = True
+            try:
+                yield
+            finally:
+                self._held.yes = False
+
+    def step_out(self) -> bool:
+        """Let another request in, if this thread holds the gate; whether it did."""
+        if not getattr(self._held, "yes", False):
+            return False
+        self._held.yes = False
+        self._lock.release()
+        return True
+
+    def step_in(self) -> None:
+        """Take the gate back after ``step_out`` (never while holding another lock)."""
+        self._lock.acquire()
+        self._held.yes = True
+
+
 @dataclass
 class _Breaker:
     failures: int = 0
@@ -71,6 +112,7 @@ class Governor:
         max_concurrent_tests: int = 2,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
+        gate: ComputeGate | None = None,
     ) -> None:
         self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
         self.max_waiting_per_tenant = max(0, max_waiting_per_tenant)
@@ -78,6 +120,7 @@ class Governor:
         self.max_concurrent_tests = max(1, max_concurrent_tests)
         self.breaker_failures = max(1, breaker_failures)
         self.breaker_cooldown_s = breaker_cooldown_s
+        self.gate = gate or ComputeGate()
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._running: dict[Hashable, int] = {}
@@ -115,14 +158,19 @@ class Governor:
         """Around a wait on an upstream by the run on this thread: its
         tenant's slot is free meanwhile (if a waiting place is), and taken
         back, ahead of new runs, before the run computes again."""
-        tenant = getattr(self._held, "tenant", None)
-        if tenant is None or not self._step_out(tenant):
-            yield
-            return
+        gated = self.gate.step_out()
         try:
-            yield
+            tenant = getattr(self._held, "tenant", None)
+            if tenant is None or not self._step_out(tenant):
+                yield
+                return
+            try:
+                yield
+            finally:
+                self._take_back(tenant)
         finally:
-            self._take_back(tenant)
+            if gated:
+                self.gate.step_in()
 
     def _step_out(self, tenant: Hashable) -> bool:
         with self._lock:
@@ -157,22 +205,33 @@ class Governor:
             return max(0.0, breaker.open_until - time.monotonic()) if breaker else 0.0
 
     def _admit(self, *, tenant: Hashable, hook: Hashable, test: bool) -> None:
-        with self._lock:
-            breaker = self._breakers.get(hook)
-            if breaker is not None and breaker.open_until > (now := time.monotonic()):
-                wait = breaker.open_until - now
-                raise HookSuspended(
-                    f"the hook is suspended for {wait:.0f} s after "
-                    f"{self.breaker_failures} timeouts or memory failures in a row",
-                    retry_after_s=wait,
-                )
-            if test and self._tests >= self.max_concurrent_tests:
-                raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
-            running = self._running.get(tenant, 0)
-            if running >= self.max_concurrent_per_tenant or self._returning.get(tenant):
-                running = self._wait_for_slot(tenant)
-            self._running[tenant] = running + 1
-            self._tests += test
+        let_go: list[bool] = []  # whether the gate was let go to wait for a slot
+        try:
+            with self._lock:
+                self._take_slot(tenant=tenant, hook=hook, test=test, let_go=let_go)
+        finally:
+            if any(let_go):  # taken back once _lock is free, refused or not
+                self.gate.step_in()
+
+    def _take_slot(
+        self, *, tenant: Hashable, hook: Hashable, test: bool, let_go: list[bool]
+    ) -> None:
+        breaker = self._breakers.get(hook)
+        if breaker is not None and breaker.open_until > (now := time.monotonic()):
+            wait = breaker.open_until - now
+            raise HookSuspended(
+                f"the hook is suspended for {wait:.0f} s after "
+                f"{self.breaker_failures} timeouts or memory failures in a row",
+                retry_after_s=wait,
+            )
+        if test and self._tests >= self.max_concurrent_tests:
+            raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
+        running = self._running.get(tenant, 0)
+        if running >= self.max_concurrent_per_tenant or self._returning.get(tenant):
+            let_go.append(self.gate.step_out())
+            running = self._wait_for_slot(tenant)
+        self._running[tenant] = running + 1
+        self._tests += test
 
     def _wait_for_slot(self, tenant: Hashable) -> int:
         """Wait (holding ``_lock`` between waits) until the tenant is under its

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from hooks.runtime import (
+    ComputeGate,
     Governor,
     HookBusy,
     HookCpuLimit,
@@ -200,3 +201,45 @@ def test_a_run_back_from_its_upstream_goes_before_new_runs():
     first.join()
     second.join()
     assert order == ["computed", "returned"]
+
+
+def test_requests_waiting_let_the_others_through_the_compute_gate():
+    gate = ComputeGate()
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=2, gate=gate)
+    answered, inside = threading.Event(), threading.Event()
+    done = []
+
+    def request(tenant, call):
+        with gate.hold():
+            done.append(governor.run(tenant=tenant, hook=tenant, test=False, call=call))
+
+    def waits_on_an_upstream():
+        inside.set()
+        with governor.waiting():
+            answered.wait(5)
+        return "a"
+
+    def computes():
+        inside.set()
+        answered.wait(5)  # computing (say, a long loop): holds the gate and its slot
+        return "a2"
+
+    first = threading.Thread(target=request, args=("a", waits_on_an_upstream))
+    first.start()
+    inside.wait(5)
+    other = threading.Thread(target=request, args=("b", lambda: "b"))
+    other.start()
+    other.join(2)
+    assert done == ["b"]  # the gate was free while "a" waited
+
+    inside.clear()
+    second = threading.Thread(target=request, args=("a", computes))
+    second.start()
+    inside.wait(5)  # holds a's slot and the gate now
+    queued = threading.Thread(target=request, args=("a", lambda: "a3"))
+    queued.start()  # waits for the gate, then for a's slot
+    time.sleep(0.1)
+    answered.set()  # the first, back from its upstream, waits for the slot too
+    for thread in (first, second, queued):
+        thread.join(5)
+    assert sorted(done) == ["a", "a2", "a3", "b"]
