@@ -67,6 +67,7 @@ from harness.tessera import (
     switch_hook,
 )
 from harness.tokens import TokenCheckError, verify_sample
+from harness.upstream import run_slow_upstream
 
 SAMPLE_TOKENS = 8
 # V8 optimises the peer's hot paths only after some thousands of requests; its
@@ -107,6 +108,8 @@ class Plan:
     tenants: int | None
     noisy_neighbour: bool
     neighbour_rate: int
+    slow_upstream: bool
+    rounds: int
     isolation: str
     peer_only: bool
     with_hook: bool
@@ -152,8 +155,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
-    parser.add_argument("--blocking-threads", type=int, default=1,
-                        help="granian threads running the app per worker (1)")  # fmt: skip
+    parser.add_argument("--blocking-threads", type=int, default=32,
+                        help="granian threads running Tessera per worker (32)")  # fmt: skip
     parser.add_argument("--warmup", type=int, help="warm-up requests before each run (auto)")
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="stop any single run after this long (300)")  # fmt: skip
@@ -168,6 +171,10 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
                         help="instead: tenant B alone and beside A's looping hook")  # fmt: skip
     parser.add_argument("--neighbour-rate", type=int, default=NEIGHBOUR_RATE,
                         help=f"A's rate limit and load, requests/s ({NEIGHBOUR_RATE})")  # fmt: skip
+    parser.add_argument("--slow-upstream", action="store_true",
+                        help="instead: hooks waiting on an upstream, before and after")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --slow-upstream: rounds at 50 connections (3)")  # fmt: skip
     parser.add_argument("--isolation", choices=["inprocess", "process"], default="inprocess",
                         help="TESSERA_HOOK_ISOLATION for Tessera (inprocess)")  # fmt: skip
     parser.add_argument("--peer-only", action="store_true", help="measure only the peer")
@@ -178,7 +185,7 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     args = parser.parse_args(argv)
 
     preset = QUICK if args.quick else FULL
-    if args.noisy_neighbour and not args.quick:
+    if (args.noisy_neighbour or args.slow_upstream) and not args.quick:
         # B stays under its rate limit, so 20,000 requests would take minutes.
         preset = NOISY
     plan = Plan(
@@ -197,6 +204,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         tenants=args.tenants,
         noisy_neighbour=args.noisy_neighbour,
         neighbour_rate=args.neighbour_rate,
+        slow_upstream=args.slow_upstream,
+        rounds=args.rounds,
         isolation=args.isolation,
         peer_only=args.peer_only,
         with_hook=not args.no_hook,
@@ -482,6 +491,25 @@ def run_noisy_mode(plan: Plan, workdir: Path) -> list[str]:
     ]
 
 
+def run_slow_upstream_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--slow-upstream: hooks waiting on an upstream, under the old and the README's setup."""
+    database, workers = plan.databases[0], max(plan.workers)
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        *run_slow_upstream(
+            database=database,
+            config=server_config(plan, workers),
+            settings=plan.settings,
+            requests=plan.requests,
+            rounds=plan.rounds,
+            threads=plan.blocking_threads,
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into SystemExit so that every ``finally`` stops its servers."""
@@ -518,6 +546,9 @@ def main(argv: Sequence[str]) -> int:
             elif plan.noisy_neighbour:
                 title = "noisy neighbour"
                 sections = run_noisy_mode(plan, workdir)
+            elif plan.slow_upstream:
+                title = "slow upstream"
+                sections = run_slow_upstream_mode(plan, workdir)
             else:
                 title = "token endpoint" + (" (peer only)" if plan.peer_only else "")
                 title += " (quick smoke run)" if plan.quick else ""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -63,34 +63,59 @@ class ComputeGate:
     otherwise run as many requests at once as it has threads, each taking
     the GIL from the others every few milliseconds: more CPU per token and
     longer runs, which hold their tenant's slot longer. Held for a whole
-    token request (``tenant.site.wsgi``); Python only ever ran one at a time.
+    token request (``tenant.site.wsgi``). Handed over first come, first
+    served: a plain lock lets the thread that just let it go take it again
+    ahead of those waiting, which is a latency tail for everyone else.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._queue: deque[threading.Lock] = deque()
         self._held = threading.local()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
-        with self._lock:
-            self._held.yes = True
-            try:
-                yield
-            finally:
-                self._held.yes = False
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def enter(self) -> None:
+        """Wait for the gate (a token request, as it starts)."""
+        mutex = self._mutex
+        mutex.acquire()
+        if self._busy:
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append(turn)
+            mutex.release()
+            turn.acquire()  # released by the holder that hands the gate over
+        else:
+            self._busy = True
+            mutex.release()
+        self._held.yes = True
+
+    def leave(self) -> None:
+        """Hand the gate to the next request (as a token request ends)."""
+        self._held.yes = False
+        with self._mutex:
+            if self._queue:
+                self._queue.popleft().release()  # still busy: it is theirs now
+            else:
+                self._busy = False
 
     def step_out(self) -> bool:
         """Let another request in, if this thread holds the gate; whether it did."""
         if not getattr(self._held, "yes", False):
             return False
-        self._held.yes = False
-        self._lock.release()
+        self.leave()
         return True
 
     def step_in(self) -> None:
         """Take the gate back after ``step_out`` (never while holding another lock)."""
-        self._lock.acquire()
-        self._held.yes = True
+        self.enter()
 
 
 @dataclass

@@ -54,8 +54,12 @@ class OneTokenAtATime:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not environ.get("PATH_INFO", "").endswith("/oauth/token"):
             return self.application(environ, start_response)
-        with execution.compute_gate.hold():  # the process's own, after a fork too
+        gate = execution.compute_gate  # the process's own, after a fork too
+        gate.enter()
+        try:
             return self.application(environ, start_response)
+        finally:
+            gate.leave()
 
 
 application = OneTokenAtATime(TextCharsetsOnly(get_wsgi_application()))
