@@ -118,7 +118,9 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
         engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)
     else:
         engine = runtime.InProcessRuntime(
-            max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD, idle=governor.waiting
+            max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD,
+            idle=governor.waiting,
+            pause=governor.pausing,
         )
     return engine, governor
 

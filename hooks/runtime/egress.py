@@ -567,15 +567,18 @@ class Network:
     secrets redacted, status or error, duration, bytes). Without a policy the
     run has no network and every fetch fails. ``idle`` is entered around
     each wait for results (the governor's ``waiting``: the run computes
-    nothing meanwhile)."""
+    nothing meanwhile), ``pause`` around the run's sleeps until its next
+    timer (``paused``; the governor's ``pausing``)."""
 
     def __init__(
         self,
         policy: EgressPolicy | None = None,
         idle: Callable[[], AbstractContextManager[None]] | None = None,
+        pause: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.policy = policy
         self._idle = idle or contextlib.nullcontext
+        self.paused = pause or contextlib.nullcontext
         self.log: list[dict[str, Any]] = []
         self._count = 0
         self._pending: dict[Future[FetchResponse], tuple[int, dict[str, Any], float]] = {}

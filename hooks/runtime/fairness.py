@@ -197,6 +197,18 @@ class Governor:
             if gated:
                 self.gate.step_in()
 
+    @contextlib.contextmanager
+    def pausing(self) -> Iterator[None]:
+        """Around a run's sleep until its next timer: the gate is free
+        meanwhile (the tenant keeps its slot, as a timer is the hook's own
+        pacing)."""
+        gated = self.gate.step_out()
+        try:
+            yield
+        finally:
+            if gated:
+                self.gate.step_in()
+
     def _step_out(self, tenant: Hashable) -> bool:
         with self._lock:
             waiting = self._on_upstream.get(tenant, 0)

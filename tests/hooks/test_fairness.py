@@ -243,3 +243,30 @@ def test_requests_waiting_let_the_others_through_the_compute_gate():
     for thread in (first, second, queued):
         thread.join(5)
     assert sorted(done) == ["a", "a2", "a3", "b"]
+
+
+def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
+    gate = ComputeGate()
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=4, queue_s=0, gate=gate)
+    woke, asleep = threading.Event(), threading.Event()
+
+    def sleeps():
+        with governor.pausing():
+            asleep.set()
+            woke.wait(5)
+
+    def request():
+        with gate.hold():
+            governor.run(tenant="a", hook="a", test=False, call=sleeps)
+
+    sleeper = threading.Thread(target=request)
+    sleeper.start()
+    asleep.wait(5)
+    try:
+        with gate.hold():  # another request computes meanwhile
+            with pytest.raises(HookBusy):  # its tenant's slot is still taken
+                governor.run(tenant="a", hook="a2", test=False, call=lambda: None)
+            assert governor.run(tenant="b", hook="b", test=False, call=lambda: "b") == "b"
+    finally:
+        woke.set()
+        sleeper.join(5)
