@@ -109,6 +109,7 @@ class Plan:
     noisy_neighbour: bool
     neighbour_rate: int
     slow_upstream: bool
+    readme_only: bool
     rounds: int
     isolation: str
     peer_only: bool
@@ -173,6 +174,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
                         help=f"A's rate limit and load, requests/s ({NEIGHBOUR_RATE})")  # fmt: skip
     parser.add_argument("--slow-upstream", action="store_true",
                         help="instead: hooks waiting on an upstream, before and after")  # fmt: skip
+    parser.add_argument("--readme-only", action="store_true",
+                        help="with --slow-upstream: only the README's setup")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3,
                         help="with --slow-upstream: rounds at 50 connections (3)")  # fmt: skip
     parser.add_argument("--isolation", choices=["inprocess", "process"], default="inprocess",
@@ -205,6 +208,7 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         noisy_neighbour=args.noisy_neighbour,
         neighbour_rate=args.neighbour_rate,
         slow_upstream=args.slow_upstream,
+        readme_only=args.readme_only,
         rounds=args.rounds,
         isolation=args.isolation,
         peer_only=args.peer_only,
@@ -504,6 +508,7 @@ def run_slow_upstream_mode(plan: Plan, workdir: Path) -> list[str]:
             requests=plan.requests,
             rounds=plan.rounds,
             threads=plan.blocking_threads,
+            readme_only=plan.readme_only,
             max_seconds=plan.max_seconds,
             workdir=workdir,
         ),

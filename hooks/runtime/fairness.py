@@ -6,7 +6,8 @@ A :class:`Governor` sits in front of a runtime, per server process:
   at most that many of the server's cores; a run over the cap waits
   ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of a
   millisecond, so they only ever wait for each other that long) before it
-  is refused;
+  is refused, and at most ``MAX_QUEUED_PER_TENANT`` wait at once (more are
+  refused at once: each holds a server thread);
 - a run waiting on an upstream (its ``fetch``) computes nothing: inside
   :meth:`Governor.waiting` it gives its tenant's slot back and holds one of
   the tenant's ``max_waiting_per_tenant`` waiting places instead (when those
@@ -52,6 +53,10 @@ T = TypeVar("T")
 
 # Breakers of hooks that failed recently; older ones are forgotten first.
 MAX_BREAKERS = 10_000
+# Runs of one tenant that may queue for its slot at once; more are refused at
+# once. Each holds a server thread while it waits: without a bound, a tenant
+# whose runs wait on a slow upstream would queue on every thread there is.
+MAX_QUEUED_PER_TENANT = 4
 MAX_COOLDOWN_DOUBLINGS = 4
 
 
@@ -152,6 +157,7 @@ class Governor:
         self._waiting = 0  # runs waiting for a slot (_wait_for_slot, _take_back)
         self._on_upstream: dict[Hashable, int] = {}  # runs waiting on an upstream, per tenant
         self._returning: dict[Hashable, int] = {}  # runs back from one, waiting for a slot
+        self._queued: dict[Hashable, int] = {}  # new runs waiting for a slot, per tenant
         self._held = threading.local()  # .tenant: the tenant of the run on this thread
         self._tests = 0
         self._breakers: OrderedDict[Hashable, _Breaker] = OrderedDict()
@@ -180,22 +186,20 @@ class Governor:
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
-        """Around a wait on an upstream by the run on this thread: its
-        tenant's slot is free meanwhile (if a waiting place is), and taken
-        back, ahead of new runs, before the run computes again."""
+        """Around a wait on an upstream by the run on this thread: the gate
+        and its tenant's slot (if a waiting place is free) are let go
+        meanwhile; then it takes its turn at the gate, and the slot back,
+        ahead of new runs, before it computes again."""
         gated = self.gate.step_out()
+        tenant = getattr(self._held, "tenant", None)
+        stepped = tenant is not None and self._step_out(tenant)
         try:
-            tenant = getattr(self._held, "tenant", None)
-            if tenant is None or not self._step_out(tenant):
-                yield
-                return
-            try:
-                yield
-            finally:
-                self._take_back(tenant)
+            yield
         finally:
             if gated:
                 self.gate.step_in()
+            if stepped:
+                self._take_back(tenant)
 
     @contextlib.contextmanager
     def pausing(self) -> Iterator[None]:
@@ -221,19 +225,27 @@ class Governor:
             return True
 
     def _take_back(self, tenant: Hashable) -> None:
-        with self._lock:
-            _decrement(self._on_upstream, tenant)
-            self._returning[tenant] = self._returning.get(tenant, 0) + 1
-            self._waiting += 1
-            try:
-                # The tenant's own runs hold the slots, each for at most its
-                # CPU budget: no deadline of its own is needed here.
-                while self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
-                    self._freed.wait()
-            finally:
-                self._waiting -= 1
-                _decrement(self._returning, tenant)
-            self._running[tenant] = self._running.get(tenant, 0) + 1
+        let_go = []  # whether the gate was let go to wait for the slot
+        try:
+            with self._lock:
+                _decrement(self._on_upstream, tenant)
+                if self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
+                    # Held by a run that is not computing (this one has the
+                    # gate): wait without the gate. The tenant's own runs
+                    # hold the slots, each for at most its deadline.
+                    let_go.append(self.gate.step_out())
+                    self._returning[tenant] = self._returning.get(tenant, 0) + 1
+                    self._waiting += 1
+                    try:
+                        while self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
+                            self._freed.wait()
+                    finally:
+                        self._waiting -= 1
+                        _decrement(self._returning, tenant)
+                self._running[tenant] = self._running.get(tenant, 0) + 1
+        finally:
+            if any(let_go):
+                self.gate.step_in()
 
     def suspended_for(self, hook: Hashable) -> float:
         """Seconds left of the hook's cool-down (0 when it may run)."""
@@ -273,6 +285,13 @@ class Governor:
     def _wait_for_slot(self, tenant: Hashable) -> int:
         """Wait (holding ``_lock`` between waits) until the tenant is under its
         cap; returns its running count, or raises ``HookBusy`` after ``queue_s``."""
+        queued = self._queued.get(tenant, 0)
+        if queued >= MAX_QUEUED_PER_TENANT:
+            raise HookBusy(
+                f"this tenant already has {queued} hook runs waiting for a turn on this server",
+                retry_after_s=1,
+            )
+        self._queued[tenant] = queued + 1
         give_up = time.monotonic() + self.queue_s
         self._waiting += 1
         try:
@@ -289,6 +308,7 @@ class Governor:
             return running
         finally:
             self._waiting -= 1
+            _decrement(self._queued, tenant)
 
     def _release(self, *, tenant: Hashable, test: bool) -> None:
         with self._lock:

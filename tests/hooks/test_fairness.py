@@ -17,6 +17,7 @@ from hooks.runtime import (
     HookSuspended,
     HookTimeout,
 )
+from hooks.runtime.fairness import MAX_QUEUED_PER_TENANT
 
 
 def holding(governor: Governor, *, tenant: str, test: bool = False):
@@ -270,3 +271,26 @@ def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
     finally:
         woke.set()
         sleeper.join(5)
+
+
+def test_only_a_few_runs_of_a_tenant_queue_for_its_slot():
+    governor = Governor(max_concurrent_per_tenant=1, queue_s=2)
+    release, holder = holding(governor, tenant="a")
+    queued = [
+        threading.Thread(
+            target=governor.run,
+            kwargs={"tenant": "a", "hook": f"q{i}", "test": False, "call": lambda: None},
+        )
+        for i in range(MAX_QUEUED_PER_TENANT)
+    ]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    with pytest.raises(HookBusy, match="waiting for a turn"):
+        governor.run(tenant="a", hook="one-too-many", test=False, call=lambda: None)
+    assert time.monotonic() - started < 0.5  # refused at once, holding no thread
+    release.set()
+    for thread in [holder, *queued]:
+        thread.join(5)
