@@ -572,7 +572,13 @@ def main(argv: Sequence[str]) -> int:
     command = ("python bench/token_endpoint.py " + " ".join(argv)).strip()
     if append:
         head = current_tables(measurements) if not plan.peer_only else []
-        history = record_results(title=title, command=command, sections=sections, head=head)
+        history = record_results(
+            title=title,
+            command=command,
+            sections=sections,
+            head=head,
+            slow_upstream=plan.slow_upstream,
+        )
         print(f"\nappended to bench/{history.relative_to(history.parents[1])}", end="")
         print(", current tables written to bench/RESULTS.md" if head else "")
     print(f"\ndone in {time.monotonic() - started:.0f} s")

@@ -554,12 +554,31 @@ every round, so the spread is in sight.
 """
 
 
+# Where bench/RESULTS.md's slow-upstream part starts: a comparison run
+# rewrites what is above it and keeps the rest, a --slow-upstream run the
+# opposite.
+SLOW_UPSTREAM_MARK = "<!-- written by --slow-upstream; comparison runs keep it -->"
+
+
+def _split_results() -> tuple[str, str]:
+    """RESULTS.md as (the comparison part, the slow-upstream part with its mark)."""
+    text = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else ""
+    at = text.find(SLOW_UPSTREAM_MARK)
+    return (text, "") if at < 0 else (text[:at].rstrip() + "\n", text[at:])
+
+
 def record_results(
-    *, title: str, command: str, sections: Sequence[str], head: Sequence[str] = ()
+    *,
+    title: str,
+    command: str,
+    sections: Sequence[str],
+    head: Sequence[str] = (),
+    slow_upstream: bool = False,
 ) -> Path:
     """Append one dated entry to this month's history file; with ``head``
     (the current tables of a comparison run), rewrite bench/RESULTS.md around
-    them. Returns the history file."""
+    them; with ``slow_upstream``, rewrite its slow-upstream part with
+    ``sections``. Returns the history file."""
     now = datetime.datetime.now(datetime.UTC)
     timestamp = now.strftime("%Y-%m-%d %H:%M UTC")
     commit = commit_description()  # before this function's own writes dirty the tree
@@ -571,6 +590,7 @@ def record_results(
     with history.open("a") as file:
         file.write(entry)
     if head:
+        _, kept = _split_results()
         RESULTS_FILE.write_text(
             RESULTS_HEAD.format(
                 timestamp=timestamp,
@@ -579,5 +599,14 @@ def record_results(
                 machine=machine_description(),
                 tables="\n\n".join(head),
             )
+            + (f"\n{kept}" if kept else "")
         )
+    if slow_upstream:
+        comparison, _ = _split_results()
+        part = (
+            f"{SLOW_UPSTREAM_MARK}\n\n## Slow upstream (issue 24)\n\n"
+            f"Latest run: {timestamp}, Tessera commit {commit}: `{command}`. How to read "
+            'it: bench/README.md, "Slow upstream".\n\n' + "\n\n".join(sections) + "\n"
+        )
+        RESULTS_FILE.write_text(f"{comparison}\n{part}")
     return history
