@@ -50,6 +50,7 @@ from harness.tokens import TokenRequest, verify_sample
 
 RATE = 100  # A's rate limit and offered load, requests/s
 B_CONNECTIONS = 10
+B_WARM_CONNECTIONS = 80  # more than a worker's threads, so that each warms B's hook
 B_CLIENTS = 20
 B_RATE_FRACTION = 0.5
 # Enough connections to keep A at RATE/s with every answer taking 2-5 s.
@@ -214,8 +215,11 @@ def _measure(
     measured: dict[str, Any] = {}
     if part != ROUNDS:
         slug = part
-        run_load(quiet, connections=B_CONNECTIONS, requests=500, max_seconds=max_seconds,
-                 rate=b_rate, cycle=b_cycle)  # fmt: skip
+        # Warm B's hook on every thread of each worker (a context is per
+        # thread): beside A, granian hands B's requests to threads that B
+        # alone never uses, and a first run on a thread compiles the hook.
+        run_load(quiet, connections=B_WARM_CONNECTIONS, requests=2000,
+                 max_seconds=max_seconds, rate=b_rate, cycle=b_cycle)  # fmt: skip
         alone = measured[f"B alone {slug}"] = b_run()
         print(f"  B alone: p99 {alone.p99_ms} ms", flush=True)
         noisy = _target(deployment, server, slug, hook=True)
