@@ -196,6 +196,9 @@ class Governor:
         try:
             yield
         finally:
+            if stepped:  # the wait is over: its place is free at once
+                with self._lock:
+                    _decrement(self._on_upstream, tenant)
             if gated:
                 self.gate.step_in()
             if stepped:
@@ -228,7 +231,6 @@ class Governor:
         let_go = []  # whether the gate was let go to wait for the slot
         try:
             with self._lock:
-                _decrement(self._on_upstream, tenant)
                 if self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
                     # Held by a run that is not computing (this one has the
                     # gate): wait without the gate. The tenant's own runs
