@@ -154,7 +154,7 @@ class Governor:
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._running: dict[Hashable, int] = {}
-        self._waiting = 0  # runs waiting for a slot (_wait_for_slot, _take_back)
+        self._waiting = 0  # runs waiting for a slot (_take_turn)
         self._on_upstream: dict[Hashable, int] = {}  # runs waiting on an upstream, per tenant
         self._returning: dict[Hashable, int] = {}  # runs back from one, waiting for a slot
         self._queued: dict[Hashable, int] = {}  # new runs waiting for a slot, per tenant
@@ -228,26 +228,7 @@ class Governor:
             return True
 
     def _take_back(self, tenant: Hashable) -> None:
-        let_go = []  # whether the gate was let go to wait for the slot
-        try:
-            with self._lock:
-                if self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
-                    # Held by a run that is not computing (this one has the
-                    # gate): wait without the gate. The tenant's own runs
-                    # hold the slots, each for at most its deadline.
-                    let_go.append(self.gate.step_out())
-                    self._returning[tenant] = self._returning.get(tenant, 0) + 1
-                    self._waiting += 1
-                    try:
-                        while self._running.get(tenant, 0) >= self.max_concurrent_per_tenant:
-                            self._freed.wait()
-                    finally:
-                        self._waiting -= 1
-                        _decrement(self._returning, tenant)
-                self._running[tenant] = self._running.get(tenant, 0) + 1
-        finally:
-            if any(let_go):
-                self.gate.step_in()
+        self._take_turn(tenant, give_up=None, returning=True)
 
     def suspended_for(self, hook: Hashable) -> float:
         """Seconds left of the hook's cool-down (0 when it may run)."""
@@ -256,61 +237,88 @@ class Governor:
             return max(0.0, breaker.open_until - time.monotonic()) if breaker else 0.0
 
     def _admit(self, *, tenant: Hashable, hook: Hashable, test: bool) -> None:
-        let_go: list[bool] = []  # whether the gate was let go to wait for a slot
+        with self._lock:
+            breaker = self._breakers.get(hook)
+            if breaker is not None and breaker.open_until > (now := time.monotonic()):
+                wait = breaker.open_until - now
+                raise HookSuspended(
+                    f"the hook is suspended for {wait:.0f} s after "
+                    f"{self.breaker_failures} timeouts or memory failures in a row",
+                    retry_after_s=wait,
+                )
+            if test and self._tests >= self.max_concurrent_tests:
+                raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
+            self._tests += test  # given back by _release, or below if refused
+            if self._slot_free(tenant, returning=False):
+                self._running[tenant] = self._running.get(tenant, 0) + 1
+                return
+            queued = self._queued.get(tenant, 0)
+            if queued >= MAX_QUEUED_PER_TENANT:
+                self._tests -= test
+                raise HookBusy(
+                    f"this tenant already has {queued} hook runs waiting for a turn "
+                    "on this server",
+                    retry_after_s=1,
+                )
+            self._queued[tenant] = queued + 1
         try:
+            self._take_turn(tenant, give_up=time.monotonic() + self.queue_s, returning=False)
+        except HookBusy:
             with self._lock:
-                self._take_slot(tenant=tenant, hook=hook, test=test, let_go=let_go)
+                self._tests -= test
+            raise
         finally:
-            if any(let_go):  # taken back once _lock is free, refused or not
-                self.gate.step_in()
+            with self._lock:
+                _decrement(self._queued, tenant)
 
-    def _take_slot(
-        self, *, tenant: Hashable, hook: Hashable, test: bool, let_go: list[bool]
-    ) -> None:
-        breaker = self._breakers.get(hook)
-        if breaker is not None and breaker.open_until > (now := time.monotonic()):
-            wait = breaker.open_until - now
-            raise HookSuspended(
-                f"the hook is suspended for {wait:.0f} s after "
-                f"{self.breaker_failures} timeouts or memory failures in a row",
-                retry_after_s=wait,
-            )
-        if test and self._tests >= self.max_concurrent_tests:
-            raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
-        running = self._running.get(tenant, 0)
-        if running >= self.max_concurrent_per_tenant or self._returning.get(tenant):
-            let_go.append(self.gate.step_out())
-            running = self._wait_for_slot(tenant)
-        self._running[tenant] = running + 1
-        self._tests += test
+    def _slot_free(self, tenant: Hashable, *, returning: bool) -> bool:
+        """Under ``_lock``: whether a run may take one of the tenant's slots
+        now (a new run only if none is back from an upstream and waiting)."""
+        return self._running.get(tenant, 0) < self.max_concurrent_per_tenant and (
+            returning or not self._returning.get(tenant)
+        )
 
-    def _wait_for_slot(self, tenant: Hashable) -> int:
-        """Wait (holding ``_lock`` between waits) until the tenant is under its
-        cap; returns its running count, or raises ``HookBusy`` after ``queue_s``."""
-        queued = self._queued.get(tenant, 0)
-        if queued >= MAX_QUEUED_PER_TENANT:
-            raise HookBusy(
-                f"this tenant already has {queued} hook runs waiting for a turn on this server",
-                retry_after_s=1,
-            )
-        self._queued[tenant] = queued + 1
-        give_up = time.monotonic() + self.queue_s
-        self._waiting += 1
-        try:
-            while (
-                running := self._running.get(tenant, 0)
-            ) >= self.max_concurrent_per_tenant or self._returning.get(tenant):
-                left = give_up - time.monotonic()
-                if left <= 0:
-                    raise HookBusy(
-                        f"this tenant already has {running} hook runs going on this server",
-                        retry_after_s=1,
-                    )
-                self._freed.wait(left)
-            return running
-        finally:
-            self._waiting -= 1
-            _decrement(self._queued, tenant)
+    def _take_turn(self, tenant: Hashable, *, give_up: float | None, returning: bool) -> None:
+        """Take one of the tenant's slots, waiting for it without the gate and
+        taking it only with the gate held: a run never holds a slot while it
+        queues at the gate (its tenant's next run would find the slot taken
+        by a run that is not computing). ``HookBusy`` once ``give_up`` passes;
+        the gate is held again either way."""
+        while True:
+            gated = False
+            try:
+                with self._lock:
+                    if self._slot_free(tenant, returning=returning):
+                        self._running[tenant] = self._running.get(tenant, 0) + 1
+                        return
+                    gated = self.gate.step_out()
+                    self._waiting += 1
+                    if returning:
+                        self._returning[tenant] = self._returning.get(tenant, 0) + 1
+                    try:
+                        while not self._slot_free(tenant, returning=returning):
+                            left = None if give_up is None else give_up - time.monotonic()
+                            if left is not None and left <= 0:
+                                running = self._running.get(tenant, 0)
+                                raise HookBusy(
+                                    f"this tenant already has {running} hook runs going "
+                                    "on this server",
+                                    retry_after_s=1,
+                                )
+                            # The tenant's own runs hold the slots, each for at
+                            # most its deadline.
+                            self._freed.wait(left)
+                    finally:
+                        self._waiting -= 1
+                        if returning:
+                            _decrement(self._returning, tenant)
+                    if not gated:  # no gate to queue at: take it now
+                        self._running[tenant] = self._running.get(tenant, 0) + 1
+                        return
+            finally:
+                if gated:
+                    self.gate.step_in()
+            # The gate is ours again: take the slot if it is still free.
 
     def _release(self, *, tenant: Hashable, test: bool) -> None:
         with self._lock:
