@@ -256,8 +256,7 @@ class Governor:
             if queued >= MAX_QUEUED_PER_TENANT:
                 self._tests -= test
                 raise HookBusy(
-                    f"this tenant already has {queued} hook runs waiting for a turn "
-                    "on this server",
+                    f"this tenant already has {queued} hook runs waiting for a turn on this server",
                     retry_after_s=1,
                 )
             self._queued[tenant] = queued + 1

@@ -20,10 +20,11 @@ logger = logging.getLogger(__name__)
 def warm() -> None:
     """Check the KEK, then load the generation, every active signing key,
     every enabled hook, every trigger's bound Actions and each tenant's list
-    of hosts its hooks may call into this process's memo. A database that does not answer is logged, not raised: the server
-    starts, and ``/readyz`` says it is not ready. A tenant whose keys cannot
-    be decrypted is logged and skipped: the others are served, and
-    ``/readyz`` names it. A KEK that cannot serve the database at all raises
+    of hosts its hooks may call into this process's memo. A database that
+    does not answer is logged, not raised: the server starts, and
+    ``/readyz`` says it is not ready. A tenant whose keys cannot be
+    decrypted is logged and skipped: the others are served, and ``/readyz``
+    names it. A KEK that cannot serve the database at all raises
     ``KekError``."""
     from hooks.points import POINTS
     from hooks.selectors import bound_actions_for, enabled_hook_for, tenant_egress_hosts
