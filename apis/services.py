@@ -197,10 +197,15 @@ def api_delete(*, api: Api, actor: Actor) -> None:
 
 
 MANAGEMENT_RESOURCES = ("hooks", "clients", "resource_servers", "client_grants", "actions")
-MANAGEMENT_SCOPES = tuple(
-    f"{verb}:{resource}"
-    for resource in MANAGEMENT_RESOURCES
-    for verb in ("read", "create", "update", "delete")
+# Settings are read and updated, never created or deleted (Auth0's scopes).
+SETTINGS_SCOPES = ("read:tenant_settings", "update:tenant_settings")
+MANAGEMENT_SCOPES = (
+    *(
+        f"{verb}:{resource}"
+        for resource in MANAGEMENT_RESOURCES
+        for verb in ("read", "create", "update", "delete")
+    ),
+    *SETTINGS_SCOPES,
 )
 
 

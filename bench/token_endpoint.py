@@ -68,6 +68,7 @@ from harness.tessera import (
     switch_hook,
 )
 from harness.tokens import TokenCheckError, verify_sample
+from harness.upstream import SLOW_UPSTREAM_RESULTS_TITLE, run_slow_upstream
 
 SAMPLE_TOKENS = 8
 # V8 optimises the peer's hot paths only after some thousands of requests; its
@@ -111,6 +112,9 @@ class Plan:
     noisy_neighbour: bool
     neighbour_rate: int
     flow: bool
+    slow_upstream: bool
+    readme_only: bool
+    rounds: int
     isolation: str
     peer_only: bool
     with_hook: bool
@@ -156,8 +160,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
-    parser.add_argument("--blocking-threads", type=int, default=1,
-                        help="granian threads running the app per worker (1)")  # fmt: skip
+    parser.add_argument("--blocking-threads", type=int, default=32,
+                        help="granian threads running Tessera per worker (32)")  # fmt: skip
     parser.add_argument("--warmup", type=int, help="warm-up requests before each run (auto)")
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="stop any single run after this long (300)")  # fmt: skip
@@ -174,6 +178,12 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
                         help=f"A's rate limit and load, requests/s ({NEIGHBOUR_RATE})")  # fmt: skip
     parser.add_argument("--flow", action="store_true",
                         help="instead: three bound Actions beside one, in rounds")  # fmt: skip
+    parser.add_argument("--slow-upstream", action="store_true",
+                        help="instead: hooks waiting on an upstream, before and after")  # fmt: skip
+    parser.add_argument("--readme-only", action="store_true",
+                        help="with --slow-upstream: only the README's setup")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --slow-upstream: rounds at 50 connections (3)")  # fmt: skip
     parser.add_argument("--isolation", choices=["inprocess", "process"], default="inprocess",
                         help="TESSERA_HOOK_ISOLATION for Tessera (inprocess)")  # fmt: skip
     parser.add_argument("--peer-only", action="store_true", help="measure only the peer")
@@ -184,7 +194,7 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     args = parser.parse_args(argv)
 
     preset = QUICK if args.quick else FULL
-    if args.noisy_neighbour and not args.quick:
+    if (args.noisy_neighbour or args.slow_upstream) and not args.quick:
         # B stays under its rate limit, so 20,000 requests would take minutes.
         preset = NOISY
     if args.flow and not args.quick:
@@ -206,6 +216,9 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
         noisy_neighbour=args.noisy_neighbour,
         neighbour_rate=args.neighbour_rate,
         flow=args.flow,
+        slow_upstream=args.slow_upstream,
+        readme_only=args.readme_only,
+        rounds=args.rounds,
         isolation=args.isolation,
         peer_only=args.peer_only,
         with_hook=not args.no_hook,
@@ -510,6 +523,26 @@ def run_flow_mode(plan: Plan, workdir: Path) -> list[str]:
     ]
 
 
+def run_slow_upstream_mode(plan: Plan, workdir: Path) -> list[str]:
+    """--slow-upstream: hooks waiting on an upstream, under the old and the README's setup."""
+    database, workers = plan.databases[0], max(plan.workers)
+    return [
+        f"Machine: {machine_description()}",
+        versions_description(with_postgres=database == "postgres"),
+        *run_slow_upstream(
+            database=database,
+            config=server_config(plan, workers),
+            settings=plan.settings,
+            requests=plan.requests,
+            rounds=plan.rounds,
+            threads=plan.blocking_threads,
+            readme_only=plan.readme_only,
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into SystemExit so that every ``finally`` stops its servers."""
@@ -551,6 +584,13 @@ def main(argv: Sequence[str]) -> int:
                 title = "Action flows, three bound Actions beside one"
                 sections = run_flow_mode(plan, workdir)
                 block = ("flow", FLOW_RESULTS_TITLE + "\n\n" + "\n\n".join(sections[2:]))
+            elif plan.slow_upstream:
+                title = "slow upstream"
+                sections = run_slow_upstream_mode(plan, workdir)
+                block = (
+                    "slow-upstream",
+                    SLOW_UPSTREAM_RESULTS_TITLE + "\n\n" + "\n\n".join(sections),
+                )
             else:
                 title = "token endpoint" + (" (peer only)" if plan.peer_only else "")
                 title += " (quick smoke run)" if plan.quick else ""
@@ -570,7 +610,11 @@ def main(argv: Sequence[str]) -> int:
     if append:
         head = current_tables(measurements) if not plan.peer_only else []
         history = record_results(
-            title=title, command=command, sections=sections, head=head, block=block
+            title=title,
+            command=command,
+            sections=sections,
+            head=head,
+            block=block,
         )
         print(f"\nappended to bench/{history.relative_to(history.parents[1])}", end="")
         print(", current tables written to bench/RESULTS.md" if head or block else "")

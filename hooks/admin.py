@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -13,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
-from hooks import dry_run_views, views
+from hooks import dry_run_views, runtime, views
 from hooks.forms import (
     HookAddForm,
     HookDependenciesForm,
@@ -23,6 +24,7 @@ from hooks.forms import (
 )
 from hooks.models import Hook
 from hooks.points import POINTS
+from hooks.selectors import tenant_egress_list
 from hooks.services import (
     HookConflict,
     HookSampleRunFailed,
@@ -31,12 +33,70 @@ from hooks.services import (
     hook_disable,
     hook_enable,
     hook_save_script,
+    tenant_egress_set,
 )
-from tenant.admin import TenantScopedAdmin, user_tenants
+from tenant.admin import TenantAdmin, TenantScopedAdmin, user_tenants
 from tenant.audit import Actor
+from tenant.models import Tenant
 from tenant.selectors import audit_entries
 
 HookView = Callable[..., HttpResponse]
+
+
+class TenantSettingsForm(forms.ModelForm):
+    """The tenant's settings page, with the hosts its hooks may call."""
+
+    egress_hosts = forms.CharField(
+        label="Hosts hooks may call",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "spellcheck": "false"}),
+        help_text=(
+            "One per line: host, *.domain, address or network, each with an optional :port. "
+            "When set, your hooks and Actions may call only these, and only where the "
+            "server's own policy allows (it never lets more through). Empty: no list of "
+            "your own."
+        ),
+    )
+
+    class Meta:
+        model = Tenant
+        # The admin names the fields it shows (TenantSettingsAdmin.fields).
+        fields = ["name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "egress_hosts" in self.fields:
+            self.fields["egress_hosts"].initial = "\n".join(
+                tenant_egress_list(tenant=self.instance)
+            )
+
+    def clean_egress_hosts(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["egress_hosts"].splitlines()]
+        hosts = [line for line in lines if line]
+        try:
+            runtime.parse_tenant_hosts(hosts)
+        except ValueError as error:
+            raise ValidationError(f"Not an allowed host: {error}.") from None
+        return hosts
+
+
+class TenantSettingsAdmin(TenantAdmin):
+    """The tenant admin, with what hooks add to a tenant's settings."""
+
+    form = TenantSettingsForm
+    fields = [*TenantAdmin.fields, "egress_hosts"]
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        tenant_egress_set(
+            tenant=Tenant.objects.get(pk=obj.pk),
+            hosts=form.cleaned_data.get("egress_hosts") or [],
+            actor=Actor.for_user(request.user),
+        )
+
+
+admin.site.unregister(Tenant)
+admin.site.register(Tenant, TenantSettingsAdmin)
 
 
 @admin.register(Hook)

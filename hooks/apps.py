@@ -11,5 +11,9 @@ class HooksConfig(AppConfig):
         # A draft (Action, ActionSecret) is not what token requests run: its
         # deployed versions and the bindings are.
         watch_config_models(
-            "hooks.Hook", "hooks.HookSecret", "hooks.ActionVersion", "hooks.TriggerBinding"
+            "hooks.Hook",
+            "hooks.HookSecret",
+            "hooks.ActionVersion",
+            "hooks.TriggerBinding",
+            "hooks.TenantEgress",
         )

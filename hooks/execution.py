@@ -58,14 +58,18 @@ class HookRuntime(Protocol):
 
 _lock = threading.Lock()
 _process: tuple[HookRuntime, runtime.Governor] | None = None
+# Held by each token request for its whole length (tenant.site.wsgi); the
+# governor lets it go while a run waits.
+compute_gate = runtime.ComputeGate()
 
 
 def _forget_runtime_after_fork() -> None:
     """A forked child makes its own runtime: its parent's workers and
     counters are not its own."""
-    global _lock, _process
+    global _lock, _process, compute_gate
     _lock = threading.Lock()  # a fork may have copied it held
     _process = None
+    compute_gate = runtime.ComputeGate()
 
 
 os.register_at_fork(after_in_child=_forget_runtime_after_fork)
@@ -98,20 +102,30 @@ def close_hook_runtime() -> None:
 def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
     engine: HookRuntime
     per_tenant = settings.TESSERA_HOOK_TENANT_CONCURRENCY
-    if settings.TESSERA_HOOK_ISOLATION == "process":
-        size = settings.TESSERA_HOOK_WORKERS
-        engine = runtime.HookPool(size=size)
-        # One tenant never holds every worker.
-        per_tenant = min(per_tenant, max(1, size - 1))
-    else:
-        engine = runtime.InProcessRuntime(max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD)
+    waiting = settings.TESSERA_HOOK_TENANT_WAITING
+    process = settings.TESSERA_HOOK_ISOLATION == "process"
+    if process:
+        # One tenant never holds every worker; a worker waits on its run's
+        # fetches itself, so there a wait holds the run's slot.
+        per_tenant = min(per_tenant, max(1, settings.TESSERA_HOOK_WORKERS - 1))
+        waiting = 0
     governor = runtime.Governor(
         max_concurrent_per_tenant=per_tenant,
+        max_waiting_per_tenant=waiting,
         queue_s=settings.TESSERA_HOOK_TENANT_QUEUE_MS / 1000,
         max_concurrent_tests=settings.TESSERA_HOOK_TEST_RUNS_PER_PROCESS,
         breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
         breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,
+        gate=compute_gate,
     )
+    if process:
+        engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)
+    else:
+        engine = runtime.InProcessRuntime(
+            max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD,
+            idle=governor.waiting,
+            pause=governor.pausing,
+        )
     return engine, governor
 
 
@@ -135,9 +149,13 @@ def _limits(timeout_ms: int, cpu_ms: int, memory_mb: int, max_script_bytes: int)
 
 
 def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
-    """Where ``tenant``'s hooks may send requests; None when hooks have no network."""
+    """Where ``tenant``'s hooks may send requests: the operator's policy,
+    narrowed to the tenant's own list of hosts if it has one; None when
+    hooks have no network."""
     if not settings.TESSERA_HOOK_NETWORK:
         return None
+    from hooks.selectors import tenant_egress_hosts  # selectors import this module
+
     return _egress(
         settings.TESSERA_EGRESS_ALLOW,
         settings.TESSERA_EGRESS_DENY,
@@ -145,20 +163,34 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         settings.TESSERA_EGRESS_CA_FILE,
         settings.TESSERA_HOOK_MAX_FETCHES,
         settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
+        tenant_egress_hosts(tenant=tenant),
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=1024)
 def _egress(
-    allow: str, deny: str, proxy: str | None, ca_file: str | None, requests: int, size: int
+    allow: str,
+    deny: str,
+    proxy: str | None,
+    ca_file: str | None,
+    requests: int,
+    size: int,
+    tenant_hosts: tuple[str, ...],
 ) -> runtime.EgressPolicy:
-    return runtime.EgressPolicy.from_text(
-        allow=allow,
-        deny=deny,
-        proxy=proxy,
-        ca_file=ca_file,
-        max_requests=requests,
-        max_response_bytes=size,
+    try:
+        listed = runtime.parse_tenant_hosts(tenant_hosts) if tenant_hosts else None
+    except ValueError:  # stored before a rule tightened: nothing it names is sure
+        listed = ()
+    return dataclasses.replace(
+        runtime.EgressPolicy.from_text(
+            allow=allow,
+            deny=deny,
+            proxy=proxy,
+            ca_file=ca_file,
+            max_requests=requests,
+            max_response_bytes=size,
+        ),
+        tenant_hosts=listed,
     )
 
 

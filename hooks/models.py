@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from hooks import runtime
 from hooks.choices import ActionRuntime, ActionStatus, HookKind, RunOutcome, RunSource, TriggerId
 from tenant.models import Tenant
 
@@ -161,6 +162,35 @@ class HookStorage(models.Model):
 
     def __str__(self) -> str:
         return f"storage of {self.hook}"
+
+
+class TenantEgress(models.Model):
+    """The only hosts a tenant's Hooks and Actions may call, when the tenant
+    chooses to list them (``host``, ``*.domain``, an address or network, each
+    with an optional ``:port``). It narrows the operator's egress policy and
+    never widens it: a listed host must still pass the operator's checks on
+    the address connected to. No row, or an empty list: no narrowing."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="hook_egress"
+    )
+    hosts = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "hook egress hosts"
+        verbose_name_plural = "hook egress hosts"
+
+    def __str__(self) -> str:
+        return f"egress hosts of {self.tenant}"
+
+    def clean(self) -> None:
+        if not isinstance(self.hosts, list):
+            raise ValidationError({"hosts": "A list of host names."})
+        try:
+            runtime.parse_tenant_hosts(self.hosts)
+        except ValueError as error:
+            raise ValidationError({"hosts": f"Not an allowed host: {error}."}) from None
 
 
 class HookRun(models.Model):

@@ -10,7 +10,15 @@ from hooks import runtime
 from hooks.choices import TriggerId
 from hooks.dependencies import runnable_packages
 from hooks.execution import script_key
-from hooks.models import Action, ActionVersion, Hook, HookRun, HookStorage, TriggerBinding
+from hooks.models import (
+    Action,
+    ActionVersion,
+    Hook,
+    HookRun,
+    HookStorage,
+    TenantEgress,
+    TriggerBinding,
+)
 from tenant.config_cache import memoized
 from tenant.crypto import decrypt
 from tenant.models import Tenant
@@ -118,6 +126,18 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
         )
 
     return memoized(("enabled-hook", tenant.pk, trigger_id), load)
+
+
+def tenant_egress_list(*, tenant: Tenant) -> list[str]:
+    """The hosts the tenant lets its hooks call, as stored (empty: no list of
+    its own)."""
+    hosts = TenantEgress.objects.filter(tenant=tenant).values_list("hosts", flat=True).first()
+    return list(hosts or [])
+
+
+def tenant_egress_hosts(*, tenant: Tenant) -> tuple[str, ...]:
+    """``tenant_egress_list``, memoised for token requests."""
+    return memoized(("egress-hosts", tenant.pk), lambda: tuple(tenant_egress_list(tenant=tenant)))
 
 
 def hook_runs(*, tenant: Tenant, hook: Hook | None = None) -> QuerySet[HookRun]:

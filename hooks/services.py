@@ -21,13 +21,20 @@ from hooks.choices import TriggerId
 from hooks.dependencies import Lock, packages_for, resolve_lock
 from hooks.dry_run import DryRun, GoLiveRefused, audit_summary, check_go_live, hook_candidate
 from hooks.execution import check_script
-from hooks.models import MAX_SECRETS_PER_HOOK, Hook, HookSecret, HookStorage, HookVersion
+from hooks.models import (
+    MAX_SECRETS_PER_HOOK,
+    Hook,
+    HookSecret,
+    HookStorage,
+    HookVersion,
+    TenantEgress,
+)
 from hooks.selectors import STORAGE_CACHE_SECONDS, action_cache_key, storage_cache_key
 from tenant.audit import Actor, State, Target, audit_record
 from tenant.config_cache import invalidate
 from tenant.crypto import encrypt
 from tenant.models import AuditEntry, Tenant
-from tenant.services import Conflict
+from tenant.services import Conflict, tenant_update
 
 
 class HookConflict(Conflict):
@@ -534,6 +541,58 @@ def hook_secrets_delete(*, hook: Hook, names: Iterable[str], actor: Actor) -> No
 def hook_secret_delete(*, hook: Hook, name: str, actor: Actor) -> None:
     """Remove one secret; raises ``HookSecret.DoesNotExist`` if there is none."""
     hook_secrets_delete(hook=hook, names=[name], actor=actor)
+
+
+@transaction.atomic
+def tenant_egress_set(*, tenant: Tenant, hosts: Iterable[str], actor: Actor) -> list[str]:
+    """Set the only hosts the tenant's hooks may call (empty: no list of its
+    own, the operator's policy alone). Entries are stored as the runtime reads
+    them (``API.Example.com`` as ``api.example.com``, ``0x7f000001`` as
+    ``127.0.0.1``); one that is not a host pattern is a ``ValidationError``
+    naming it. Returns the stored list."""
+    try:
+        patterns = runtime.parse_tenant_hosts(list(hosts))
+    except ValueError as error:
+        raise ValidationError(
+            "Not an allowed host: %(reason)s.", code="invalid_host", params={"reason": error}
+        ) from None
+    listed = [pattern.text for pattern in patterns]
+    egress = TenantEgress.objects.select_for_update().filter(tenant=tenant).first()
+    before = list(egress.hosts) if egress is not None else []
+    if listed == before:
+        return listed
+    egress = egress or TenantEgress(tenant=tenant)
+    egress.hosts = listed
+    egress.full_clean()
+    egress.save()  # watched: the token path's memo moves with this commit
+    target = Target(tenant, "tenant", tenant.slug, tenant.name)
+    audit_record(
+        target=target,
+        actor=actor,
+        action="update-egress-hosts",
+        before={"egress_hosts": before},
+        after={"egress_hosts": listed},
+    )
+    return listed
+
+
+@transaction.atomic
+def tenant_settings_update(
+    *,
+    tenant: Tenant,
+    friendly_name: str | None = None,
+    egress_hosts: Iterable[str] | None = None,
+    actor: Actor,
+) -> Tenant:
+    """The tenant's settings as the Management API shows them: its name and
+    its hooks' own list of hosts, both or neither changed."""
+    # A row of its own: ``tenant`` may be the instance token requests share.
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if friendly_name is not None:
+        tenant = tenant_update(tenant=tenant, name=friendly_name, actor=actor)
+    if egress_hosts is not None:
+        tenant_egress_set(tenant=tenant, hosts=egress_hosts, actor=actor)
+    return tenant
 
 
 def hook_storage_save(*, hook_id: int, write: runtime.StorageWrite) -> bool:

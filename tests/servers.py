@@ -29,7 +29,7 @@ def granian_command(port: int, *flags: str) -> list[str]:
         "--workers",
         "2",
         "--blocking-threads",
-        "1",
+        "32",
         "--runtime-mode",
         "st",
         "--no-ws",

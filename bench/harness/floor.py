@@ -5,6 +5,7 @@ case: the same token from an async Django view on granian's ASGI interface."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 from collections.abc import Iterator
@@ -39,12 +40,15 @@ def _new_private_key_pem() -> str:
 def running_floor(
     config: ServerConfig, workdir: Path, *, interface: str = "wsgi"
 ) -> Iterator[Target]:
-    """Serve bench/floor with ``config`` (same server, workers and flags as Tessera).
+    """Serve bench/floor with ``config`` (same server, workers and flags as
+    Tessera), on one blocking thread: the floor has no waits and no compute
+    gate, so more threads would only make it contend for the GIL.
 
     ``interface="asgi"``: ``floor.asgi`` on granian's ASGI interface, requests
     going to the async view (``floor-asgi``).
     """
     label = FLOOR_ASGI_LABEL if interface == "asgi" else FLOOR_LABEL
+    config = dataclasses.replace(config, blocking_threads=1)
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/floor/"
     env = {

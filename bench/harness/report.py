@@ -555,6 +555,9 @@ every round, so the spread is in sight.
 """
 
 
+# Where bench/RESULTS.md's slow-upstream part starts: a comparison run
+# rewrites what is above it and keeps the rest, a --slow-upstream run the
+# opposite.
 def record_results(
     *,
     title: str,

@@ -87,7 +87,7 @@ class ServerConfig:
     workers: int
     worker_class: str  # gunicorn only
     threads: int  # gunicorn gthread only
-    blocking_threads: int = 1  # granian: threads running the WSGI app per worker
+    blocking_threads: int = 32  # granian: threads running the WSGI app per worker
 
     def describe(self) -> str:
         plural = "s" if self.workers > 1 else ""
@@ -128,7 +128,7 @@ class TesseraEnvironment:
                 "TESSERA_TOKEN_RATE_LIMIT": "",  # rate limit off
                 "TESSERA_HOOK_ISOLATION": "inprocess",
                 # Only read with TESSERA_HOOK_ISOLATION=process: one request at
-                # a time per server worker (one blocking thread) needs one hook
+                # a time per server worker (its compute gate) needs one hook
                 # worker process.
                 "TESSERA_HOOK_WORKERS": "1",
                 "PYTHONUNBUFFERED": "1",
@@ -374,10 +374,11 @@ def server_arguments(config: ServerConfig, interface: str = "wsgi") -> list[str]
     results print them as they are, so they say exactly what was measured.
 
     granian, as the README deploys it: Rust HTTP/1.1 with keep-alive, so no
-    TCP handshake per token and no HTTP parsing in Python. One blocking thread
-    per worker runs the WSGI app: the endpoint is CPU-bound, and more Python
-    threads only contend for the GIL (with granian's default pool, p99 at 50
-    connections was several times worse). ``--runtime-mode st``: one Rust I/O
+    TCP handshake per token and no HTTP parsing in Python. 32 blocking
+    threads per worker run the WSGI app, one token request computing at a
+    time (Tessera's compute gate: the endpoint is CPU-bound, and Python
+    threads computing side by side only contend for the GIL), the others
+    waiting on upstreams their hooks call (``--slow-upstream``). ``--runtime-mode st``: one Rust I/O
     thread per worker, on 2 cores. ``--respawn-failed-workers``: as deployed,
     a worker that dies is replaced instead of taking the server down.
 

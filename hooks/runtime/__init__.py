@@ -17,11 +17,12 @@ Two implementations: :class:`InProcessRuntime` (the default) runs hooks on
 the calling thread, in contexts kept per thread; :class:`HookPool` runs the
 same engine in worker processes that hold no server secrets. A
 :class:`Governor` in front of either caps concurrent runs per tenant and
-trips a breaker for hooks that keep timing out. ``engine.py`` is the only
+trips a breaker for hooks that keep timing out; a run waiting on its
+fetches gives its tenant's slot back meanwhile. ``engine.py`` is the only
 module that touches QuickJS, so the engine can be swapped behind it.
 """
 
-from .egress import EgressPolicy
+from .egress import EgressPolicy, parse_tenant_hosts
 from .errors import (
     HookBusy,
     HookCpuLimit,
@@ -35,13 +36,14 @@ from .errors import (
     HookSyntaxError,
     HookTimeout,
 )
-from .fairness import Governor
+from .fairness import ComputeGate, Governor
 from .inprocess import InProcessRuntime
 from .npm import Packages
 from .pool import HookPool
 from .records import Limits, RunResult, StorageSnapshot, StorageWrite
 
 __all__ = [
+    "ComputeGate",
     "EgressPolicy",
     "Governor",
     "HookBusy",
@@ -62,4 +64,5 @@ __all__ = [
     "RunResult",
     "StorageSnapshot",
     "StorageWrite",
+    "parse_tenant_hosts",
 ]

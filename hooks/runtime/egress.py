@@ -22,6 +22,7 @@ This module knows nothing of Django: the worker process uses it too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -158,6 +160,66 @@ def parse_patterns(text: str | Iterable[str]) -> tuple[Pattern, ...]:
     return tuple(Pattern.parse(item) for item in items if item.strip())
 
 
+MAX_TENANT_HOSTS = 100
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+def parse_tenant_hosts(items: Iterable[str]) -> tuple[Pattern, ...]:
+    """A tenant's own list of hosts (``host``, ``*.domain``, an address or
+    network, each with an optional ``:port`` or ``:*``), as written in the
+    dashboard, the CLI or the Management API; ``ValueError`` naming the
+    first entry that is not one, and why. Host names are read as URLs'
+    hosts are (``0x7f000001`` is ``127.0.0.1``), so an entry means what a
+    hook's URL would."""
+    patterns: dict[str, Pattern] = {}
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{item!r} is not a host name")
+        pattern = _tenant_pattern(item.strip().lower())
+        patterns.setdefault(pattern.text, pattern)
+    if len(patterns) > MAX_TENANT_HOSTS:
+        raise ValueError(f"at most {MAX_TENANT_HOSTS} hosts")
+    return tuple(patterns.values())
+
+
+def _tenant_pattern(text: str) -> Pattern:
+    shown = repr(text[:80])
+    if not text:
+        raise ValueError("an empty host")
+    if len(text) > 260:
+        raise ValueError(f"{shown}: longer than a host name can be")
+    if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(
+            f"{shown}: spaces, control characters or non-ASCII letters "
+            "(write an international name in its xn-- form)"
+        )
+    cidr = re.fullmatch(r"[0-9a-f.:\[\]]+/[0-9]{1,3}(:[0-9*]+)?", text) is not None
+    if any(mark in text for mark in ("://", "@", "?", "#", "\\", ",")) or (
+        "/" in text and not cidr
+    ):
+        raise ValueError(f"{shown}: a host, not a URL (no scheme, path, user or comma)")
+    if text in ("*", "*.") or text.startswith(("*:", "*.:")):
+        raise ValueError(f"{shown}: every host; leave the list empty to allow every host")
+    if "*" in text.removesuffix(":*").removeprefix("*."):
+        raise ValueError(f"{shown}: only a leading '*.' is allowed")
+    pattern = Pattern.parse(text)
+    if pattern.network is not None:
+        return pattern
+    name = pattern.host if pattern.host is not None else (pattern.suffix or "")[1:]
+    if pattern.host is not None:
+        try:  # as a URL's host: numeric forms are addresses
+            canonical = ada_url.parse_url(f"http://{name}/")["hostname"]
+        except ValueError:
+            raise ValueError(f"{shown}: not a valid host name") from None
+        if canonical != name:
+            port = "" if pattern.port is None else f":{pattern.port}"
+            return Pattern.parse(canonical + port)
+    if not _HOST_NAME.fullmatch(name) or len(name) > 253:
+        raise ValueError(f"{shown}: not a valid host name")
+    return pattern
+
+
 def _system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -172,7 +234,8 @@ class EgressPolicy:
 
     allow: tuple[Pattern, ...] = ()
     deny: tuple[Pattern, ...] = ()
-    # The tenant's list: when set, only these hosts (``host`` or ``*.domain``).
+    # The tenant's list: when set, only these hosts (names are matched on the
+    # URL, addresses and networks on the address connected to).
     tenant_hosts: tuple[Pattern, ...] | None = None
     ports: frozenset[int] = DEFAULT_PORTS
     proxy: str | None = None
@@ -235,9 +298,7 @@ class EgressPolicy:
         if parts["username"] or parts["password"]:
             raise EgressRefused("credentials in the URL are not allowed (use a header)")
         port = int(parts["port"] or SCHEMES[scheme])
-        if self.tenant_hosts is not None and not any(
-            p.matches(host, None, port) for p in self.tenant_hosts if p.network is None
-        ):
+        if not self._tenant_may_reach(host, port):
             raise EgressRefused(f"{host} is not in this tenant's list of allowed hosts")
         return Target(
             href=parts["href"],
@@ -248,8 +309,31 @@ class EgressPolicy:
             path=(parts["pathname"] or "/") + parts["search"],
         )
 
+    def _tenant_may_reach(self, host: str, port: int) -> bool:
+        """Whether the tenant's list lets ``host`` through, as far as the URL
+        tells: a network entry is checked again on the address connected to
+        (through a proxy, which resolves names itself, only names and
+        address literals can match)."""
+        if self.tenant_hosts is None:
+            return True
+        try:
+            literal: Address | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        for pattern in self.tenant_hosts:
+            if pattern.network is None or literal is not None or self.proxy:
+                if pattern.matches(host, literal, port):
+                    return True
+            elif pattern.port is None or pattern.port == port:
+                return True  # decided on the address
+        return False
+
     def check_address(self, host: str, address: Address, port: int) -> None:
         """Raise ``EgressRefused`` unless ``host`` at ``address``:``port`` may be reached."""
+        if self.tenant_hosts is not None and not any(
+            p.matches(host, address, port) for p in self.tenant_hosts
+        ):
+            raise EgressRefused(f"{host} ({address}) is not in this tenant's list of allowed hosts")
         if any(p.matches(host, address, port) for p in self.deny):
             raise EgressRefused(f"{host} ({address}) port {port} is denied by the operator")
         if any(p.matches(host, address, port) for p in self.allow):
@@ -481,10 +565,20 @@ class Network:
     """One run's fetches: performed on the process's request threads,
     counted against the policy's limit, and logged (``log``: method, URL with
     secrets redacted, status or error, duration, bytes). Without a policy the
-    run has no network and every fetch fails."""
+    run has no network and every fetch fails. ``idle`` is entered around
+    each wait for results (the governor's ``waiting``: the run computes
+    nothing meanwhile), ``pause`` around the run's sleeps until its next
+    timer (``paused``; the governor's ``pausing``)."""
 
-    def __init__(self, policy: EgressPolicy | None = None) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        idle: Callable[[], AbstractContextManager[None]] | None = None,
+        pause: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         self.policy = policy
+        self._idle = idle or contextlib.nullcontext
+        self.paused = pause or contextlib.nullcontext
         self.log: list[dict[str, Any]] = []
         self._count = 0
         self._pending: dict[Future[FetchResponse], tuple[int, dict[str, Any], float]] = {}
@@ -542,7 +636,8 @@ class Network:
             timeout = max(wall_end - time.monotonic(), 0)
             if timer_s is not None:
                 timeout = min(timeout, timer_s)
-            done, _ = futures_wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            with self._idle():
+                done, _ = futures_wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 self._settle(future)
         settled, self._settled = self._settled, []

@@ -328,7 +328,8 @@ class Sandbox:
                 elif wait_ms < 0:
                     raise _Stalled()
                 else:
-                    self._sleep(wait_ms / 1000, budget)
+                    with network.paused():
+                        self._sleep(wait_ms / 1000, budget)
                 envelope = self._call("fire", "", budget)
             # A run is over once nothing it started is still running: a promise
             # loop left behind after cb must not eat the next run's budget.

@@ -2,11 +2,23 @@
 
 A :class:`Governor` sits in front of a runtime, per server process:
 
-- a cap on concurrent runs per tenant, so a tenant whose hook is slow holds
-  at most that many of the server's threads or workers; a run over the cap
-  waits ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of
-  a millisecond, so they only ever wait for each other that long) before it
-  is refused;
+- a cap on concurrent runs per tenant, so a tenant whose hook loops holds
+  at most that many of the server's cores; a run over the cap waits
+  ``queue_s`` for a slot (a tenant's ordinary runs take a fraction of a
+  millisecond, so they only ever wait for each other that long) before it
+  is refused, and at most ``MAX_QUEUED_PER_TENANT`` wait at once (more are
+  refused at once: each holds a server thread);
+- a run waiting on an upstream (its ``fetch``) computes nothing: inside
+  :meth:`Governor.waiting` it gives its tenant's slot back and holds one of
+  the tenant's ``max_waiting_per_tenant`` waiting places instead (when those
+  are taken, it keeps its slot and waits all the same); when the wait is
+  over it takes a slot again before it runs on, ahead of new runs. So a
+  tenant whose upstream answers in 2 s holds at most ``max_concurrent +
+  max_waiting`` of the server's threads, and a tenant whose upstream answers
+  in 20 ms is not held to one run at a time;
+- with a :class:`ComputeGate`, every wait of the governor's (a slot, an
+  upstream) is made with the gate released, so that a waiting request
+  never keeps the server's other requests from computing;
 - a cap on concurrent test runs (the dashboard's Run button) per process, so
   test runs can never occupy every thread;
 - a breaker per hook version: after ``breaker_failures`` timeouts or memory
@@ -19,10 +31,11 @@ A :class:`Governor` sits in front of a runtime, per server process:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -40,7 +53,74 @@ T = TypeVar("T")
 
 # Breakers of hooks that failed recently; older ones are forgotten first.
 MAX_BREAKERS = 10_000
+# Runs of one tenant that may queue for its slot at once; more are refused at
+# once. Each holds a server thread while it waits: without a bound, a tenant
+# whose runs wait on a slow upstream would queue on every thread there is.
+MAX_QUEUED_PER_TENANT = 4
 MAX_COOLDOWN_DOUBLINGS = 4
+
+
+class ComputeGate:
+    """One token request computes at a time in this process; a request
+    waiting (on an upstream, or for its tenant's slot) lets the next one in.
+
+    A server with many threads, so that waits do not hold it up, would
+    otherwise run as many requests at once as it has threads, each taking
+    the GIL from the others every few milliseconds: more CPU per token and
+    longer runs, which hold their tenant's slot longer. Held for a whole
+    token request (``tenant.site.wsgi``). Handed over first come, first
+    served: a plain lock lets the thread that just let it go take it again
+    ahead of those waiting, which is a latency tail for everyone else.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._queue: deque[threading.Lock] = deque()
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def enter(self) -> None:
+        """Wait for the gate (a token request, as it starts)."""
+        mutex = self._mutex
+        mutex.acquire()
+        if self._busy:
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append(turn)
+            mutex.release()
+            turn.acquire()  # released by the holder that hands the gate over
+        else:
+            self._busy = True
+            mutex.release()
+        self._held.yes = True
+
+    def leave(self) -> None:
+        """Hand the gate to the next request (as a token request ends)."""
+        self._held.yes = False
+        with self._mutex:
+            if self._queue:
+                self._queue.popleft().release()  # still busy: it is theirs now
+            else:
+                self._busy = False
+
+    def step_out(self) -> bool:
+        """Let another request in, if this thread holds the gate; whether it did."""
+        if not getattr(self._held, "yes", False):
+            return False
+        self.leave()
+        return True
+
+    def step_in(self) -> None:
+        """Take the gate back after ``step_out`` (never while holding another lock)."""
+        self.enter()
 
 
 @dataclass
@@ -57,20 +137,28 @@ class Governor:
         self,
         *,
         max_concurrent_per_tenant: int = 1,
+        max_waiting_per_tenant: int = 0,
         queue_s: float = 0.1,
         max_concurrent_tests: int = 2,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
+        gate: ComputeGate | None = None,
     ) -> None:
         self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
+        self.max_waiting_per_tenant = max(0, max_waiting_per_tenant)
         self.queue_s = max(0.0, queue_s)
         self.max_concurrent_tests = max(1, max_concurrent_tests)
         self.breaker_failures = max(1, breaker_failures)
         self.breaker_cooldown_s = breaker_cooldown_s
+        self.gate = gate or ComputeGate()
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._running: dict[Hashable, int] = {}
-        self._waiting = 0  # runs waiting in _wait_for_slot
+        self._waiting = 0  # runs waiting for a slot (_take_turn)
+        self._on_upstream: dict[Hashable, int] = {}  # runs waiting on an upstream, per tenant
+        self._returning: dict[Hashable, int] = {}  # runs back from one, waiting for a slot
+        self._queued: dict[Hashable, int] = {}  # new runs waiting for a slot, per tenant
+        self._held = threading.local()  # .tenant: the tenant of the run on this thread
         self._tests = 0
         self._breakers: OrderedDict[Hashable, _Breaker] = OrderedDict()
 
@@ -78,6 +166,7 @@ class Governor:
         """``call()`` if the tenant and the hook may run now; raises
         ``HookBusy`` or ``HookSuspended`` (without calling) otherwise."""
         self._admit(tenant=tenant, hook=hook, test=test)
+        self._held.tenant = tenant
         try:
             result = call()
         except (HookTimeout, HookMemoryLimit) as error:
@@ -90,9 +179,56 @@ class Governor:
             self._succeeded(hook)  # the hook ran and chose to fail: it is healthy
             raise
         finally:
+            self._held.tenant = None
             self._release(tenant=tenant, test=test)
         self._succeeded(hook)
         return result
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait on an upstream by the run on this thread: the gate
+        and its tenant's slot (if a waiting place is free) are let go
+        meanwhile; then it takes its turn at the gate, and the slot back,
+        ahead of new runs, before it computes again."""
+        gated = self.gate.step_out()
+        tenant = getattr(self._held, "tenant", None)
+        stepped = tenant is not None and self._step_out(tenant)
+        try:
+            yield
+        finally:
+            if stepped:  # the wait is over: its place is free at once
+                with self._lock:
+                    _decrement(self._on_upstream, tenant)
+            if gated:
+                self.gate.step_in()
+            if stepped:
+                self._take_back(tenant)
+
+    @contextlib.contextmanager
+    def pausing(self) -> Iterator[None]:
+        """Around a run's sleep until its next timer: the gate is free
+        meanwhile (the tenant keeps its slot, as a timer is the hook's own
+        pacing)."""
+        gated = self.gate.step_out()
+        try:
+            yield
+        finally:
+            if gated:
+                self.gate.step_in()
+
+    def _step_out(self, tenant: Hashable) -> bool:
+        with self._lock:
+            waiting = self._on_upstream.get(tenant, 0)
+            if waiting >= self.max_waiting_per_tenant:
+                return False
+            self._on_upstream[tenant] = waiting + 1
+            _decrement(self._running, tenant)
+            if self._waiting:
+                self._freed.notify_all()
+            return True
+
+    def _take_back(self, tenant: Hashable) -> None:
+        self._take_turn(tenant, give_up=None, returning=True)
 
     def suspended_for(self, hook: Hashable) -> float:
         """Seconds left of the hook's cool-down (0 when it may run)."""
@@ -112,37 +248,80 @@ class Governor:
                 )
             if test and self._tests >= self.max_concurrent_tests:
                 raise HookBusy("too many test runs on this server; try again", retry_after_s=1)
-            running = self._running.get(tenant, 0)
-            if running >= self.max_concurrent_per_tenant:
-                running = self._wait_for_slot(tenant)
-            self._running[tenant] = running + 1
-            self._tests += test
-
-    def _wait_for_slot(self, tenant: Hashable) -> int:
-        """Wait (holding ``_lock`` between waits) until the tenant is under its
-        cap; returns its running count, or raises ``HookBusy`` after ``queue_s``."""
-        give_up = time.monotonic() + self.queue_s
-        self._waiting += 1
+            self._tests += test  # given back by _release, or below if refused
+            if self._slot_free(tenant, returning=False):
+                self._running[tenant] = self._running.get(tenant, 0) + 1
+                return
+            queued = self._queued.get(tenant, 0)
+            if queued >= MAX_QUEUED_PER_TENANT:
+                self._tests -= test
+                raise HookBusy(
+                    f"this tenant already has {queued} hook runs waiting for a turn on this server",
+                    retry_after_s=1,
+                )
+            self._queued[tenant] = queued + 1
         try:
-            while (running := self._running.get(tenant, 0)) >= self.max_concurrent_per_tenant:
-                left = give_up - time.monotonic()
-                if left <= 0:
-                    raise HookBusy(
-                        f"this tenant already has {running} hook runs going on this server",
-                        retry_after_s=1,
-                    )
-                self._freed.wait(left)
-            return running
+            self._take_turn(tenant, give_up=time.monotonic() + self.queue_s, returning=False)
+        except HookBusy:
+            with self._lock:
+                self._tests -= test
+            raise
         finally:
-            self._waiting -= 1
+            with self._lock:
+                _decrement(self._queued, tenant)
+
+    def _slot_free(self, tenant: Hashable, *, returning: bool) -> bool:
+        """Under ``_lock``: whether a run may take one of the tenant's slots
+        now (a new run only if none is back from an upstream and waiting)."""
+        return self._running.get(tenant, 0) < self.max_concurrent_per_tenant and (
+            returning or not self._returning.get(tenant)
+        )
+
+    def _take_turn(self, tenant: Hashable, *, give_up: float | None, returning: bool) -> None:
+        """Take one of the tenant's slots, waiting for it without the gate and
+        taking it only with the gate held: a run never holds a slot while it
+        queues at the gate (its tenant's next run would find the slot taken
+        by a run that is not computing). ``HookBusy`` once ``give_up`` passes;
+        the gate is held again either way."""
+        while True:
+            gated = False
+            try:
+                with self._lock:
+                    if self._slot_free(tenant, returning=returning):
+                        self._running[tenant] = self._running.get(tenant, 0) + 1
+                        return
+                    gated = self.gate.step_out()
+                    self._waiting += 1
+                    if returning:
+                        self._returning[tenant] = self._returning.get(tenant, 0) + 1
+                    try:
+                        while not self._slot_free(tenant, returning=returning):
+                            left = None if give_up is None else give_up - time.monotonic()
+                            if left is not None and left <= 0:
+                                running = self._running.get(tenant, 0)
+                                raise HookBusy(
+                                    f"this tenant already has {running} hook runs going "
+                                    "on this server",
+                                    retry_after_s=1,
+                                )
+                            # The tenant's own runs hold the slots, each for at
+                            # most its deadline.
+                            self._freed.wait(left)
+                    finally:
+                        self._waiting -= 1
+                        if returning:
+                            _decrement(self._returning, tenant)
+                    if not gated:  # no gate to queue at: take it now
+                        self._running[tenant] = self._running.get(tenant, 0) + 1
+                        return
+            finally:
+                if gated:
+                    self.gate.step_in()
+            # The gate is ours again: take the slot if it is still free.
 
     def _release(self, *, tenant: Hashable, test: bool) -> None:
         with self._lock:
-            left = self._running[tenant] - 1
-            if left:
-                self._running[tenant] = left
-            else:
-                del self._running[tenant]
+            _decrement(self._running, tenant)
             self._tests -= test
             if self._waiting:
                 self._freed.notify_all()
@@ -164,3 +343,11 @@ class Governor:
         if hook in self._breakers:
             with self._lock:
                 self._breakers.pop(hook, None)
+
+
+def _decrement(counts: dict[Hashable, int], key: Hashable) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]

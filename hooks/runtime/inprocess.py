@@ -15,7 +15,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import engine, replies
@@ -55,8 +56,18 @@ class InProcessRuntime:
     isolation = "inprocess"
 
     def __init__(
-        self, *, max_contexts: int = DEFAULT_MAX_CONTEXTS, warm_mb: int = DEFAULT_WARM_MB
+        self,
+        *,
+        max_contexts: int = DEFAULT_MAX_CONTEXTS,
+        warm_mb: int = DEFAULT_WARM_MB,
+        idle: Callable[[], AbstractContextManager[None]] | None = None,
+        pause: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
+        """``idle``: entered while a run waits on its fetches
+        (``Governor.waiting``); ``pause``: while it sleeps until its next timer
+        (``Governor.pausing``)."""
+        self._idle = idle
+        self._pause = pause
         self._max_contexts = max(1, max_contexts)
         self._warm_bytes = warm_mb << 20
         self._local = _ThreadCache()
@@ -114,7 +125,7 @@ class InProcessRuntime:
                 sandboxes.popitem(last=False)
         else:
             sandboxes.move_to_end(context_key)
-        reply, value = sandbox.run(request, budget, Network(egress))
+        reply, value = sandbox.run(request, budget, Network(egress, self._idle, self._pause))
         if sandbox.failed is not None:
             sandboxes.pop(context_key, None)
         return replies.decode(

@@ -31,6 +31,7 @@ from hooks.actions_api import (
     TriggerListView,
 )
 from hooks.api import HookDetailView, HookListView, HookSecretsView
+from hooks.settings_api import TenantSettingsView
 from tenant.management_api import api_not_found
 from tenant.resolution import tenant_for_request
 
@@ -109,6 +110,7 @@ urlpatterns = [
     ),
     path("client-grants", ClientGrantListView.as_view(), name="mgmt-client-grants"),
     path("client-grants/<str:grant_id>", ClientGrantDetailView.as_view(), name="mgmt-client-grant"),
+    path("tenants/settings", TenantSettingsView.as_view(), name="mgmt-tenant-settings"),
     # Any method: an endpoint Tessera lacks is Auth0's 404, not a CSRF 403.
     re_path(r"^.*$", csrf_exempt(api_not_found), name="mgmt-not-found"),
 ]

@@ -287,6 +287,10 @@ TESSERA_HOOK_CONTEXTS_PER_THREAD = int(os.environ.get("TESSERA_HOOK_CONTEXTS_PER
 # a run that burns its whole CPU budget).
 TESSERA_HOOK_TENANT_CONCURRENCY = int(os.environ.get("TESSERA_HOOK_TENANT_CONCURRENCY", "1"))
 TESSERA_HOOK_TENANT_QUEUE_MS = float(os.environ.get("TESSERA_HOOK_TENANT_QUEUE_MS", "100"))
+# Runs of one tenant that may wait on their upstreams (fetch) at once per
+# server process without holding one of its TESSERA_HOOK_TENANT_CONCURRENCY
+# slots (inprocess isolation; the server's threads must outnumber it).
+TESSERA_HOOK_TENANT_WAITING = int(os.environ.get("TESSERA_HOOK_TENANT_WAITING", "16"))
 TESSERA_HOOK_TEST_RUNS_PER_PROCESS = int(os.environ.get("TESSERA_HOOK_TEST_RUNS_PER_PROCESS", "2"))
 TESSERA_HOOK_BREAKER_FAILURES = int(os.environ.get("TESSERA_HOOK_BREAKER_FAILURES", "3"))
 TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS = float(

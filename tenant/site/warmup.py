@@ -19,14 +19,15 @@ logger = logging.getLogger(__name__)
 
 def warm() -> None:
     """Check the KEK, then load the generation, every active signing key,
-    every enabled hook and every trigger's bound Actions into this process's
-    memo. A database that does not answer is logged, not raised: the server
-    starts, and ``/readyz`` says it is not ready. A tenant whose keys cannot
-    be decrypted is logged and skipped: the others are served, and
-    ``/readyz`` names it. A KEK that cannot serve the database at all raises
+    every enabled hook, every trigger's bound Actions and each tenant's list
+    of hosts its hooks may call into this process's memo. A database that
+    does not answer is logged, not raised: the server starts, and
+    ``/readyz`` says it is not ready. A tenant whose keys cannot be
+    decrypted is logged and skipped: the others are served, and ``/readyz``
+    names it. A KEK that cannot serve the database at all raises
     ``KekError``."""
     from hooks.points import POINTS
-    from hooks.selectors import bound_actions_for, enabled_hook_for
+    from hooks.selectors import bound_actions_for, enabled_hook_for, tenant_egress_hosts
     from tenant.crypto import UnreadableSecretError, check_kek
     from tenant.models import Tenant
     from tenant.selectors import signing_key_active
@@ -45,6 +46,7 @@ def warm() -> None:
                         hook = enabled_hook_for(tenant=tenant, trigger_id=trigger_id)
                         enabled += hook is not None
                         bound_actions_for(tenant=tenant, trigger_id=trigger_id)
+                    tenant_egress_hosts(tenant=tenant)
                 except UnreadableSecretError as error:
                     skipped += 1
                     logger.error("Warm-up skipped tenant %s: %s", tenant.slug, error)

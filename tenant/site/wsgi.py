@@ -41,8 +41,30 @@ class TextCharsetsOnly:
         return self.application(environ, start_response)
 
 
-application = TextCharsetsOnly(get_wsgi_application())
+class OneTokenAtATime:
+    """WSGI wrapper: a token request holds the process's compute gate
+    (``hooks.runtime.ComputeGate``) while it runs, and its hook lets it go
+    while it waits on an upstream or for its tenant's slot. The server runs
+    many threads so that such waits do not hold it up (README, "Configuration");
+    the gate keeps them from all computing at once, contending for the GIL."""
 
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+        self.application = application
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("PATH_INFO", "").endswith("/oauth/token"):
+            return self.application(environ, start_response)
+        gate = execution.compute_gate  # the process's own, after a fork too
+        gate.enter()
+        try:
+            return self.application(environ, start_response)
+        finally:
+            gate.leave()
+
+
+application = OneTokenAtATime(TextCharsetsOnly(get_wsgi_application()))
+
+from hooks import execution  # noqa: E402 - needs the app registry ready
 from tenant.crypto import KekError  # noqa: E402 - needs the app registry ready
 from tenant.site.warmup import warm  # noqa: E402
 

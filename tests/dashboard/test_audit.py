@@ -381,9 +381,11 @@ def test_cli_tenant_create_management_and_rotate_key_are_audited(db):
     assert secret not in json.dumps([[r.before, r.after] for r in rows])
     grant = next(r for r in rows if r.object_type == "client_grant")
     # Every Management API scope: 4 verbs x hooks, clients, resource servers,
-    # client grants and actions.
-    assert len(fields(grant.after)["scope"]) == 20
-    assert {"read:actions", "delete:actions"} <= set(fields(grant.after)["scope"])
+    # client grants and actions, and read/update tenant settings.
+    assert len(fields(grant.after)["scope"]) == 22
+    assert {"read:actions", "delete:actions", "update:tenant_settings"} <= set(
+        fields(grant.after)["scope"]
+    )
 
 
 # --- membership, tenant deletion and inline grants ---------------------------

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from hooks.runtime import (
+    ComputeGate,
     Governor,
     HookBusy,
     HookCpuLimit,
@@ -16,6 +17,7 @@ from hooks.runtime import (
     HookSuspended,
     HookTimeout,
 )
+from hooks.runtime.fairness import MAX_QUEUED_PER_TENANT
 
 
 def holding(governor: Governor, *, tenant: str, test: bool = False):
@@ -119,3 +121,176 @@ def test_a_run_over_the_cap_waits_briefly_for_a_slot():
     assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "ran") == "ran"
     assert 0.05 < time.monotonic() - started < 1.5
     thread.join()
+
+
+def test_a_run_waiting_on_an_upstream_lets_its_tenant_run_another():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=0)
+    answered, back = threading.Event(), []
+
+    def waits_on_an_upstream():
+        with governor.waiting():
+            answered.wait(5)
+        back.append(time.monotonic())
+        return "first"
+
+    first = threading.Thread(
+        target=governor.run,
+        kwargs={"tenant": "a", "hook": "a1", "test": False, "call": waits_on_an_upstream},
+    )
+    first.start()
+    time.sleep(0.1)
+
+    # The slot is free while the first waits: a second run goes at once.
+    assert governor.run(tenant="a", hook="a2", test=False, call=lambda: "second") == "second"
+    answered.set()
+    first.join()
+    assert back
+
+
+def test_waiting_places_are_capped_then_a_wait_keeps_its_slot():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=0, queue_s=0)
+    release = threading.Event()
+
+    def waits():
+        with governor.waiting():
+            release.wait(5)
+
+    thread = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "a1", "test": False, "call": waits}
+    )
+    thread.start()
+    time.sleep(0.1)
+    try:
+        with pytest.raises(HookBusy):
+            governor.run(tenant="a", hook="a2", test=False, call=lambda: None)
+        # Another tenant is never held up by it.
+        assert governor.run(tenant="b", hook="b1", test=False, call=lambda: "b") == "b"
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_run_back_from_its_upstream_goes_before_new_runs():
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=0.05)
+    answered, computing = threading.Event(), threading.Event()
+    order = []
+
+    def waits():
+        with governor.waiting():
+            answered.wait(5)
+        order.append("returned")
+
+    def computes():
+        computing.wait(5)
+        order.append("computed")
+
+    first = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "1", "test": False, "call": waits}
+    )
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(
+        target=governor.run, kwargs={"tenant": "a", "hook": "2", "test": False, "call": computes}
+    )
+    second.start()
+    time.sleep(0.05)
+    answered.set()  # the first is back while the second holds the slot
+    time.sleep(0.05)
+    with pytest.raises(HookBusy):  # a new run does not jump ahead of it
+        governor.run(tenant="a", hook="3", test=False, call=lambda: None)
+    computing.set()
+    first.join()
+    second.join()
+    assert order == ["computed", "returned"]
+
+
+def test_requests_waiting_let_the_others_through_the_compute_gate():
+    gate = ComputeGate()
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=2, gate=gate)
+    answered, inside = threading.Event(), threading.Event()
+    done = []
+
+    def request(tenant, call):
+        with gate.hold():
+            done.append(governor.run(tenant=tenant, hook=tenant, test=False, call=call))
+
+    def waits_on_an_upstream():
+        inside.set()
+        with governor.waiting():
+            answered.wait(5)
+        return "a"
+
+    def computes():
+        inside.set()
+        answered.wait(5)  # computing (say, a long loop): holds the gate and its slot
+        return "a2"
+
+    first = threading.Thread(target=request, args=("a", waits_on_an_upstream))
+    first.start()
+    inside.wait(5)
+    other = threading.Thread(target=request, args=("b", lambda: "b"))
+    other.start()
+    other.join(2)
+    assert done == ["b"]  # the gate was free while "a" waited
+
+    inside.clear()
+    second = threading.Thread(target=request, args=("a", computes))
+    second.start()
+    inside.wait(5)  # holds a's slot and the gate now
+    queued = threading.Thread(target=request, args=("a", lambda: "a3"))
+    queued.start()  # waits for the gate, then for a's slot
+    time.sleep(0.1)
+    answered.set()  # the first, back from its upstream, waits for the slot too
+    for thread in (first, second, queued):
+        thread.join(5)
+    assert sorted(done) == ["a", "a2", "a3", "b"]
+
+
+def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
+    gate = ComputeGate()
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=4, queue_s=0, gate=gate)
+    woke, asleep = threading.Event(), threading.Event()
+
+    def sleeps():
+        with governor.pausing():
+            asleep.set()
+            woke.wait(5)
+
+    def request():
+        with gate.hold():
+            governor.run(tenant="a", hook="a", test=False, call=sleeps)
+
+    sleeper = threading.Thread(target=request)
+    sleeper.start()
+    asleep.wait(5)
+    try:
+        with gate.hold():  # another request computes meanwhile
+            with pytest.raises(HookBusy):  # its tenant's slot is still taken
+                governor.run(tenant="a", hook="a2", test=False, call=lambda: None)
+            assert governor.run(tenant="b", hook="b", test=False, call=lambda: "b") == "b"
+    finally:
+        woke.set()
+        sleeper.join(5)
+
+
+def test_only_a_few_runs_of_a_tenant_queue_for_its_slot():
+    governor = Governor(max_concurrent_per_tenant=1, queue_s=2)
+    release, holder = holding(governor, tenant="a")
+    queued = [
+        threading.Thread(
+            target=governor.run,
+            kwargs={"tenant": "a", "hook": f"q{i}", "test": False, "call": lambda: None},
+        )
+        for i in range(MAX_QUEUED_PER_TENANT)
+    ]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    with pytest.raises(HookBusy, match="waiting for a turn"):
+        governor.run(tenant="a", hook="one-too-many", test=False, call=lambda: None)
+    assert time.monotonic() - started < 0.5  # refused at once, holding no thread
+    release.set()
+    for thread in [holder, *queued]:
+        thread.join(5)

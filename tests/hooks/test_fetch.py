@@ -123,11 +123,18 @@ def test_the_default_policy_refuses_every_private_or_odd_target(isolation):
         url: "TypeError" for url in HOSTILE_URLS
     }
     assert "not a public address" in out["http://[::ffff:127.0.0.1]/"]
+    assert "not a public address" in out["http://0x7f000001/"]
     assert "not a public address" in out["http://2130706433/"]
+    # A name: refused on what it resolves to (a public name that resolves to
+    # loopback, through a resolver the test controls: the policy's own tests).
+    assert "localhost resolves to" in out["http://localhost/"]
+    assert "not a public address" in out["http://localhost/"]
     assert "scheme 'file' is not allowed" in out["file:///etc/passwd"]
+    assert "scheme 'ftp' is not allowed" in out["ftp://example.com/"]
+    assert "scheme 'gopher' is not allowed" in out["gopher://example.com/"]
 
 
-def test_a_redirect_to_the_metadata_address_is_refused(settings, upstream):
+def test_a_redirect_to_the_metadata_address_is_refused(isolation, settings, upstream):
     settings.TESSERA_EGRESS_ALLOW = LOOPBACK
     world = World(
         "redirected",
@@ -146,7 +153,7 @@ def test_a_redirect_to_the_metadata_address_is_refused(settings, upstream):
     assert "not a public address" in token["https://x.test/error"]
 
 
-def test_a_host_header_naming_another_host_is_refused(settings, upstream):
+def test_a_host_header_naming_another_host_is_refused(isolation, settings, upstream):
     settings.TESSERA_EGRESS_ALLOW = LOOPBACK
     world = World(
         "hosty",
@@ -169,7 +176,10 @@ def test_a_huge_response_fails_the_fetch_not_the_server(isolation, settings, ups
         ),
     )
 
+    neighbour = World("fed", action("api.accessToken.setCustomClaim('https://x.test/n', 1);"))
+
     assert "larger than 5000000 bytes" in world.claims()["https://x.test/error"]
+    assert neighbour.claims()["https://x.test/n"] == 1
 
 
 def test_an_endless_response_ends_with_the_run_and_the_neighbour_is_served(
@@ -207,7 +217,7 @@ def test_abort_signal_timeout_ends_a_wait_on_a_silent_upstream(isolation, settin
     assert 150 <= token["https://x.test/ms"] < 1500
 
 
-def test_ten_thousand_requests_stop_at_the_per_run_limit(settings, upstream):
+def test_ten_thousand_requests_stop_at_the_per_run_limit(isolation, settings, upstream):
     settings.TESSERA_EGRESS_ALLOW = LOOPBACK
     world = World(
         "greedy",
@@ -223,7 +233,10 @@ def test_ten_thousand_requests_stop_at_the_per_run_limit(settings, upstream):
         timeout_ms=10_000,
     )
 
+    neighbour = World("modest", action("api.accessToken.setCustomClaim('https://x.test/n', 1);"))
+
     assert world.claims()["https://x.test/counts"] == [20, 9980]
+    assert neighbour.claims()["https://x.test/n"] == 1
     console = world.last_run().console
     assert console.count("[fetch]") == 21  # the limit, then one line for the rest
     assert "(and 9979 more like it)" in console

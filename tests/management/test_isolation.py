@@ -85,6 +85,8 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("POST", "actions/actions/{action}/versions/{version}/deploy", "create:actions", {}),
     ("GET", "actions/executions/{execution}", "read:actions", None),
     ("GET", "actions/modules", "read:actions", None),
+    ("GET", "tenants/settings", "read:tenant_settings", None),
+    ("PATCH", "tenants/settings", "update:tenant_settings", {"friendly_name": "n"}),
 ]
 OBJECT_ENDPOINTS = [e for e in ENDPOINTS if "{" in e[1]]
 

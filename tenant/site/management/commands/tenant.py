@@ -1,4 +1,4 @@
-"""``manage.py tenant create|rotate-key|audit``."""
+"""``manage.py tenant create|rotate-key|settings|audit``."""
 
 import json
 from typing import Any
@@ -43,6 +43,22 @@ class Command(TenantCommand):
         )
         rotate = actions.add_parser("rotate-key", help="Sign with a new key from now on.")
         rotate.add_argument("slug")
+        tenant_settings = actions.add_parser(
+            "settings",
+            help="Show the tenant's settings, or change them: its name, and the only hosts "
+            "its hooks may call.",
+        )
+        self.add_tenant_argument(tenant_settings)
+        tenant_settings.add_argument("--name", default=None, help="The tenant's display name.")
+        tenant_settings.add_argument(
+            "--egress-hosts",
+            default=None,
+            metavar="HOSTS",
+            help="Comma-separated host, *.domain, address or network, each with an optional "
+            ":port; the only ones its hooks may call, within the operator's policy. "
+            '"" removes the list.',
+        )
+        tenant_settings.add_argument("--json", action="store_true", help="As one JSON object.")
         audit = actions.add_parser("audit", help="Who changed what, newest last.")
         self.add_tenant_argument(audit)
         self.add_follow_arguments(audit)
@@ -75,6 +91,30 @@ class Command(TenantCommand):
             self.stdout.write(f"Management API:  {tenant.issuer}api/v2/")
             self.stdout.write(f"client_id:       {client.client_id}")
             self.stdout.write(f"client_secret:   {secret}  (shown once; store it now)")
+
+    def settings(self, tenant: Tenant, options: dict[str, Any]) -> None:
+        from hooks.selectors import tenant_egress_list  # hooks depends on tenant
+        from hooks.services import tenant_settings_update
+
+        hosts = options["egress_hosts"]
+        if options["name"] is not None or hosts is not None:
+            tenant = tenant_settings_update(
+                tenant=tenant,
+                friendly_name=options["name"],
+                egress_hosts=None if hosts is None else [h for h in hosts.split(",") if h.strip()],
+                actor=Actor.cli(),
+            )
+        listed = tenant_egress_list(tenant=tenant)
+        if options["json"]:
+            self.stdout.write(
+                json.dumps({"slug": tenant.slug, "name": tenant.name, "egress_hosts": listed})
+            )
+            return
+        self.stdout.write(f"Tenant {tenant.slug}: {tenant.name}")
+        self.stdout.write(
+            "Hooks may call: "
+            + (", ".join(listed) if listed else "any host the operator's policy allows")
+        )
 
     def audit(self, tenant: Tenant, options: dict[str, Any]) -> None:
         self.show_rows(
