@@ -24,6 +24,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(NPM_BUILTINS): hooks/runtime/builtins.lock.json $(VENV)/.installed
 	$(PY) -m hooks.runtime.npm install-builtins
+	mkdir -p $(dir $@)
 	touch $@
 
 # What you would deploy (the README's production flags, one worker), on the
