@@ -15,7 +15,7 @@ from clients.services import client_rotate_secret
 from hooks.action_services import action_update
 from hooks.models import Action
 from tests.dashboard.actions import TRIGGER, bound_names, claim_code, make_action
-from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, log_in, wait_for_editor
+from tests.dashboard.browser import BROWSER_MARKS, log_in, wait_for_editor
 from tests.dashboard.conftest import TenantWorld, make_admin, make_world
 from tests.factories import TEST_ACTOR
 from tests.hooks.go_live import BREAKS_BILLING, CLAIM, Calling
@@ -202,8 +202,6 @@ def test_a_deploy_and_a_bind_that_break_a_calling_client_go_live_only_confirmed(
     regression = page.locator(f"tr.tessera-wc-regression[data-client='{billing}']")
     assert "no billing (line 2" in regression.inner_text()
     assert "api.globex.test" not in page.inner_text("#go-live-refusal")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("#go-live-refusal").screenshot(path=str(SCREENSHOTS / "action-go-live.png"))
     assert list(acme.action.versions.values_list("number", flat=True)) == [1]
     page.click("#confirm-live")
     page.wait_for_selector("#versions-table")
