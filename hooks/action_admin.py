@@ -276,7 +276,7 @@ class ActionAdmin(TenantScopedAdmin):
             ),
             path(
                 "<int:object_id>/deploy/",
-                action_view(action_views.deploy, write=True),
+                action_view(action_views.deploy, write=True, with_context=True),
                 name=f"{prefix}deploy",
             ),
             path(
@@ -286,7 +286,7 @@ class ActionAdmin(TenantScopedAdmin):
             ),
             path(
                 "<int:object_id>/versions/<int:number>/rollback/",
-                action_view(action_views.rollback, write=True),
+                action_view(action_views.rollback, write=True, with_context=True),
                 name=f"{prefix}rollback",
             ),
         ]

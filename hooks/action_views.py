@@ -7,6 +7,11 @@ tenant-scoped queryset, and the Flow page a tenant the user administers
 (static/tessera/hook_editor.js, shared with the hook page) saves the draft
 and runs it through the JSON endpoints; deploy, rollback, dependencies and
 every flow change are plain forms.
+
+Deploy, rollback and every flow change go live: they are first made
+unconfirmed, so that a regression on the tenant's recorded requests and
+clients is refused (:class:`hooks.dry_run.GoLiveRefused`) and shown with
+its "What changes" panel and a button that repeats the POST confirmed.
 """
 
 import difflib
@@ -42,6 +47,8 @@ from hooks.action_services import (
     deployed_version,
 )
 from hooks.choices import ActionStatus
+from hooks.dry_run import GoLiveRefused
+from hooks.dry_run_views import render_dry_run
 from hooks.forms import HookSecretForm, RunRequestForm
 from hooks.models import Action, ActionVersion
 from hooks.selectors import Flow, bindable_actions, trigger_flow
@@ -51,6 +58,7 @@ from hooks.views import RUN_PERMISSION, report_json
 from tenant.audit import Actor
 from tenant.models import Tenant
 from tenant.selectors import audit_entries
+from tenant.services import Conflict
 
 
 def change_url(action: Action) -> str:
@@ -67,6 +75,58 @@ def _messages_of(error: ValidationError) -> str:
 
 def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    """Whether the admin confirmed going live despite the dry run."""
+    return request.POST.get("confirm_failing") == "1"
+
+
+def _refusal(
+    error: GoLiveRefused,
+    *,
+    consequence: str,
+    confirm_url: str,
+    confirm_label: str,
+    cancel_url: str,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    """What ``admin/hooks/action/go_live_refusal.html`` shows: why, what
+    changes per client, and a form that repeats the POST (``fields``)
+    confirmed."""
+    return {
+        "message": _messages_of(error),
+        "what_changes": render_dry_run(error.dry_run),
+        "consequence": consequence,
+        "confirm_url": confirm_url,
+        "confirm_label": confirm_label,
+        "cancel_url": cancel_url,
+        "fields": fields,
+    }
+
+
+def _confirm_page(
+    request: HttpRequest, action: Action, context: dict[str, Any], refusal: dict[str, Any]
+) -> HttpResponse:
+    return TemplateResponse(
+        request,
+        "admin/hooks/action/confirm_live.html",
+        {
+            **context,
+            "title": f"Going live with {action.name} would break token requests",
+            "action": action,
+            "tessera_current_tenant": action.tenant,
+            "refusal": refusal,
+        },
+        status=409,
+    )
+
+
+def _runs_on(action: Action) -> str:
+    return (
+        f"{action.name} runs on every token request of {action.tenant.name} "
+        f"({action.trigger_id}): going live now makes the requests above fail."
+    )
 
 
 def build_summary(action: Action) -> dict[str, Any]:
@@ -223,13 +283,37 @@ def save_settings(request: HttpRequest, action: Action) -> HttpResponse:
     return HttpResponseRedirect(change_url(action) + "#dependencies")
 
 
+DRAFT_CHANGED_SINCE_CHECK = (
+    "The draft changed since its dry run; nothing was deployed. Deploy again to check it."
+)
+
+
 @require_POST
-def deploy(request: HttpRequest, action: Action) -> HttpResponse:
-    """Deploy the saved draft as a new version (what the flow runs)."""
+def deploy(request: HttpRequest, action: Action, context: dict[str, Any]) -> HttpResponse:
+    """Deploy the saved draft as a new version (what the flow runs); a
+    regression on the tenant's requests needs a confirmation, given for the
+    draft revision that was checked."""
+    confirmed = _confirmed(request)
+    checked = request.POST.get("revision")
+    if confirmed and checked is not None and checked != str(action.revision):
+        messages.error(request, DRAFT_CHANGED_SINCE_CHECK)
+        return HttpResponseRedirect(change_url(action))
     previous = deployed_version(action=action)
     try:
-        version = action_deploy(action=action, actor=Actor.for_user(request.user))
-    except ActionNotBuilt as error:
+        version = action_deploy(
+            action=action, actor=Actor.for_user(request.user), confirm_failing=confirmed
+        )
+    except GoLiveRefused as error:
+        refusal = _refusal(
+            error,
+            consequence=_runs_on(action),
+            confirm_url=reverse("admin:hooks_action_deploy", args=[action.pk]),
+            confirm_label="Deploy anyway",
+            cancel_url=change_url(action),
+            fields={"revision": action.revision},
+        )
+        return _confirm_page(request, action, context, refusal)
+    except (ActionNotBuilt, Conflict) as error:
         messages.error(request, _messages_of(error))
         return HttpResponseRedirect(change_url(action))
     if previous is not None and version.pk == previous.pk:
@@ -240,10 +324,29 @@ def deploy(request: HttpRequest, action: Action) -> HttpResponse:
 
 
 @require_POST
-def rollback(request: HttpRequest, action: Action, number: int) -> HttpResponse:
-    """Deploy an earlier version's code again, as a new version."""
+def rollback(
+    request: HttpRequest, action: Action, number: int, context: dict[str, Any]
+) -> HttpResponse:
+    """Deploy an earlier version's code again, as a new version; a
+    regression on the tenant's requests needs a confirmation."""
     version = get_object_or_404(action.versions, number=number)
-    new = action_rollback(action=action, version=version, actor=Actor.for_user(request.user))
+    try:
+        new = action_rollback(
+            action=action,
+            version=version,
+            actor=Actor.for_user(request.user),
+            confirm_failing=_confirmed(request),
+        )
+    except GoLiveRefused as error:
+        refusal = _refusal(
+            error,
+            consequence=_runs_on(action),
+            confirm_url=reverse("admin:hooks_action_rollback", args=[action.pk, number]),
+            confirm_label=f"Roll back to {number} anyway",
+            cancel_url=change_url(action) + "#versions",
+            fields={},
+        )
+        return _confirm_page(request, action, context, refusal)
     messages.success(
         request, f"Rolled back to version {number}: it is deployed as version {new.number}."
     )
@@ -326,10 +429,17 @@ def _flow_response(
     context: dict[str, Any],
     *,
     error: str = "",
+    refusal: dict[str, Any] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     flow = trigger_flow(tenant=tenant, trigger_id=trigger_id)
     bindable = bindable_actions(tenant=tenant, trigger_id=trigger_id)
+    # A refusal's message takes the focus; else the control the change left.
+    focus_id = (
+        ""
+        if refusal
+        else _focus_after(request.GET.get("focus", ""), flow, has_bindable=bool(bindable))
+    )
     return TemplateResponse(
         request,
         "admin/hooks/action/flow.html",
@@ -341,10 +451,9 @@ def _flow_response(
             "flow": flow,
             "based_on": ",".join(flow.action_ids),
             "bindable": bindable,
-            "focus_id": _focus_after(
-                request.GET.get("focus", ""), flow, has_bindable=bool(bindable)
-            ),
+            "focus_id": focus_id,
             "error": error,
+            "refusal": refusal,
             "changes": audit_entries(tenant=tenant, object_type="trigger", object_id=trigger_id)[
                 :20
             ],
@@ -357,7 +466,8 @@ def flow(request: HttpRequest, tenant: Tenant, trigger_id: str, context: dict[st
     """The trigger's flow: the enabled hook, then the bound Actions in
     order; each POST is one change (bind, move up or down, unbind) made
     through ``bindings_replace``, refused if the flow changed since the page
-    was loaded."""
+    was loaded, and shown with what changes (to confirm) if it breaks token
+    requests that work today."""
     if request.method != "POST":
         return _flow_response(request, tenant, trigger_id, context)
     form = FlowChangeForm(request.POST)
@@ -408,7 +518,22 @@ def flow(request: HttpRequest, tenant: Tenant, trigger_id: str, context: dict[st
             bindings=specs,
             actor=Actor.for_user(request.user),
             based_on=based_on,
+            confirm_failing=_confirmed(request),
         )
+    except GoLiveRefused as error:
+        url = flow_url(tenant, trigger_id)
+        refusal = _refusal(
+            error,
+            consequence=(
+                f"The flow runs on every token request of {tenant.name}: "
+                "making this change now makes the requests above fail."
+            ),
+            confirm_url=url,
+            confirm_label="Make this change anyway",
+            cancel_url=url,
+            fields={"op": op, "action": target, "based_on": ",".join(based_on)},
+        )
+        return _flow_response(request, tenant, trigger_id, context, refusal=refusal, status=409)
     except FlowChanged:
         return _flow_response(request, tenant, trigger_id, context, error=FLOW_CHANGED, status=409)
     except BindingRefused as error:

@@ -1,7 +1,9 @@
 """The Actions pages through Django's test client: the list, the Action page
 (save builds, Run runs the draft, write-only secrets, dependencies, Deploy,
 versions with diff and rollback), the Flow page (bind, reorder, unbind, each
-audited, a stale page refused) and the flow on the landing page. Two tenants
+audited, a stale page refused) and the flow on the landing page. Deploy,
+rollback and flow changes that break a client calling today (over a live
+server first) are shown with what changes and a confirm button. Two tenants
 side by side; another tenant's Actions and flow are covered here and in
 test_isolation.py."""
 
@@ -14,12 +16,14 @@ from django.contrib.auth.models import User
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from hooks.action_services import action_deploy, action_update
 from hooks.models import Action
 from hooks.services import hook_disable
 from tenant.models import AuditEntry
 from tests.dashboard.actions import TRIGGER, bind, bound_names, claim_code, make_action
-from tests.dashboard.conftest import TenantWorld
+from tests.dashboard.conftest import TenantWorld, make_admin
 from tests.factories import TEST_ACTOR
+from tests.hooks.go_live import BREAKS_BILLING, CLAIM, FROM_PROFILE, NEEDS_THE_TAG, Calling
 
 pytestmark = pytest.mark.django_db
 
@@ -518,3 +522,147 @@ def test_every_action_write_deploy_and_binding_change_shows_in_the_audit_views(w
     assert "bindings.replace trigger credentials-exchange" in out.getvalue()
     assert SECRET_VALUE not in out.getvalue() + history + landing
     assert bravo.name not in out.getvalue()
+
+
+# --- going live, judged on the tenant's recorded requests -------------------------
+
+
+@pytest.fixture
+def calling(live_server, settings) -> tuple[Calling, HttpClient]:  # type: ignore[no-untyped-def]
+    """Tenant acme, whose clients called through a live server, beside
+    globex, whose clients called too; and acme's administrator."""
+    settings.PUBLIC_URL = live_server.url
+    Calling("globex")
+    acme = Calling("acme")
+    return acme, login(make_admin("acme-admin", acme.tenant))
+
+
+def refusal_fields(page: str) -> dict[str, str]:
+    form = page.split('id="confirm-live-form"')[1].split("</form>")[0]
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return {name: value for name, value in found if name != "csrfmiddlewaretoken"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deploy_that_breaks_a_calling_client_shows_what_changes_then_deploys_confirmed(
+    calling,
+):
+    acme, http = calling
+    action_update(action=acme.action, code=BREAKS_BILLING, actor=TEST_ACTOR)
+    refused = http.post(url("deploy", acme.action.pk))
+    assert refused.status_code == 409
+    page = refused.content.decode()
+    billing = acme.client_id("billing")
+    message = text_of(refused).split("What changes")[0]
+    assert f"billing ({billing})" in message and "1 recorded request would fail" in message
+    assert 'class="tessera-wc-row tessera-wc-regression" data-client="' + billing in page
+    assert "no billing (line 2" in page
+    assert "globex" not in page.lower()  # only acme's requests were replayed
+    assert 'id="confirm-live-error" role="alert" tabindex="-1" autofocus' in page
+    assert "Deploy anyway" in page
+    fields = refusal_fields(page)
+    assert fields == {"revision": "2", "confirm_failing": "1"}
+    assert list(acme.action.versions.values_list("number", flat=True)) == [1]
+    assert acme.claims("billing")[CLAIM] == 1
+
+    confirmed = http.post(url("deploy", acme.action.pk), fields, follow=True)
+    assert "Deployed version 2." in [str(m) for m in confirmed.context["messages"]]
+    assert acme.token("billing").status_code != 200
+    assert acme.claims("orders")[CLAIM] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_for_a_draft_changed_since_its_dry_run_deploys_nothing(calling):
+    acme, http = calling
+    action_update(action=acme.action, code=BREAKS_BILLING, actor=TEST_ACTOR)
+    fields = refusal_fields(http.post(url("deploy", acme.action.pk)).content.decode())
+    action_update(action=acme.action, code=BREAKS_BILLING + "// 3\n", actor=TEST_ACTOR)
+    response = http.post(url("deploy", acme.action.pk), fields, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "The draft changed since its dry run; nothing was deployed. Deploy again to check it."
+    ]
+    assert list(acme.action.versions.values_list("number", flat=True)) == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rollback_to_a_breaking_version_needs_confirmation_and_a_fix_does_not(calling):
+    acme, http = calling
+    action = action_update(action=acme.action, code=BREAKS_BILLING, actor=TEST_ACTOR)
+    action_deploy(action=action, actor=TEST_ACTOR)
+    fixed = http.post(url("rollback", action.pk, 1), follow=True)
+    assert "Rolled back to version 1: it is deployed as version 3." in [
+        str(m) for m in fixed.context["messages"]
+    ]
+    refused = http.post(url("rollback", action.pk, 2))
+    assert refused.status_code == 409
+    assert f"billing ({acme.client_id('billing')})" in text_of(refused)
+    assert "Roll back to 2 anyway" in refused.content.decode()
+    assert action.versions.get(deployed=True).number == 3
+    confirmed = http.post(url("rollback", action.pk, 2), {"confirm_failing": "1"})
+    assert confirmed.status_code == 302
+    assert action.versions.get(deployed=True).number == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flow_change_that_breaks_a_calling_client_is_shown_on_the_flow_page_to_confirm(
+    calling,
+):
+    acme, http = calling
+    strict = acme.deployed("strict", BREAKS_BILLING)
+    flow = url("flow", "acme", TRIGGER)
+    tag = acme.action.public_id
+    refused = http.post(flow, {"op": "add", "action": strict.public_id, "based_on": tag})
+    assert refused.status_code == 409
+    page = refused.content.decode()
+    assert "The new credentials-exchange flow would fail" in text_of(refused)
+    assert f"billing ({acme.client_id('billing')})" in text_of(refused)
+    assert "tessera-wc-regression" in page and "Make this change anyway" in page
+    # The flow as it stands, the refusal's message the only control with the focus.
+    assert [b.action.name for b in refused.context["flow"].bindings] == ["tag"]
+    assert page.count(" autofocus") == 1
+    assert 'id="confirm-live-error" role="alert" tabindex="-1" autofocus' in page
+    fields = refusal_fields(page)
+    assert fields == {
+        "op": "add",
+        "action": strict.public_id,
+        "based_on": tag,
+        "confirm_failing": "1",
+    }
+    assert bound_names(acme.tenant) == ["tag"]
+    confirmed = http.post(flow, fields)
+    assert confirmed.status_code == 302
+    assert bound_names(acme.tenant) == ["tag", "strict"]
+    assert acme.token("billing").status_code != 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmed_flow_change_from_a_stale_page_is_still_refused(calling):
+    acme, http = calling
+    guard = acme.deployed("guard", NEEDS_THE_TAG)
+    bind(acme.tenant, acme.action, guard)
+    flow = url("flow", "acme", TRIGGER)
+    seen = f"{acme.action.public_id},{guard.public_id}"
+    refused = http.post(flow, {"op": "remove", "action": acme.action.public_id, "based_on": seen})
+    assert refused.status_code == 409
+    assert "billing needs the tag" in text_of(refused)
+    fields = refusal_fields(refused.content.decode())
+    bind(acme.tenant, guard, acme.action)  # someone else reorders meanwhile
+    stale = http.post(flow, fields)
+    assert stale.status_code == 409
+    assert "changed by someone else since you loaded it; nothing was changed" in text_of(stale)
+    assert bound_names(acme.tenant) == ["guard", "tag"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deploy_and_a_bind_that_fail_only_on_the_sample_go_live_at_once(calling):
+    acme, http = calling
+    action_update(action=acme.action, code=FROM_PROFILE.replace("/plan", "/a"), actor=TEST_ACTOR)
+    deployed = http.post(url("deploy", acme.action.pk), follow=True)
+    assert "Deployed version 2." in [str(m) for m in deployed.context["messages"]]
+    plan = acme.deployed("plan", FROM_PROFILE)
+    flow = url("flow", "acme", TRIGGER)
+    bound = http.post(
+        flow, {"op": "add", "action": plan.public_id, "based_on": acme.action.public_id}
+    )
+    assert bound.status_code == 302
+    assert acme.claims("billing")[CLAIM] == "free"

@@ -1,19 +1,24 @@
 """The Actions pages in headless Chromium: the Flow page driven by the
 keyboard alone (bind, reorder, unbind), each step checked with a real token
-request, and the Action page from first code to a rollback."""
+request, the Action page from first code to a rollback, and a deploy and a
+bind that would break a calling client, shown with what changes and made
+only when confirmed."""
 
 import json
 import urllib.request
 from typing import Any
 
 import jwt
+import pytest
 
 from clients.services import client_rotate_secret
+from hooks.action_services import action_update
 from hooks.models import Action
 from tests.dashboard.actions import TRIGGER, bound_names, claim_code, make_action
 from tests.dashboard.browser import BROWSER_MARKS, log_in, wait_for_editor
-from tests.dashboard.conftest import TenantWorld, make_world
+from tests.dashboard.conftest import TenantWorld, make_admin, make_world
 from tests.factories import TEST_ACTOR
+from tests.hooks.go_live import BREAKS_BILLING, CLAIM, Calling
 
 pytestmark = BROWSER_MARKS
 
@@ -171,3 +176,50 @@ def test_action_page_from_code_to_deploy_and_rollback(page, live_server, world):
     assert "Build failed" in page.inner_text("#action-build-errors")
     action.refresh_from_db()
     assert action.status == "failed"
+
+
+@pytest.mark.page_problems(
+    r"^HTTP 409: .*/deploy/$", r"^HTTP 409: .*/flow/acme/credentials-exchange/$"
+)
+def test_a_deploy_and_a_bind_that_break_a_calling_client_go_live_only_confirmed(
+    page, live_server, settings
+):
+    settings.PUBLIC_URL = live_server.url
+    Calling("globex")  # its clients called too: never replayed for acme
+    acme = Calling("acme")
+    admin = make_admin("acme-admin", acme.tenant)
+    billing = acme.client_id("billing")
+    action_update(action=acme.action, code=BREAKS_BILLING, actor=TEST_ACTOR)
+    log_in(page, live_server, admin.username)
+    page.goto(f"{live_server.url}/admin/hooks/action/{acme.action.pk}/change/")
+
+    page.click("#action-deploy")
+    page.wait_for_selector("#go-live-refusal")
+    message = page.inner_text("#confirm-live-error")
+    assert f"billing ({billing})" in message and "1 recorded request would fail" in message
+    panel = page.locator("#go-live-refusal .tessera-what-changes")
+    assert panel.get_attribute("data-refuses") == "true"
+    regression = page.locator(f"tr.tessera-wc-regression[data-client='{billing}']")
+    assert "no billing (line 2" in regression.inner_text()
+    assert "api.globex.test" not in page.inner_text("#go-live-refusal")
+    assert list(acme.action.versions.values_list("number", flat=True)) == [1]
+    page.click("#confirm-live")
+    page.wait_for_selector("#versions-table")
+    assert "Deployed version 2." in page.inner_text(".messagelist")
+    assert acme.token("billing").status_code != 200
+    assert acme.claims("orders")[CLAIM] == 2
+
+    # An Action that breaks orders, bound from the Flow page by keyboard alone.
+    strict = acme.deployed("strict", BREAKS_BILLING.replace("'billing'", "'orders'"))
+    page.goto(f"{live_server.url}/admin/hooks/action/flow/acme/{TRIGGER}/")
+    bind_with_keyboard(page, strict)
+    assert focused_id(page) == "confirm-live-error"  # why, read first
+    assert f"orders ({acme.client_id('orders')})" in page.inner_text("#confirm-live-error")
+    assert page.locator("#flow-steps li.tessera-flow-action").count() == 1
+    assert bound_names(acme.tenant) == ["tag"]
+    page.keyboard.press("Tab")
+    assert focused_id(page) == "confirm-live"
+    press_enter_and_wait(page)
+    assert "Bound strict to credentials-exchange." in page.inner_text(".messagelist")
+    assert bound_names(acme.tenant) == ["tag", "strict"]
+    assert acme.token("orders").status_code != 200

@@ -3,6 +3,11 @@
 ``deploy``…) and for the trigger's flow (``bind``, ``unbind``, ``flow``),
 with ``-p`` naming the tenant. An Action is named by its name or its id.
 
+Deploy, rollback, bind and unbind of what a trigger runs are first dry-run
+on the tenant's recorded requests and clients: a change that would break
+token requests that work today is refused, naming the clients, unless
+``--force`` (as ``hooks update|enable --force``).
+
 Secret values come from ``--secret NAME=VALUE``, or, to keep them out of
 the shell's history, from ``--secrets-file`` or ``--secret-from-env``; no
 command ever prints one back.
@@ -34,7 +39,15 @@ from hooks.action_services import (
     deployed_version,
 )
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
-from hooks.cli import IntermixedParser, read_payload, read_text, write_report, write_table
+from hooks.cli import (
+    FORCE_HELP,
+    IntermixedParser,
+    read_payload,
+    read_text,
+    write_report,
+    write_table,
+)
+from hooks.dry_run import GoLiveRefused
 from hooks.execution import describe_error
 from hooks.models import Action, ActionVersion
 from hooks.selectors import action_list, action_named, action_secret_names, hook_list
@@ -170,10 +183,12 @@ class Command(TenantCommand):
             "--no-dependencies", action="store_true", help="Remove every dependency."
         )
 
-        on_action("deploy", "Deploy the draft as a new version.")
+        deploy = on_action("deploy", "Deploy the draft as a new version.")
+        deploy.add_argument("--force", action="store_true", help=FORCE_HELP)
         on_action("versions", "List the deployed versions, newest first.")
         rollback = on_action("rollback", "Deploy an earlier version again, as a new one.")
         rollback.add_argument("version", help="The version's number (or id).")
+        rollback.add_argument("--force", action="store_true", help=FORCE_HELP)
         test = on_action("test", "Run the draft on a payload or the sample event.")
         test.add_argument("--payload", help='JSON file: {"event": {...}}, over the sample event.')
         rm = on_action("rm", "Delete an Action with its versions and secrets.")
@@ -184,7 +199,9 @@ class Command(TenantCommand):
             "--position", type=int, help="Its place in the flow, from 1 (default: last)."
         )
         bind.add_argument("--display-name", default="")
-        on_action("unbind", "Take an Action out of its trigger's flow.")
+        bind.add_argument("--force", action="store_true", help=FORCE_HELP)
+        unbind = on_action("unbind", "Take an Action out of its trigger's flow.")
+        unbind.add_argument("--force", action="store_true", help=FORCE_HELP)
         flow = actions.add_parser("flow", help="What a trigger runs: the hook, then the Actions.")
         self.add_tenant_argument(flow)
         flow.add_argument("-t", "--trigger", choices=TriggerId.values, default=TriggerId.values[0])
@@ -193,6 +210,8 @@ class Command(TenantCommand):
         message = super().error_message(error)
         if isinstance(error, ActionStillBound):
             return message.replace("delete it with force=true", "rerun with --force")
+        if isinstance(error, GoLiveRefused):
+            return f"{message} Nothing was changed; rerun with --force to go live anyway."
         return message
 
     # --- reading -------------------------------------------------------------------
@@ -355,7 +374,7 @@ class Command(TenantCommand):
     def deploy(self, tenant: Tenant, options: dict[str, Any]) -> None:
         action = named_action(tenant, options["ref"])
         before = deployed_version(action=action)
-        version = action_deploy(action=action, actor=Actor.cli())
+        version = action_deploy(action=action, actor=Actor.cli(), confirm_failing=options["force"])
         if before is not None and before.pk == version.pk:
             self.stdout.write(
                 f"Action {action.name} version {version.number} is already the draft; "
@@ -375,7 +394,9 @@ class Command(TenantCommand):
         )
         if version is None:
             raise CommandError(f"Action {action.name} has no version {ref}")
-        new = action_rollback(action=action, version=version, actor=Actor.cli())
+        new = action_rollback(
+            action=action, version=version, actor=Actor.cli(), confirm_failing=options["force"]
+        )
         self.stdout.write(
             f"Deployed action {action.name} version {new.number} "
             f"(the code of version {version.number})"
@@ -409,7 +430,11 @@ class Command(TenantCommand):
             raise CommandError(f"--position must be between 1 and {len(specs) + 1}")
         specs.insert(position - 1, BindingSpec(action, options["display_name"] or action.name))
         bindings_replace(
-            tenant=tenant, trigger_id=action.trigger_id, bindings=specs, actor=Actor.cli()
+            tenant=tenant,
+            trigger_id=action.trigger_id,
+            bindings=specs,
+            actor=Actor.cli(),
+            confirm_failing=options["force"],
         )
         self.stdout.write(
             f"Bound action {action.name} to {action.trigger_id} at position {position} "
@@ -425,6 +450,10 @@ class Command(TenantCommand):
         if len(remaining) == len(current):
             raise CommandError(f"Action {action.name} is not bound to {action.trigger_id}")
         bindings_replace(
-            tenant=tenant, trigger_id=action.trigger_id, bindings=remaining, actor=Actor.cli()
+            tenant=tenant,
+            trigger_id=action.trigger_id,
+            bindings=remaining,
+            actor=Actor.cli(),
+            confirm_failing=options["force"],
         )
         self.stdout.write(f"Unbound action {action.name} from {action.trigger_id}")
