@@ -25,6 +25,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from hooks.action_forms import ActionSettingsForm, FlowChangeForm, stale_draft_message
@@ -163,6 +164,7 @@ def _kept_secrets(action: Action, *, without: str) -> list[SecretSpec]:
     return [SecretSpec(name, None) for name in names]
 
 
+@sensitive_post_parameters("value")  # never in an error report
 @require_POST
 def secret_set(request: HttpRequest, action: Action) -> HttpResponse:
     form = HookSecretForm(request.POST)

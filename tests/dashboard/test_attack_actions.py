@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client as HttpClient
 from django.urls import reverse
+from django.views.debug import SafeExceptionReporterFilter
 
 from hooks.action_services import SecretSpec, action_update
 from hooks.models import Action, TriggerBinding
@@ -261,3 +262,11 @@ def test_the_diff_of_two_large_unlike_versions_answers_in_time(world_a, world_b)
     assert time.monotonic() - started < 10
     body = response.content.decode()
     assert "+// b1399" in body and "-// a1399" in body
+
+
+def test_a_secret_value_posted_is_hidden_from_error_reports(world_a, world_b):
+    action = make_action(world_a.tenant, "reported")
+    http = login(world_a.admin)
+    response = http.post(url("secret_set", action.pk), {"name": "KEY", "value": SECRET_VALUE})
+    shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert SECRET_VALUE not in str(shown)

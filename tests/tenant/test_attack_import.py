@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError
 from django.test import Client as HttpClient
 from django.urls import reverse
+from django.views.debug import SafeExceptionReporterFilter
 
 from tenant.models import AuditEntry
 from tenant.site.auth0_import.export import ImportRefused
@@ -79,10 +80,16 @@ class Hostile(BaseHTTPRequestHandler):
                     time.sleep(0.2)
         elif mode == "html":
             self.reply(200, b"<html>Hello</html>")
+        elif mode == "actions" and path.endswith("/actions/actions"):
+            self.reply(200, {"actions": self.state["actions"], "total": 1})
         elif mode == "clients" and path.endswith("/clients"):
             self.reply(200, {"clients": self.state["clients"], "total": 1})
         else:
-            self.reply(200, {"total": 0, "resource_servers": [], "clients": [], "actions": []})
+            empty: list[Any] = []
+            self.reply(
+                200,
+                {"total": 0, "resource_servers": empty, "clients": empty, "bindings": empty},
+            )
 
 
 @pytest.fixture
@@ -190,6 +197,37 @@ def test_wrong_types_and_control_characters_in_a_client_are_one_line(tenants, ho
     message = str(raised.value)
     assert "\n" not in message and len(message) < 2000, message[:500]
     assert client_body(1)["client_secret"] not in message
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "dependencies",
+    [
+        [{"name": "n" * 100_000, "version": "1.0.0"}],
+        [{"name": "lodash", "version": "9" * 1_000_000}],
+        [{"name": "lodash", "version": "1.0.0", "registry_url": "r" * 100_000}],
+        [{"name": "lodash\x00", "version": "1.0.0"}],
+        [{"name": "lodash", "version": {"x": 1}}],
+    ],
+)
+def test_an_actions_oversized_or_odd_dependency_is_refused(tenants, hostile, dependencies):
+    url, state = hostile
+    state["mode"] = "actions"
+    state["actions"] = [
+        {
+            "id": "act_1",
+            "name": "tier",
+            "code": "exports.onExecuteCredentialsExchange = async () => {};",
+            "runtime": "node22",
+            "dependencies": dependencies,
+            "secrets": [],
+            "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}],
+        }
+    ]
+    before = snapshot()
+    with pytest.raises(CommandError) as raised:
+        import_from(url, "actions")
+    assert "dependenc" in str(raised.value) and len(str(raised.value)) < 2000
     assert snapshot() == before
 
 
@@ -373,3 +411,20 @@ def test_no_secret_value_reaches_the_audit_rows_of_an_import(tenants, tmp_path):
     rows = json.dumps(list(AuditEntry.objects.values()), default=str)
     for value in ("pepper", "t1", client_body(1)["client_secret"]):
         assert value not in rows
+
+
+def test_secrets_posted_to_the_page_are_hidden_from_error_reports(tenants):
+    http = HttpClient()
+    http.force_login(tenants[0].admin)
+    response = http.post(
+        reverse("admin:tenant_import", args=[tenants[0].tenant.slug]),
+        {
+            "source_url": "http://127.0.0.1:9",
+            "client_id": "importer",
+            "client_secret": SOURCE_SECRET,
+            "action_secrets": '{"tier": {"TIER": "t1-secret"}}',
+            "only": ["actions"],
+        },
+    )
+    shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert SOURCE_SECRET not in str(shown) and "t1-secret" not in str(shown)

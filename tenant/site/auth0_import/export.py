@@ -212,10 +212,17 @@ def action_dependencies(value: Any, where: str) -> list[dict[str, str]]:
         item = mapping(item, f"{where}: dependencies[{index}]")
         entry = {
             "name": text(item.get("name"), f"{where}: dependencies[{index}].name"),
-            "version": str(item.get("version") or "latest"),
+            "version": text(
+                item.get("version") or None,
+                f"{where}: dependencies[{index}].version",
+                required=False,
+                default="latest",
+            ),
         }
         if item.get("registry_url"):
-            entry["registry_url"] = str(item["registry_url"])
+            entry["registry_url"] = text(
+                item["registry_url"], f"{where}: dependencies[{index}].registry_url"
+            )
         cleaned.append(entry)
     return cleaned
 

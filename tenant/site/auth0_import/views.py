@@ -16,6 +16,7 @@ from django import forms
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.views.decorators.debug import sensitive_post_parameters
 
 from hooks.runtime.egress import EgressPolicy, EgressRefused
 from tenant.audit import Actor
@@ -158,6 +159,11 @@ def _read(data: dict[str, Any], folder: Path) -> Export:
     )
 
 
+# What an error report (a 500's log or mail) must not show of a post.
+SENSITIVE_FIELDS = ("client_secret", "hook_secrets", "action_secrets", "keywords")
+
+
+@sensitive_post_parameters(*SENSITIVE_FIELDS)
 def tenant_import(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """GET: the form. POST with ``dry_run``: the plan. POST with ``import``:
     the import, then what was done and what each service must change."""
