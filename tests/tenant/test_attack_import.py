@@ -23,6 +23,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
+from hooks.models import Action
 from tenant.models import AuditEntry
 from tenant.site.auth0_import.export import ImportRefused
 from tenant.site.auth0_import.management_api import MAX_PAGES, ManagementApiClient
@@ -428,3 +429,37 @@ def test_secrets_posted_to_the_page_are_hidden_from_error_reports(tenants):
     )
     shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
     assert SOURCE_SECRET not in str(shown) and "t1-secret" not in str(shown)
+
+
+def test_a_symlink_in_a_zip_is_a_file_of_its_target_s_name_not_the_target(tenants):
+    """zipfile writes a symlink entry as a small file holding the link's
+    target: an Action whose code is that entry gets the path's text (which
+    does not build), never /etc/passwd's content."""
+    action = {
+        "name": "leak",
+        "code": "./actions/leak/code.js",
+        "runtime": "node22",
+        "dependencies": [],
+        "secrets": [],
+        "supported_triggers": [{"id": "credentials-exchange", "version": "v2"}],
+        "deployed": False,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("export/actions/leak.json", json.dumps(action))
+        link = zipfile.ZipInfo("export/actions/leak/code.js")
+        link.external_attr = (0o120777 << 16) | 0x20  # a symlink, as zip -y stores one
+        link.create_system = 3
+        archive.writestr(link, "/etc/passwd")
+    status, text = post_upload(tenants[0], "export.zip", buffer.getvalue())
+    assert status == 200
+    assert "root:x:0:0" not in text
+    for stored in Action.objects.filter(tenant=tenants[0].tenant):
+        assert "root:" not in stored.code
+
+
+@pytest.mark.parametrize("name", ["../tenant.yaml", "a/../../tenant.yaml", "..\\tenant.yaml"])
+def test_an_upload_named_to_leave_the_folder_is_one_line(tenants, name):
+    status, text = post_upload(tenants[0], name, b"clients: []\n")
+    assert status in (200, 400)
+    assert "Traceback" not in text and "Server Error" not in text
