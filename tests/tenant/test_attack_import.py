@@ -6,17 +6,24 @@ and Python tags) and the dashboard page pointed at the servers' own network
 resolves to a public and a loopback address). Each ends in one clear line,
 nothing written, no secret repeated; two tenants side by side."""
 
+import datetime
 import io
 import json
 import socket
+import ssl
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError
 from django.test import Client as HttpClient
@@ -463,3 +470,77 @@ def test_an_upload_named_to_leave_the_folder_is_one_line(tenants, name):
     status, text = post_upload(tenants[0], name, b"clients: []\n")
     assert status in (200, 400)
     assert "Traceback" not in text and "Server Error" not in text
+
+
+def certificate_for(name: str, folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA file, and a server context whose certificate is for ``name``."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Attack test CA")])
+
+    def signed(subject: x509.Name, public_key: Any, *extensions: tuple[Any, bool]) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    ca = signed(
+        ca_name, ca_key.public_key(), (x509.BasicConstraints(ca=True, path_length=None), True)
+    )
+    cert = signed(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+        key.public_key(),
+        (x509.SubjectAlternativeName([x509.DNSName(name)]), False),
+    )
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return folder / "ca.pem", context
+
+
+@pytest.mark.parametrize(
+    ("certified", "reached"), [("source.example", True), ("other.example", False)]
+)
+def test_a_pinned_tls_source_is_verified_for_its_name(
+    tenants, settings, monkeypatch, tmp_path, certified, reached
+):
+    """Connecting to the checked address keeps TLS checking the name the
+    administrator typed: its certificate is accepted, another name's is not."""
+    ca_file, context = certificate_for(certified, tmp_path)
+    state: dict[str, Any] = {"mode": "", "hits": []}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (Hostile,), {"state": state}))
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    settings.TESSERA_EGRESS_ALLOW = f"127.0.0.1:{port}"
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host == "source.example" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    try:
+        text = post_source(tenants[0], f"https://source.example:{port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ("Plan (dry run" in text) is reached, text[-3000:]
+    assert ("Cannot reach the source" in text) is not reached
