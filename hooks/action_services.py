@@ -62,6 +62,7 @@ from tenant.config_cache import invalidate
 from tenant.crypto import decrypt, encrypt
 from tenant.models import Tenant
 from tenant.services import Conflict
+from tenant.text import is_text
 
 
 class ActionNotBuilt(ValidationError):
@@ -169,14 +170,30 @@ def action_build(
     return Build(ActionStatus.BUILT, [], lock)
 
 
+# npm's longest package name; the longest version range and registry URL kept.
+DEPENDENCY_LIMITS = {"name": 214, "version": 100, "registry_url": 500}
+
+
 def _clean_dependencies(dependencies: Iterable[Any]) -> list[dict[str, str]]:
+    """``[{name, version, registry_url?}]``, each a line of text within
+    ``DEPENDENCY_LIMITS`` (every door writes through here, an import too)."""
     cleaned = []
     for item in dependencies:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ValidationError("A dependency is {name, version}.", code="invalid")
-        entry = {"name": item["name"], "version": str(item.get("version") or "latest")}
+        entry = {"name": item["name"], "version": item.get("version") or "latest"}
         if item.get("registry_url"):
-            entry["registry_url"] = str(item["registry_url"])
+            entry["registry_url"] = item["registry_url"]
+        for key, value in entry.items():
+            if not isinstance(value, str) or not is_text(value, one_line=True):
+                raise ValidationError(
+                    f"A dependency's {key} must be one line of text.", code="invalid"
+                )
+            if len(value) > DEPENDENCY_LIMITS[key]:
+                raise ValidationError(
+                    f"A dependency's {key} is longer than {DEPENDENCY_LIMITS[key]} characters.",
+                    code="invalid",
+                )
         cleaned.append(entry)
     if len(cleaned) > MAX_DEPENDENCIES_PER_ACTION:
         raise ValidationError(

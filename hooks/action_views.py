@@ -29,6 +29,8 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from hooks.action_forms import ActionSettingsForm, FlowChangeForm, stale_draft_message
@@ -222,6 +224,7 @@ def _kept_secrets(action: Action, *, without: str) -> list[SecretSpec]:
     return [SecretSpec(name, None) for name in names]
 
 
+@sensitive_post_parameters("value")  # never in an error report
 @require_POST
 def secret_set(request: HttpRequest, action: Action) -> HttpResponse:
     form = HookSecretForm(request.POST)
@@ -353,6 +356,21 @@ def rollback(
     return HttpResponseRedirect(change_url(action) + "#versions")
 
 
+# HtmlDiff marks the changes inside lines by comparing every changed line
+# with every other: two large, unlike versions took tens of seconds of a
+# worker. Past this many pairs of lines the diff is a unified one, unmarked.
+MAX_SIDE_BY_SIDE_PAIRS = 200_000
+
+
+def _diff_html(left: list[str], right: list[str], left_label: str, right_label: str) -> str:
+    if len(left) * len(right) <= MAX_SIDE_BY_SIDE_PAIRS:
+        return difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
+            left, right, fromdesc=left_label, todesc=right_label, context=True, numlines=3
+        )
+    lines = difflib.unified_diff(left, right, left_label, right_label, n=3, lineterm="")
+    return format_html('<pre class="tessera-unified-diff">{}</pre>', "\n".join(lines))
+
+
 def version_diff(
     request: HttpRequest, action: Action, number: int, context: dict[str, Any]
 ) -> HttpResponse:
@@ -368,13 +386,8 @@ def version_diff(
             return HttpResponseBadRequest("with is 'draft' or a version number.")
     right_code = other.code if other is not None else action.code
     right_label = f"Version {other.number}" if other is not None else "Draft"
-    table = difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
-        version.code.splitlines(),
-        right_code.splitlines(),
-        fromdesc=f"Version {version.number}",
-        todesc=right_label,
-        context=True,
-        numlines=3,
+    table = _diff_html(
+        version.code.splitlines(), right_code.splitlines(), f"Version {version.number}", right_label
     )
     return TemplateResponse(
         request,

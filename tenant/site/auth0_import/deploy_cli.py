@@ -48,6 +48,7 @@ from tenant.site.auth0_import.export import (
     mapping,
     text,
 )
+from tenant.text import is_text
 
 FOLDERS = {
     "resource_servers": "resource-servers",
@@ -115,11 +116,14 @@ class Reader:
 
     def read(self, path: Path) -> str:
         try:
-            return replace_keywords(path.read_text(encoding="utf-8"), self.keywords)
+            body = replace_keywords(path.read_text(encoding="utf-8"), self.keywords)
         except (OSError, UnicodeDecodeError) as error:
             raise ImportRefused(
                 f"Malformed export: cannot read {self.name(path)}: {error}"
             ) from None
+        if not is_text(body):
+            raise ImportRefused(f"Malformed export: {self.name(path)} holds a NUL character.")
+        return body
 
     def json(self, path: Path) -> dict[str, Any]:
         try:

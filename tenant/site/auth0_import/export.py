@@ -8,6 +8,8 @@ over in ``left_out``; the plan compares them with the destination.
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenant.text import is_text
+
 KINDS = ("resource_servers", "clients", "client_grants", "hooks", "actions")
 CREDENTIALS_EXCHANGE = "credentials-exchange"
 # Auth0 (and Tessera) show a stored secret's value so when reading it back.
@@ -98,6 +100,16 @@ def text(value: Any, where: str, *, required: bool = True, default: str = "") ->
         return default
     if not isinstance(value, str) or (required and not value):
         raise ImportRefused(f"{where} must be a non-empty string.")
+    if not is_text(value):  # no database stores it: refused here, not as a crash mid-write
+        raise ImportRefused(f"{where} holds a NUL character or a lone surrogate.")
+    return value
+
+
+def identifier(value: Any, where: str) -> str:
+    """An id a service sends (a client_id): printable, without controls."""
+    value = text(value, where)
+    if not is_text(value, one_line=True):
+        raise ImportRefused(f"{where} holds a control character.")
     return value
 
 
@@ -156,6 +168,8 @@ def client_spec(body: dict[str, Any], where: str) -> ClientSpec:
     for key, value in metadata.items():
         if not isinstance(value, str):
             raise ImportRefused(f"{where}: client_metadata.{key} must be a string.")
+        text(key, f"{where}: client_metadata key")
+        text(value, f"{where}: client_metadata.{key}", required=False)
     client_id = body.get("client_id")
     secret = body.get("client_secret")
     method = body.get("token_endpoint_auth_method") or "client_secret_post"
@@ -166,7 +180,7 @@ def client_spec(body: dict[str, Any], where: str) -> ClientSpec:
         )
     return ClientSpec(
         name=text(body.get("name"), f"{where}: name"),
-        client_id=text(client_id, f"{where}: client_id") if client_id is not None else None,
+        client_id=identifier(client_id, f"{where}: client_id") if client_id is not None else None,
         client_secret=secret if isinstance(secret, str) and secret else None,
         metadata=dict(metadata),
         token_endpoint_auth_method=method,
@@ -198,10 +212,17 @@ def action_dependencies(value: Any, where: str) -> list[dict[str, str]]:
         item = mapping(item, f"{where}: dependencies[{index}]")
         entry = {
             "name": text(item.get("name"), f"{where}: dependencies[{index}].name"),
-            "version": str(item.get("version") or "latest"),
+            "version": text(
+                item.get("version") or None,
+                f"{where}: dependencies[{index}].version",
+                required=False,
+                default="latest",
+            ),
         }
         if item.get("registry_url"):
-            entry["registry_url"] = str(item["registry_url"])
+            entry["registry_url"] = text(
+                item["registry_url"], f"{where}: dependencies[{index}].registry_url"
+            )
         cleaned.append(entry)
     return cleaned
 

@@ -43,6 +43,12 @@ from tenant.site.auth0_import.export import (
 PER_PAGE = 100
 MAX_RATE_LIMIT_WAITS = 10
 MAX_WAIT_S = 60.0
+# A source is read within bounds, whatever it answers: at most this many
+# pages of one list (100,000 items: no tenant has more), this much of one
+# body, and this long for one answer (a body that drips never ends otherwise).
+MAX_PAGES = 1000
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_ANSWER_S = 120.0
 # What each list needs of the token; a 403 names it.
 SCOPES = {
     "resource-servers": "read:resource_servers",
@@ -68,7 +74,12 @@ def base_url(source: str) -> str:
 
 
 class ManagementApiClient:
-    """A Management API session: one token, JSON in and out."""
+    """A Management API session: one token, JSON in and out.
+
+    ``connect_to`` is the address to connect to for the source's host, as a
+    check found it (the name is not resolved again: a name that also, or
+    later, resolves to a private address does not reach it); TLS still
+    verifies the certificate for the host."""
 
     def __init__(
         self,
@@ -76,16 +87,28 @@ class ManagementApiClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         timeout_s: float = 30.0,
+        answer_s: float = MAX_ANSWER_S,
+        connect_to: str | None = None,
     ) -> None:
         self.base = base
         self.api = f"{base}/api/v2/"
         self.sleep = sleep
-        # SSL_CERT_FILE names extra roots, as for Python's own ssl module.
-        self.http = urllib3.PoolManager(
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-            timeout=urllib3.Timeout(connect=10.0, read=timeout_s),
-            retries=False,
-        )
+        self.answer_s = answer_s
+        parts = urllib3.util.parse_url(base)
+        host = parts.host or ""
+        self.host_header = parts.netloc or host
+        options: dict[str, Any] = {
+            "timeout": urllib3.Timeout(connect=10.0, read=timeout_s),
+            "retries": False,
+        }
+        pool: type[urllib3.HTTPConnectionPool] = urllib3.HTTPConnectionPool
+        if parts.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool
+            # SSL_CERT_FILE names extra roots, as for Python's own ssl module.
+            options["ca_certs"] = os.environ.get("SSL_CERT_FILE") or certifi.where()
+            options["server_hostname"] = host.strip("[]")
+            options["assert_hostname"] = host.strip("[]")
+        self.http = pool(connect_to or host.strip("[]"), parts.port, **options)
         self.token = ""
 
     def request(self, method: str, url: str, body: Any = None) -> tuple[int, Any, Any]:
@@ -97,16 +120,56 @@ class ManagementApiClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             payload = json.dumps(body).encode()
+        headers["Host"] = self.host_header
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
         for _ in range(MAX_RATE_LIMIT_WAITS + 1):
             try:
-                response = self.http.request(method, url, body=payload, headers=headers)
+                response = self.http.urlopen(
+                    method,
+                    target,
+                    body=payload,
+                    headers=headers,
+                    redirect=False,
+                    preload_content=False,
+                )
+                data = self._body(response, f"{method} {parts.path}")
             except urllib3.exceptions.HTTPError as error:
                 reason = getattr(error, "reason", None) or error
                 raise ImportRefused(f"Cannot reach the source {self.base}: {reason}") from None
             if response.status != 429:
-                return response.status, _json(response.data), response.headers
+                return response.status, _json(data), response.headers
             self.sleep(_rate_limit_wait(response.headers))
         raise ImportRefused(f"The source {self.base} kept answering 429 Too Many Requests.")
+
+    def _body(self, response: urllib3.BaseHTTPResponse, what: str) -> bytes:
+        """The answer's body, refused past ``MAX_BODY_BYTES`` or ``answer_s``."""
+        deadline = time.monotonic() + self.answer_s
+        chunks: list[bytes] = []
+        size = 0
+        read_whole = False
+        try:
+            while chunk := response.read1(64 * 1024):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ImportRefused(
+                        f"The source {self.base} answered {what} with more than "
+                        f"{MAX_BODY_BYTES // (1024 * 1024)} MB."
+                    )
+                if time.monotonic() > deadline:
+                    raise ImportRefused(
+                        f"The source {self.base} took longer than {self.answer_s:g} s "
+                        f"to answer {what}."
+                    )
+                chunks.append(chunk)
+            read_whole = True
+        finally:
+            # A connection left mid-answer is not reused.
+            if read_whole:
+                response.release_conn()
+            else:
+                response.close()
+        return b"".join(chunks)
 
     def authenticate(self, client_id: str, client_secret: str) -> None:
         status, body, _ = self.request(
@@ -147,6 +210,7 @@ class ManagementApiClient:
         """Every item of a page-paginated list (``page`` from 0)."""
         page, seen = 0, 0
         while True:
+            _check_pages(page, path, self.base)
             body = self.read(path, {"page": page, "per_page": PER_PAGE, "include_totals": "true"})
             items, total = _page_items(body, key)
             yield from items
@@ -158,7 +222,9 @@ class ManagementApiClient:
     def checkpoints(self, path: str, key: str) -> Iterator[dict[str, Any]]:
         """Every item of a checkpoint-paginated list (``from``/``take``/``next``)."""
         query: dict[str, Any] = {"take": PER_PAGE}
+        page = 0
         while True:
+            _check_pages(page, path, self.base)
             body = mapping(self.read(path, query), f"GET /api/v2/{path}")
             items, _ = _page_items(body, key)
             yield from items
@@ -166,6 +232,15 @@ class ManagementApiClient:
             if not following or not items:
                 return
             query = {"take": PER_PAGE, "from": following}
+            page += 1
+
+
+def _check_pages(page: int, path: str, base: str) -> None:
+    if page >= MAX_PAGES:
+        raise ImportRefused(
+            f"The source {base} kept answering pages of /api/v2/{path} "
+            f"(more than {MAX_PAGES * PER_PAGE} items): it is not read further."
+        )
 
 
 def _json(data: bytes) -> Any:
@@ -222,15 +297,17 @@ def read_management_api(
     client_secret: str,
     only: tuple[str, ...] = KINDS,
     sleep: Callable[[float], None] = time.sleep,
+    connect_to: str | None = None,
 ) -> Export:
     """Everything of the M2M part of the tenant at ``source`` that ``only``
-    names, with what cannot come over listed."""
+    names, with what cannot come over listed (``connect_to``: see
+    ``ManagementApiClient``)."""
     if not client_id or not client_secret:
         raise ImportRefused(
             "--from needs --client-id and --client-secret (or AUTH0_CLIENT_ID and "
             "AUTH0_CLIENT_SECRET)."
         )
-    client = ManagementApiClient(base_url(source), sleep=sleep)
+    client = ManagementApiClient(base_url(source), sleep=sleep, connect_to=connect_to)
     client.authenticate(client_id, client_secret)
     export = Export(source=client.base, system_audiences={client.api})
     if "resource_servers" in only or "client_grants" in only:

@@ -96,8 +96,14 @@ def _refused(step: Step, error: ValidationError) -> ImportRefused:
     """The one line for a write a service refused (the transaction undoes
     every write before it)."""
     return ImportRefused(
-        f"The destination refused {step.kind} {step.key}: {validation_message(error)}"
+        f"The destination refused {step.kind} {_short(step.key)}: "
+        + _short(validation_message(error), 500)
     )
+
+
+def _short(value: str, limit: int = 200) -> str:
+    """A value as an error line shows it: a 100 kB name is not repeated whole."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
 
 
 def _api(step: Step, plan: Plan, actor: Actor, result: ImportResult) -> Api | None:

@@ -8,6 +8,7 @@ result page."""
 import json
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from django import forms
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.views.decorators.debug import sensitive_post_parameters
 
 from hooks.runtime.egress import EgressPolicy, EgressRefused
 from tenant.audit import Actor
@@ -106,30 +108,38 @@ def _unpack(upload: Any, folder: Path) -> Path:
     if not zipfile.is_zipfile(target):
         return target
     root = folder / "export"
-    with zipfile.ZipFile(target) as archive:
-        if sum(member.file_size for member in archive.infolist()) > MAX_UNPACKED_BYTES:
-            raise ImportRefused("The unpacked export is larger than 100 MB.")
-        for member in archive.infolist():
-            destination = (root / member.filename).resolve()
-            if not destination.is_relative_to(root.resolve()):
-                raise ImportRefused(f"Malformed export: {member.filename} leaves the archive.")
-        archive.extractall(root)  # every member's path was checked above
+    try:
+        with zipfile.ZipFile(target) as archive:
+            if sum(member.file_size for member in archive.infolist()) > MAX_UNPACKED_BYTES:
+                raise ImportRefused("The unpacked export is larger than 100 MB.")
+            for member in archive.infolist():
+                destination = (root / member.filename).resolve()
+                if not destination.is_relative_to(root.resolve()):
+                    raise ImportRefused(f"Malformed export: {member.filename} leaves the archive.")
+            # Every member's path was checked above; a member is never
+            # inflated past the size its header declares (zipfile stops
+            # there, and a CRC that does not match is BadZipFile).
+            archive.extractall(root)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+        raise ImportRefused(f"Malformed export: the zip cannot be unpacked: {error}") from None
     entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
     # A zip of the folder itself holds one folder: the export is inside it.
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else root
 
 
-def check_reachable(source: str) -> None:
-    """A tenant administrator's source must be one a hook could fetch: the
-    operator's egress lists (``TESSERA_EGRESS_ALLOW``/``_DENY``), and else
-    public addresses only, so that the page cannot probe the servers'
-    private network. (``manage.py`` is the operator's, and is not limited.)"""
+def check_reachable(source: str) -> str:
+    """The address to connect to for a tenant administrator's source, which
+    must be one a hook could fetch: the operator's egress lists
+    (``TESSERA_EGRESS_ALLOW``/``_DENY``), and else public addresses only, so
+    that the page cannot probe the servers' private network. The import
+    connects to this address only (the name is not resolved again).
+    (``manage.py`` is the operator's, and is not limited.)"""
     policy = EgressPolicy.from_text(
         allow=settings.TESSERA_EGRESS_ALLOW, deny=settings.TESSERA_EGRESS_DENY
     )
     try:
         target = policy.check_url(base_url(source))
-        policy.connect_address(target.host, target.port)
+        return policy.connect_address(target.host, target.port)
     except EgressRefused as error:
         raise ImportRefused(f"The source cannot be reached from here: {error}") from None
 
@@ -139,15 +149,21 @@ def _read(data: dict[str, Any], folder: Path) -> Export:
     if data.get("export"):
         path = _unpack(data["export"], folder)
         return read_deploy_cli(path, keywords=data["keywords"], only=only)
-    check_reachable(data["source_url"])
+    address = check_reachable(data["source_url"])
     return read_management_api(
         data["source_url"],
         client_id=data["client_id"],
         client_secret=data["client_secret"],
         only=only,
+        connect_to=address,
     )
 
 
+# What an error report (a 500's log or mail) must not show of a post.
+SENSITIVE_FIELDS = ("client_secret", "hook_secrets", "action_secrets", "keywords")
+
+
+@sensitive_post_parameters(*SENSITIVE_FIELDS)
 def tenant_import(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """GET: the form. POST with ``dry_run``: the plan. POST with ``import``:
     the import, then what was done and what each service must change."""
