@@ -403,11 +403,15 @@ def server_description(plan: Plan) -> str:
     )
 
 
+def setup_lines(*, with_postgres: bool) -> list[str]:
+    """What every mode's report starts with: the machine and what was measured."""
+    return [f"Machine: {machine_description()}", versions_description(with_postgres=with_postgres)]
+
+
 def comparison_sections(plan: Plan, measurements: list[Measurement]) -> list[str]:
     """The report: settings, main table, hook cost and worker scaling."""
     sections = [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres="postgres" in plan.databases and not plan.peer_only),
+        *setup_lines(with_postgres="postgres" in plan.databases and not plan.peer_only),
         load_description(plan),
         results_table(measurements),
     ]
@@ -451,8 +455,7 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
             max_seconds=plan.max_seconds,
         )
     return [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres=database == "postgres"),
+        *setup_lines(with_postgres=database == "postgres"),
         (
             f"Soak: Tessera{' with the seed hook' if plan.with_hook else ''} on {database}, "
             f"{config.describe()}, hooks {plan.isolation}, "
@@ -471,8 +474,7 @@ def run_tenants_mode(plan: Plan, workdir: Path) -> list[str]:
     database, workers = plan.databases[0], max(plan.workers)
     config = server_config(plan, workers)
     return [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres=database == "postgres"),
+        *setup_lines(with_postgres=database == "postgres"),
         *run_tenants(
             count=plan.tenants,
             database=database,
@@ -490,8 +492,7 @@ def run_noisy_mode(plan: Plan, workdir: Path) -> list[str]:
     """--noisy-neighbour: B's latency alone and while A's hook loops at A's rate limit."""
     database, workers = plan.databases[0], max(plan.workers)
     return [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres=database == "postgres"),
+        *setup_lines(with_postgres=database == "postgres"),
         *run_noisy_neighbour(
             database=database,
             config=server_config(plan, workers),
@@ -508,8 +509,7 @@ def run_flow_mode(plan: Plan, workdir: Path) -> list[str]:
     """--flow: three bound Actions beside one, CPU per token, in rounds."""
     database, workers = plan.databases[0], max(plan.workers)
     return [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres=database == "postgres"),
+        *setup_lines(with_postgres=database == "postgres"),
         *run_flow(
             database=database,
             config=server_config(plan, workers),
@@ -527,8 +527,7 @@ def run_slow_upstream_mode(plan: Plan, workdir: Path) -> list[str]:
     """--slow-upstream: hooks waiting on an upstream, under the old and the README's setup."""
     database, workers = plan.databases[0], max(plan.workers)
     return [
-        f"Machine: {machine_description()}",
-        versions_description(with_postgres=database == "postgres"),
+        *setup_lines(with_postgres=database == "postgres"),
         *run_slow_upstream(
             database=database,
             config=server_config(plan, workers),

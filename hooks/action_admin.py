@@ -4,15 +4,13 @@ with diff and rollback) and the Flow page of a trigger (bind, reorder,
 unbind). Every write goes through ``hooks.action_services``."""
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -26,15 +24,13 @@ from hooks.action_services import (
     deployed_version,
 )
 from hooks.choices import ActionRuntime, ActionStatus, TriggerId
+from hooks.editor_admin import EditorPageAdmin
 from hooks.forms import HookSecretForm, payload_editor
 from hooks.models import Action
 from hooks.points import POINTS
 from hooks.selectors import with_deploy_state
-from tenant.admin import TenantScopedAdmin, current_tenant, user_tenants
+from tenant.admin import current_tenant, user_tenants
 from tenant.audit import Actor
-from tenant.selectors import audit_entries
-
-ActionView = Callable[..., HttpResponse]
 
 STATUS_BADGES: dict[str, str] = {
     ActionStatus.BUILT: "tessera-on",
@@ -49,7 +45,7 @@ def status_badge(status: str, label: str) -> SafeString:
 
 
 @admin.register(Action)
-class ActionAdmin(TenantScopedAdmin):
+class ActionAdmin(EditorPageAdmin):
     list_display = [
         "name",
         "trigger_id",
@@ -69,45 +65,19 @@ class ActionAdmin(TenantScopedAdmin):
     change_list_template = "admin/hooks/action/change_list.html"
     object_history_template = "admin/hooks/action/object_history.html"
 
-    class Media:
-        css = {"all": ["tessera/hooks.css"]}
+    add_form = ActionAddForm
+    add_fields = ["tenant", "name", "trigger_id", "runtime", "code"]
+    change_form = ActionCodeForm
+    change_fields = ["code", "base_version"]
+    audit_object_type = "action"
+
+    def audit_object_id(self, obj: Action) -> str:
+        return obj.public_id
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Action]:
         return with_deploy_state(super().get_queryset(request))
 
     # --- forms -------------------------------------------------------------
-
-    def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> Any:
-        kwargs["form"] = ActionCodeForm if obj is not None else ActionAddForm
-        kwargs["fields"] = None
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None:
-            return ["tenant", "name", "trigger_id", "runtime", "code"]
-        return ["code", "base_version"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return []
-
-    def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        # As on the hook page: "Create action" opens the new Action's page,
-        # which saves with its own Save button (Ctrl+S).
-        context.update(
-            {
-                "show_save_and_add_another": False,
-                "show_save_and_continue": False,
-                "show_save": not kwargs.get("change", False),
-            }
-        )
-        return super().render_change_form(request, context, *args, **kwargs)
-
-    def response_post_save_add(self, request: HttpRequest, obj: Action) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:hooks_action_change", args=[obj.pk]))
 
     def save_model(self, request: HttpRequest, obj: Action, form: Any, change: bool) -> None:
         actor = Actor.for_user(request.user)
@@ -166,19 +136,6 @@ class ActionAdmin(TenantScopedAdmin):
         context = {**(extra_context or {}), "flow_tenants": tenants}
         return super().changelist_view(request, context)
 
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: Any = None
-    ) -> HttpResponse:
-        """The Action's audit trail (saves, secret names, deploys, rollbacks),
-        whichever surface made the change."""
-        action = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if action is not None:
-            context["audit_entries"] = audit_entries(
-                tenant=action.tenant, object_type="action", object_id=action.public_id
-            )[:200]
-        return super().history_view(request, object_id, context)
-
     # --- the Action page ----------------------------------------------------
 
     def change_view(
@@ -218,27 +175,13 @@ class ActionAdmin(TenantScopedAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list[URLPattern]:
-        def action_view(view: ActionView, *, write: bool, with_context: bool = False) -> ActionView:
-            @wraps(view)
-            def wrapper(request: HttpRequest, object_id: int, **kwargs: Any) -> HttpResponse:
-                action = self.get_object(request, str(object_id))
-                allowed = self.has_change_permission if write else self.has_view_permission
-                if action is None or not allowed(request, action):
-                    raise Http404("No such action.")
-                if with_context:
-                    kwargs["context"] = {
-                        **self.admin_site.each_context(request),
-                        "opts": self.opts,
-                    }
-                return view(request, action, **kwargs)
-
-            return self.admin_site.admin_view(wrapper)
+        action_view = self.object_view
 
         def flow_view(request: HttpRequest, slug: str, trigger_id: str) -> HttpResponse:
             tenant = user_tenants(request).filter(slug=slug).first()
             if tenant is None or trigger_id not in TriggerId.values:
                 raise Http404("No such flow.")
-            context = {**self.admin_site.each_context(request), "opts": self.opts}
+            context = self.page_context(request)
             response: HttpResponse = action_views.flow(request, tenant, trigger_id, context)
             return response
 

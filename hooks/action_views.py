@@ -51,12 +51,17 @@ from hooks.action_services import (
 from hooks.choices import ActionStatus
 from hooks.dry_run import GoLiveRefused
 from hooks.dry_run_views import render_dry_run
-from hooks.forms import HookSecretForm, RunRequestForm
+from hooks.forms import HookSecretForm
 from hooks.models import Action, ActionVersion
 from hooks.selectors import Flow, bindable_actions, trigger_flow
 from hooks.trial_run import action_test_run
-from hooks.trial_run_slots import TestRunsBusy, test_run_slot
-from hooks.views import RUN_PERMISSION, report_json
+from hooks.views import (
+    go_live_confirmed,
+    messages_of,
+    run_response,
+    secret_answer,
+    secret_form_errors,
+)
 from tenant.audit import Actor
 from tenant.models import Tenant
 from tenant.selectors import audit_entries
@@ -69,19 +74,6 @@ def change_url(action: Action) -> str:
 
 def flow_url(tenant: Tenant, trigger_id: str) -> str:
     return reverse("admin:hooks_action_flow", args=[tenant.slug, trigger_id])
-
-
-def _messages_of(error: ValidationError) -> str:
-    return " ".join(error.messages)
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
-
-
-def _confirmed(request: HttpRequest) -> bool:
-    """Whether the admin confirmed going live despite the dry run."""
-    return request.POST.get("confirm_failing") == "1"
 
 
 def _refusal(
@@ -97,7 +89,7 @@ def _refusal(
     changes per client, and a form that repeats the POST (``fields``)
     confirmed."""
     return {
-        "message": _messages_of(error),
+        "message": messages_of(error),
         "what_changes": render_dry_run(error.dry_run),
         "consequence": consequence,
         "confirm_url": confirm_url,
@@ -165,7 +157,7 @@ def save_code(request: HttpRequest, action: Action) -> JsonResponse:
         action.refresh_from_db()
         return JsonResponse({"error": stale_draft_message(action), "conflict": True}, status=409)
     except ValidationError as error:
-        return JsonResponse({"error": _messages_of(error)}, status=400)
+        return JsonResponse({"error": messages_of(error)}, status=400)
     summary = build_summary(action)
     if action.status == ActionStatus.BUILT:
         message = "Saved; built. Deploy to make it live."
@@ -178,44 +170,23 @@ def save_code(request: HttpRequest, action: Action) -> JsonResponse:
 def run(request: HttpRequest, action: Action) -> JsonResponse:
     """Run the editor's (unsaved) draft against the payload, in the sandbox,
     with the draft's secrets."""
-    if not request.user.has_perm(RUN_PERMISSION):
-        return JsonResponse({"error": "You do not have permission to run code."}, status=403)
-    form = RunRequestForm(request.POST)
-    if not form.is_valid():
-        errors = [
-            f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in form.errors.items()
-        ]
-        return JsonResponse({"error": " ".join(errors)}, status=400)
-    try:
-        with test_run_slot(user_id=request.user.pk or 0):
-            report = action_test_run(
-                action=action,
-                code=form.cleaned_data["script"],
-                payload=form.cleaned_data["payload"],
-            )
-    except TestRunsBusy as error:
-        return JsonResponse({"error": str(error), "busy": True}, status=429)
-    except ValidationError as error:
-        return JsonResponse({"error": _messages_of(error)}, status=400)
-    return JsonResponse(report_json(report), json_dumps_params={"default": str})
+    return run_response(
+        request,
+        denied="You do not have permission to run code.",
+        test_run=lambda code, payload: action_test_run(action=action, code=code, payload=payload),
+    )
 
 
 def _secret_answer(request: HttpRequest, action: Action, message: str, *, ok: bool) -> HttpResponse:
-    """JSON for the page's script (the editor keeps its unsaved text), or a
-    message and a redirect for a plain form post. Names only, never values."""
-    if _wants_json(request):
-        secrets = [
-            {
-                "name": s.name,
-                "updated_at": s.updated_at.isoformat(),
-                "delete_url": reverse("admin:hooks_action_secret_delete", args=[action.pk, s.name]),
-            }
-            for s in action.secrets.all()
-        ]
-        key = "message" if ok else "error"
-        return JsonResponse({key: message, "secrets": secrets}, status=200 if ok else 400)
-    (messages.success if ok else messages.error)(request, message)
-    return HttpResponseRedirect(change_url(action) + "#secrets")
+    secrets = [
+        {
+            "name": s.name,
+            "updated_at": s.updated_at.isoformat(),
+            "delete_url": reverse("admin:hooks_action_secret_delete", args=[action.pk, s.name]),
+        }
+        for s in action.secrets.all()
+    ]
+    return secret_answer(request, message, ok=ok, secrets=secrets, page_url=change_url(action))
 
 
 def _kept_secrets(action: Action, *, without: str) -> list[SecretSpec]:
@@ -229,18 +200,14 @@ def _kept_secrets(action: Action, *, without: str) -> list[SecretSpec]:
 def secret_set(request: HttpRequest, action: Action) -> HttpResponse:
     form = HookSecretForm(request.POST)
     if not form.is_valid():
-        text = " ".join(
-            f"Secret {field}: {' '.join(str(e) for e in errors)}"
-            for field, errors in form.errors.items()
-        )
-        return _secret_answer(request, action, text, ok=False)
+        return _secret_answer(request, action, secret_form_errors(form), ok=False)
     name = form.cleaned_data["name"]
     replaced = action.secrets.filter(name=name).exists()
     specs = [*_kept_secrets(action, without=name), SecretSpec(name, form.cleaned_data["value"])]
     try:
         action_update(action=action, secrets=specs, actor=Actor.for_user(request.user))
     except ValidationError as error:
-        return _secret_answer(request, action, _messages_of(error), ok=False)
+        return _secret_answer(request, action, messages_of(error), ok=False)
     verb = "Replaced" if replaced else "Added"
     return _secret_answer(
         request, action, f"{verb} secret {name}; deploy to use it in the flow.", ok=True
@@ -280,7 +247,7 @@ def save_settings(request: HttpRequest, action: Action) -> HttpResponse:
         action.refresh_from_db()
         messages.error(request, stale_draft_message(action))
     except ValidationError as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, messages_of(error))
     else:
         messages.success(request, "Saved the runtime and dependencies; deploy to use them.")
     return HttpResponseRedirect(change_url(action) + "#dependencies")
@@ -296,7 +263,7 @@ def deploy(request: HttpRequest, action: Action, context: dict[str, Any]) -> Htt
     """Deploy the saved draft as a new version (what the flow runs); a
     regression on the tenant's requests needs a confirmation, given for the
     draft revision that was checked."""
-    confirmed = _confirmed(request)
+    confirmed = go_live_confirmed(request)
     checked = request.POST.get("revision")
     if confirmed and checked is not None and checked != str(action.revision):
         messages.error(request, DRAFT_CHANGED_SINCE_CHECK)
@@ -317,7 +284,7 @@ def deploy(request: HttpRequest, action: Action, context: dict[str, Any]) -> Htt
         )
         return _confirm_page(request, action, context, refusal)
     except (ActionNotBuilt, Conflict) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, messages_of(error))
         return HttpResponseRedirect(change_url(action))
     if previous is not None and version.pk == previous.pk:
         messages.info(request, f"Nothing to deploy: version {version.number} is the draft.")
@@ -338,7 +305,7 @@ def rollback(
             action=action,
             version=version,
             actor=Actor.for_user(request.user),
-            confirm_failing=_confirmed(request),
+            confirm_failing=go_live_confirmed(request),
         )
     except GoLiveRefused as error:
         refusal = _refusal(
@@ -531,7 +498,7 @@ def flow(request: HttpRequest, tenant: Tenant, trigger_id: str, context: dict[st
             bindings=specs,
             actor=Actor.for_user(request.user),
             based_on=based_on,
-            confirm_failing=_confirmed(request),
+            confirm_failing=go_live_confirmed(request),
         )
     except GoLiveRefused as error:
         url = flow_url(tenant, trigger_id)
@@ -551,7 +518,7 @@ def flow(request: HttpRequest, tenant: Tenant, trigger_id: str, context: dict[st
         return _flow_response(request, tenant, trigger_id, context, error=FLOW_CHANGED, status=409)
     except BindingRefused as error:
         return _flow_response(
-            request, tenant, trigger_id, context, error=_messages_of(error), status=400
+            request, tenant, trigger_id, context, error=messages_of(error), status=400
         )
     messages.success(request, message)
     focus = f"?focus={op}-{target}"

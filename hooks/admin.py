@@ -2,19 +2,18 @@
 and the hook page (editor, Run panel, secrets, versions, live run log)."""
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest
+from django.urls import URLPattern, path
 from django.utils.safestring import mark_safe
 
 from hooks import dry_run_views, runtime, views
+from hooks.editor_admin import EditorPageAdmin
 from hooks.forms import (
     HookAddForm,
     HookDependenciesForm,
@@ -35,12 +34,9 @@ from hooks.services import (
     hook_save_script,
     tenant_egress_set,
 )
-from tenant.admin import TenantAdmin, TenantScopedAdmin, user_tenants
+from tenant.admin import TenantAdmin, user_tenants
 from tenant.audit import Actor
 from tenant.models import Tenant
-from tenant.selectors import audit_entries
-
-HookView = Callable[..., HttpResponse]
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -100,7 +96,7 @@ admin.site.register(Tenant, TenantSettingsAdmin)
 
 
 @admin.register(Hook)
-class HookAdmin(TenantScopedAdmin):
+class HookAdmin(EditorPageAdmin):
     list_display = ["trigger_id", "enabled_marker", "name", "version", "updated_at"]
     list_display_links = ["name"]
     list_filter = ["trigger_id", "enabled"]
@@ -112,43 +108,13 @@ class HookAdmin(TenantScopedAdmin):
     change_list_template = "admin/hooks/hook/change_list.html"
     object_history_template = "admin/hooks/hook/object_history.html"
 
-    class Media:
-        css = {"all": ["tessera/hooks.css"]}
+    add_form = HookAddForm
+    add_fields = ["tenant", "name", "trigger_id", "kind", "script"]
+    change_form = HookScriptForm
+    change_fields = ["script", "base_version"]
+    audit_object_type = "hook"
 
     # --- forms -------------------------------------------------------------
-
-    def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> Any:
-        kwargs["form"] = HookScriptForm if obj is not None else HookAddForm
-        kwargs["fields"] = None
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None:
-            return ["tenant", "name", "trigger_id", "kind", "script"]
-        return ["script", "base_version"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return []
-
-    def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
-    ) -> Any:
-        # One way forward on each page: "Create hook" opens the new hook's page;
-        # the hook page saves with its own Save button (Ctrl+S), so the
-        # admin's "Save and add another" / "Save and continue" do not apply.
-        context.update(
-            {
-                "show_save_and_add_another": False,
-                "show_save_and_continue": False,
-                "show_save": not kwargs.get("change", False),
-            }
-        )
-        return super().render_change_form(request, context, *args, **kwargs)
-
-    def response_post_save_add(self, request: HttpRequest, obj: Hook) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:hooks_hook_change", args=[obj.pk]))
 
     def save_model(self, request: HttpRequest, obj: Hook, form: Any, change: bool) -> None:
         if not change:
@@ -235,19 +201,6 @@ class HookAdmin(TenantScopedAdmin):
             self.log_change(request, hook, "Disabled.")
             self.message_user(request, f"Disabled {hook.name}.", messages.SUCCESS)
 
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: Any = None
-    ) -> HttpResponse:
-        """The hook's audit trail (saves, enables, restores, secret names),
-        whichever surface made the change."""
-        hook = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if hook is not None:
-            context["audit_entries"] = audit_entries(
-                tenant=hook.tenant, object_type="hook", object_id=hook.pk
-            )[:200]
-        return super().history_view(request, object_id, context)
-
     # --- hook page -----------------------------------------------------------
 
     def change_view(
@@ -278,22 +231,7 @@ class HookAdmin(TenantScopedAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list[URLPattern]:
-        def hook_view(view: HookView, *, write: bool, with_context: bool = False) -> HookView:
-            @wraps(view)
-            def wrapper(request: HttpRequest, object_id: int, **kwargs: Any) -> HttpResponse:
-                hook = self.get_object(request, str(object_id))
-                allowed = self.has_change_permission if write else self.has_view_permission
-                if hook is None or not allowed(request, hook):
-                    raise Http404("No such hook.")
-                if with_context:
-                    kwargs["context"] = {
-                        **self.admin_site.each_context(request),
-                        "opts": self.opts,
-                    }
-                return view(request, hook, **kwargs)
-
-            return self.admin_site.admin_view(wrapper)
-
+        hook_view = self.object_view
         prefix = "hooks_hook_"
         extra = [
             path(

@@ -8,6 +8,7 @@ live run log.
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -48,13 +49,20 @@ def _change_url(hook: Hook) -> str:
     return reverse("admin:hooks_hook_change", args=[hook.pk])
 
 
-def _messages_of(error: ValidationError) -> str:
+# --- shared with the Action page (hooks/action_views.py) -------------------
+
+
+def messages_of(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-def _confirmed(request: HttpRequest) -> bool:
+def go_live_confirmed(request: HttpRequest) -> bool:
     """Whether the admin confirmed going live despite the dry run."""
     return request.POST.get("confirm_failing") == "1"
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 def report_json(report: TestRunReport) -> dict[str, Any]:
@@ -70,6 +78,53 @@ def report_json(report: TestRunReport) -> dict[str, Any]:
         "dropped": [asdict(item) for item in report.dropped],
         "error": asdict(report.error) if report.error else None,
     }
+
+
+def run_response(
+    request: HttpRequest, *, denied: str, test_run: Callable[[str, Any], TestRunReport]
+) -> JsonResponse:
+    """The Run panel's answer: ``test_run(code, payload)`` on the editor's
+    (unsaved) code and the posted payload, in the sandbox, within the
+    user's share of test runs; ``denied`` without the run permission."""
+    if not request.user.has_perm(RUN_PERMISSION):
+        return JsonResponse({"error": denied}, status=403)
+    form = RunRequestForm(request.POST)
+    if not form.is_valid():
+        errors = [
+            f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in form.errors.items()
+        ]
+        return JsonResponse({"error": " ".join(errors)}, status=400)
+    try:
+        with test_run_slot(user_id=request.user.pk or 0):
+            report = test_run(form.cleaned_data["script"], form.cleaned_data["payload"])
+    except TestRunsBusy as error:
+        return JsonResponse({"error": str(error), "busy": True}, status=429)
+    except ValidationError as error:
+        return JsonResponse({"error": messages_of(error)}, status=400)
+    return JsonResponse(report_json(report), json_dumps_params={"default": str})
+
+
+def secret_answer(
+    request: HttpRequest, message: str, *, ok: bool, secrets: list[dict[str, str]], page_url: str
+) -> HttpResponse:
+    """JSON for the page's fetch (the editor keeps its unsaved text): the
+    message and the secrets' rows (names, never values); or a message and a
+    redirect to the page's secrets for a plain form post."""
+    if wants_json(request):
+        key = "message" if ok else "error"
+        return JsonResponse({key: message, "secrets": secrets}, status=200 if ok else 400)
+    (messages.success if ok else messages.error)(request, message)
+    return HttpResponseRedirect(page_url + "#secrets")
+
+
+def secret_form_errors(form: HookSecretForm) -> str:
+    return " ".join(
+        f"Secret {field}: {' '.join(str(e) for e in errors)}"
+        for field, errors in form.errors.items()
+    )
+
+
+# --- the hook page -----------------------------------------------------------
 
 
 def confirm_live_response(
@@ -90,7 +145,7 @@ def confirm_live_response(
             **context,
             "title": f"Going live with {hook.name} would break token requests",
             "hook": hook,
-            "message": _messages_of(error),
+            "message": messages_of(error),
             "what_changes": render_dry_run(error.dry_run),
             "action": action,
             "fields": fields,
@@ -118,16 +173,16 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
                 script=script,
                 base_version=base_version,
                 actor=Actor.for_user(request.user),
-                confirm_failing=_confirmed(request),
+                confirm_failing=go_live_confirmed(request),
             )
     except TestRunsBusy as error:
         return JsonResponse({"error": str(error), "busy": True}, status=429)
     except HookConflict as error:
-        return JsonResponse({"error": _messages_of(error), "conflict": True}, status=409)
+        return JsonResponse({"error": messages_of(error), "conflict": True}, status=409)
     except GoLiveRefused as error:
         return JsonResponse(
             {
-                "error": _messages_of(error),
+                "error": messages_of(error),
                 "confirm": True,
                 "dry_run": dry_run_json(error.dry_run),
             },
@@ -138,7 +193,7 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
         params = error.error_list[0].params or {}
         return JsonResponse(
             {
-                "error": _messages_of(error),
+                "error": messages_of(error),
                 "line": params.get("line"),
                 "column": params.get("column"),
             },
@@ -150,28 +205,17 @@ def save_script(request: HttpRequest, hook: Hook) -> JsonResponse:
 @require_POST
 def run(request: HttpRequest, hook: Hook) -> JsonResponse:
     """Run the editor's (unsaved) script against the payload, in the sandbox."""
-    if not request.user.has_perm(RUN_PERMISSION):
-        return JsonResponse({"error": "You do not have permission to run hooks."}, status=403)
-    form = RunRequestForm(request.POST)
-    if not form.is_valid():
-        errors = [
-            f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in form.errors.items()
-        ]
-        return JsonResponse({"error": " ".join(errors)}, status=400)
-    try:
-        with test_run_slot(user_id=request.user.pk or 0):
-            report = hook_test_run(
-                tenant=hook.tenant,
-                script=form.cleaned_data["script"],
-                payload=form.cleaned_data["payload"],
-                trigger_id=hook.trigger_id,
-                hook=hook,
-            )
-    except TestRunsBusy as error:
-        return JsonResponse({"error": str(error), "busy": True}, status=429)
-    except ValidationError as error:
-        return JsonResponse({"error": _messages_of(error)}, status=400)
-    return JsonResponse(report_json(report), json_dumps_params={"default": str})
+    return run_response(
+        request,
+        denied="You do not have permission to run hooks.",
+        test_run=lambda script, payload: hook_test_run(
+            tenant=hook.tenant,
+            script=script,
+            payload=payload,
+            trigger_id=hook.trigger_id,
+            hook=hook,
+        ),
+    )
 
 
 @require_GET
@@ -207,7 +251,9 @@ def runs(request: HttpRequest, hook: Hook) -> JsonResponse:
 def enable(request: HttpRequest, hook: Hook, context: dict[str, Any]) -> HttpResponse:
     try:
         previous = hook_enable(
-            hook=hook, actor=Actor.for_user(request.user), confirm_failing=_confirmed(request)
+            hook=hook,
+            actor=Actor.for_user(request.user),
+            confirm_failing=go_live_confirmed(request),
         )
     except GoLiveRefused as error:
         return confirm_live_response(
@@ -231,36 +277,22 @@ def disable(request: HttpRequest, hook: Hook) -> HttpResponse:
     return HttpResponseRedirect(_change_url(hook))
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
-
-
 def _secret_answer(request: HttpRequest, hook: Hook, message: str, *, ok: bool) -> HttpResponse:
-    """JSON for the page's fetch (the editor keeps its unsaved text), or a
-    message and a redirect for a plain form post."""
-    if _wants_json(request):
-        secrets = [
-            {
-                "name": s.name,
-                "delete_url": reverse("admin:hooks_hook_secret_delete", args=[hook.pk, s.name]),
-            }
-            for s in hook.secrets.all()
-        ]
-        key = "message" if ok else "error"
-        return JsonResponse({key: message, "secrets": secrets}, status=200 if ok else 400)
-    (messages.success if ok else messages.error)(request, message)
-    return HttpResponseRedirect(_change_url(hook) + "#secrets")
+    secrets = [
+        {
+            "name": s.name,
+            "delete_url": reverse("admin:hooks_hook_secret_delete", args=[hook.pk, s.name]),
+        }
+        for s in hook.secrets.all()
+    ]
+    return secret_answer(request, message, ok=ok, secrets=secrets, page_url=_change_url(hook))
 
 
 @require_POST
 def secret_set(request: HttpRequest, hook: Hook) -> HttpResponse:
     form = HookSecretForm(request.POST)
     if not form.is_valid():
-        text = " ".join(
-            f"Secret {field}: {' '.join(str(e) for e in errors)}"
-            for field, errors in form.errors.items()
-        )
-        return _secret_answer(request, hook, text, ok=False)
+        return _secret_answer(request, hook, secret_form_errors(form), ok=False)
     name = form.cleaned_data["name"]
     replaced = hook.secrets.filter(name=name).exists()
     try:
@@ -270,7 +302,7 @@ def secret_set(request: HttpRequest, hook: Hook) -> HttpResponse:
             actor=Actor.for_user(request.user),
         )
     except ValidationError as error:
-        return _secret_answer(request, hook, _messages_of(error), ok=False)
+        return _secret_answer(request, hook, messages_of(error), ok=False)
     verb = "Replaced" if replaced else "Added"
     return _secret_answer(request, hook, f"{verb} secret {name}.", ok=True)
 
@@ -288,7 +320,7 @@ def dependencies_set(request: HttpRequest, hook: Hook) -> HttpResponse:
                 actor=Actor.for_user(request.user),
             )
         except ValidationError as error:
-            messages.error(request, _messages_of(error))
+            messages.error(request, messages_of(error))
         else:
             pinned = ", ".join(f"{p['name']}@{p['version']}" for p in hook.dependency_lock)
             messages.success(request, f"Dependencies saved ({pinned or 'none'}).")
@@ -354,7 +386,7 @@ def version_restore(
             number=number,
             base_version=base_version,
             actor=Actor.for_user(request.user),
-            confirm_failing=_confirmed(request),
+            confirm_failing=go_live_confirmed(request),
         )
     except GoLiveRefused as error:
         return confirm_live_response(
@@ -366,7 +398,7 @@ def version_restore(
             fields={"base_version": base_version},
         )
     except ValidationError as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, messages_of(error))
     else:
         messages.success(
             request,

@@ -5,6 +5,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 BIN = Path(sys.executable).parent
 WSGI_APP = "tenant.site.wsgi:application"
@@ -50,3 +51,37 @@ def server_env(**settings: str) -> dict[str, str]:
     }
     env.update(DJANGO_SETTINGS_MODULE="tenant.site.settings", **settings)
     return env
+
+
+class ScratchDatabase:
+    """A database of its own for servers and commands a test starts as an
+    operator would: beside the suite's on PostgreSQL (named for ``label``
+    and this process), else a SQLite file in ``root``. ``drop()`` removes it."""
+
+    def __init__(self, root: Path, label: str) -> None:
+        from django.conf import settings
+
+        configured = settings.DATABASES["default"]
+        self.pg_name: str | None = None
+        if configured["ENGINE"].endswith("postgresql"):
+            host, port = configured["HOST"] or "127.0.0.1", int(configured["PORT"] or 5432)
+            user = quote(configured["USER"] or "postgres", safe="")
+            if configured.get("PASSWORD"):
+                user += ":" + quote(configured["PASSWORD"], safe="")
+            self.pg_name = f"{configured['NAME']}_{label}_{os.getpid()}"
+            self.admin_url = f"postgresql://{user}@{host}:{port}/postgres"
+            self.url = f"postgresql://{user}@{host}:{port}/{self.pg_name}"
+            self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            self._admin(f'CREATE DATABASE "{self.pg_name}"')
+        else:
+            self.url = f"sqlite:///{root / 'db.sqlite3'}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as db:
+            db.execute(sql)
+
+    def drop(self) -> None:
+        if self.pg_name is not None:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.loadgen import LoadResult, run_load
-from harness.report import format_table
+from harness.report import format_table, ms_cell, status_counts
 from harness.targets import Target
 from harness.tenants import seed_script
 from harness.tessera import (
@@ -131,20 +131,10 @@ def run_noisy_neighbour(
     ]
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _statuses(result: LoadResult) -> str:
-    codes = ", ".join(f"{code}: {count}" for code, count in sorted(result.status_codes.items()))
-    unanswered = result.requested - result.responses
-    return codes + (f", unanswered: {unanswered}" if unanswered > 0 else "")
-
-
 def _b_table(alone: LoadResult, beside: LoadResult) -> str:
     rows = [
         [name, str(r.responses), str(r.errors), f"{r.tokens_per_second:.0f}",
-         _ms(r.p50_ms), _ms(r.p99_ms), _statuses(r)]
+         ms_cell(r.p50_ms), ms_cell(r.p99_ms), status_counts(r)]
         for name, r in (("B alone", alone), ("B beside A", beside))
     ]  # fmt: skip
     header = ["run", "requests", "errors", "tokens/s", "p50 ms", "p99 ms", "HTTP statuses"]

@@ -111,6 +111,18 @@ def format_table(
     return "\n".join([line(header), separator, *(line(row) for row in rows)])
 
 
+def ms_cell(value: float | None) -> str:
+    """Milliseconds to one decimal for a mode's table; ``-`` when not measured."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def status_counts(result: LoadResult) -> str:
+    """How many answers of each HTTP status, and the requests never answered."""
+    codes = ", ".join(f"{code}: {count}" for code, count in sorted(result.status_codes.items()))
+    unanswered = result.requested - result.responses
+    return codes + (f", unanswered: {unanswered}" if unanswered > 0 else "")
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.loadgen import LoadResult, run_load
 from harness.processes import ProcessInfo
-from harness.report import MIB, format_table
+from harness.report import MIB, format_table, ms_cell
 from harness.targets import Target
 from harness.tessera import (
     HOOK_FILE,
@@ -156,10 +156,6 @@ def _roles(target: Target, start_tree: dict[int, ProcessInfo]) -> dict[int, str]
     }
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 def _load_table(cold: LoadResult, steady: LoadResult) -> str:
     rows = []
     runs = (("cold pass (1 per tenant, c=1)", cold), ("steady, round-robin", steady))
@@ -167,7 +163,7 @@ def _load_table(cold: LoadResult, steady: LoadResult) -> str:
         rows.append(
             [
                 name, str(result.responses), str(result.errors),
-                f"{result.tokens_per_second:.0f}", _ms(result.p50_ms), _ms(result.p99_ms),
+                f"{result.tokens_per_second:.0f}", ms_cell(result.p50_ms), ms_cell(result.p99_ms),
             ]
         )  # fmt: skip
     header = ["run", "requests", "errors", "tokens/s", "p50 ms", "p99 ms"]
@@ -180,13 +176,13 @@ def _cold_note(
     cold: LoadResult, control: LoadResult, config: ServerConfig, count: int, contexts: int
 ) -> str:
     note = (
-        f"Cold: the first request to each tenant's hook: p50 {_ms(cold.cold_p50_ms)} ms, "
-        f"p99 {_ms(cold.cold_p99_ms)} ms ({cold.cold_count} tenants, one connection, one "
+        f"Cold: the first request to each tenant's hook: p50 {ms_cell(cold.cold_p50_ms)} ms, "
+        f"p99 {ms_cell(cold.cold_p99_ms)} ms ({cold.cold_count} tenants, one connection, one "
         "request at a time), after the workers were warmed up on another tenant. It "
         "includes everything first about that tenant in the server process that took it "
         "(configuration, signing key, the hook's context). The first request to each of "
         f"{control.cold_count} tenants without a hook, measured the same way: p50 "
-        f"{_ms(control.cold_p50_ms)} ms, p99 {_ms(control.cold_p99_ms)} ms "
+        f"{ms_cell(control.cold_p50_ms)} ms, p99 {ms_cell(control.cold_p99_ms)} ms "
         f"({control.errors} errors); the difference is the hook's share."
     )
     if config.workers > 1:

@@ -34,7 +34,7 @@ from typing import Any
 from harness.loadgen import LoadResult, run_load
 from harness.node import BENCH_DIR, node_executable
 from harness.processes import free_port, running_server
-from harness.report import format_table
+from harness.report import format_table, ms_cell, status_counts
 from harness.targets import Target
 from harness.tenants import seed_script
 from harness.tessera import (
@@ -263,16 +263,6 @@ def _measure(
     return measured
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _statuses(result: LoadResult) -> str:
-    codes = ", ".join(f"{code}: {count}" for code, count in sorted(result.status_codes.items()))
-    unanswered = result.requested - result.responses
-    return codes + (f", unanswered: {unanswered}" if unanswered > 0 else "")
-
-
 def _median(results: Sequence[LoadResult], what: str) -> float:
     values = [getattr(result, what) or 0.0 for result in results]
     return statistics.median(values)
@@ -310,12 +300,12 @@ def _report(
             unanswered = beside.requested - beside.responses
             met = beside.errors == 0 and unanswered <= 0 and ratio <= P99_TARGET
             fairness_rows.append(
-                [setup, slug, _ms(alone.p99_ms), _ms(beside.p99_ms), f"{ratio:.2f}",
-                 str(beside.errors), _statuses(beside), "✓" if met else "✗"]
+                [setup, slug, ms_cell(alone.p99_ms), ms_cell(beside.p99_ms), f"{ratio:.2f}",
+                 str(beside.errors), status_counts(beside), "✓" if met else "✗"]
             )  # fmt: skip
             a_rows.append(
                 [setup, slug, f"{a_result.responses / max(a_result.duration_seconds, 1e-9):.0f}",
-                 _statuses(a_result)]
+                 status_counts(a_result)]
             )  # fmt: skip
         medians = {}
         for slug, _ in ROUND_TENANTS:

@@ -1,16 +1,21 @@
 """Helpers for the dashboard's browser tests (headless Debian Chromium driven
 by Playwright); the fixtures that use them are in conftest.py."""
 
+import json
 import os
 import shutil
 import tempfile
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
+from clients.services import client_rotate_secret
 from hooks.models import Hook
+from tests.factories import TEST_ACTOR
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
 # tests make alongside it are ordinary synchronous calls.
@@ -98,3 +103,27 @@ def hook_url(live_server, hook: Hook) -> str:  # type: ignore[no-untyped-def]
 
 def wait_for_editor(page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function("() => window.tesseraHookEditor !== undefined")
+
+
+def fresh_secret(world) -> str:  # type: ignore[no-untyped-def]
+    """A new secret for the world's client (the old one stops working)."""
+    return client_rotate_secret(client=world.client, actor=TEST_ACTOR)
+
+
+def token_claims(world, secret: str, client: Any = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A fresh token for ``client`` (the world's own by default) and its
+    ``secret``, over real HTTP to the world's issuer, decoded."""
+    body = json.dumps(
+        {
+            "grant_type": "client_credentials",
+            "client_id": (client or world.client).client_id,
+            "client_secret": secret,
+            "audience": world.api.identifier,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        token = json.load(response)["access_token"]
+    return dict(jwt.decode(token, options={"verify_signature": False}))

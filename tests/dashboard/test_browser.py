@@ -1,39 +1,23 @@
 """The dashboard in headless Chromium: from login to an edited, tested and
 enabled hook, and tenant isolation of guessed URLs."""
 
-import json
-import urllib.request
-
-import jwt
 import pytest
 
-from clients.services import client_rotate_secret
 from hooks.models import Hook
 from hooks.services import hook_create
-from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, hook_url, log_in, wait_for_editor
+from tests.dashboard.browser import (
+    BROWSER_MARKS,
+    SCREENSHOTS,
+    fresh_secret,
+    hook_url,
+    log_in,
+    token_claims,
+    wait_for_editor,
+)
 from tests.dashboard.conftest import ENABLED_SECOND, SEED_SCRIPT, make_world
 from tests.factories import TEST_ACTOR
 
 pytestmark = BROWSER_MARKS
-
-
-def token_claims(world) -> dict:  # type: ignore[no-untyped-def]
-    """A fresh token for the world's client, over real HTTP, decoded."""
-    secret = client_rotate_secret(client=world.client, actor=TEST_ACTOR)
-    body = json.dumps(
-        {
-            "grant_type": "client_credentials",
-            "client_id": world.client.client_id,
-            "client_secret": secret,
-            "audience": world.api.identifier,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        token = json.load(response)["access_token"]
-    return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
 def test_create_hook_then_type_and_save_with_ctrl_s(page, live_server, world):
@@ -137,7 +121,7 @@ def test_enabled_hooks_claims_appear_in_a_fresh_token(page, live_server, world):
     log_in(page, live_server, world.admin.username)
     page.goto(f"{live_server.url}/admin/hooks/hook/")
     assert "● enabled" in page.inner_text(".tessera-points")
-    assert token_claims(world)["https://example.com/tier"] == "gold"
+    assert token_claims(world, fresh_secret(world))["https://example.com/tier"] == "gold"
 
 
 def test_landing_page_shows_the_tenant_at_a_glance(page, live_server, world):
@@ -191,4 +175,7 @@ def test_an_auth0_action_pasted_in_the_dashboard_shapes_a_real_token(page, live_
 
     page.click("#hook-enable")
     page.wait_for_selector("#hook-status:has-text('enabled')")
-    assert token_claims(world)["https://my-api.exampleco.com/request-ip"] == "127.0.0.1"
+    assert (
+        token_claims(world, fresh_secret(world))["https://my-api.exampleco.com/request-ip"]
+        == "127.0.0.1"
+    )

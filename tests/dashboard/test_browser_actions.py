@@ -4,43 +4,20 @@ request, the Action page from first code to a rollback, and a deploy and a
 bind that would break a calling client, shown with what changes and made
 only when confirmed."""
 
-import json
-import urllib.request
-from typing import Any
-
-import jwt
 import pytest
 
 from clients.services import client_rotate_secret
 from hooks.action_services import action_update
 from hooks.models import Action
 from tests.dashboard.actions import TRIGGER, bound_names, claim_code, make_action
-from tests.dashboard.browser import BROWSER_MARKS, log_in, wait_for_editor
-from tests.dashboard.conftest import TenantWorld, make_admin, make_world
+from tests.dashboard.browser import BROWSER_MARKS, log_in, token_claims, wait_for_editor
+from tests.dashboard.conftest import make_admin, make_world
 from tests.factories import TEST_ACTOR
 from tests.hooks.go_live import BREAKS_BILLING, CLAIM, Calling
 
 pytestmark = BROWSER_MARKS
 
 LAST = "https://example.com/last"
-
-
-def token_claims(world: TenantWorld, secret: str) -> dict[str, Any]:
-    """A fresh token for the world's client, over real HTTP, decoded."""
-    body = json.dumps(
-        {
-            "grant_type": "client_credentials",
-            "client_id": world.client.client_id,
-            "client_secret": secret,
-            "audience": world.api.identifier,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        token = json.load(response)["access_token"]
-    return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
 def focused_id(page) -> str:  # type: ignore[no-untyped-def]

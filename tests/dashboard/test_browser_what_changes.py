@@ -5,13 +5,19 @@ of the editor's text on the recorded inputs. Two tenants whose clients have
 called side by side: one's traffic never shows on the other's page."""
 
 import json
-import urllib.request
 
-import jwt
 import pytest
 
-from clients.services import client_grant_create, client_rotate_secret
-from tests.dashboard.browser import BROWSER_MARKS, SCREENSHOTS, hook_url, log_in, wait_for_editor
+from clients.services import client_grant_create
+from tests.dashboard.browser import (
+    BROWSER_MARKS,
+    SCREENSHOTS,
+    fresh_secret,
+    hook_url,
+    log_in,
+    token_claims,
+    wait_for_editor,
+)
 from tests.dashboard.conftest import make_world
 from tests.factories import TEST_ACTOR, make_client
 
@@ -31,35 +37,14 @@ METADATA_HOOK = (
 )
 
 
-def call(world, client, secret: str) -> dict:  # type: ignore[no-untyped-def]
-    body = json.dumps(
-        {
-            "grant_type": "client_credentials",
-            "client_id": client.client_id,
-            "client_secret": secret,
-            "audience": world.api.identifier,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{world.tenant.issuer}oauth/token", body, {"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        token = json.load(response)["access_token"]
-    return dict(jwt.decode(token, options={"verify_signature": False}))
-
-
-def fresh_secret(world) -> str:  # type: ignore[no-untyped-def]
-    return client_rotate_secret(client=world.client, actor=TEST_ACTOR)
-
-
 def with_billing(world):  # type: ignore[no-untyped-def]
     """A second client of the world; both have called through its hook."""
     billing, secret = make_client(
         world.tenant, name="billing", metadata={"profile": json.dumps({"plan": "free"})}
     )
     client_grant_create(client=billing, api=world.api, scopes=["read:data"], actor=TEST_ACTOR)
-    call(world, billing, secret)
-    call(world, world.client, fresh_secret(world))
+    token_claims(world, secret, client=billing)
+    token_claims(world, fresh_secret(world))
     return billing
 
 
@@ -128,7 +113,7 @@ def test_the_metadata_hook_saves_without_a_confirmation(page, live_server, world
     page.click("#save-button")
     page.wait_for_selector("#hook-save-status.ok")
     assert page.is_hidden("#save-confirm")
-    assert call(world, world.client, fresh_secret(world))["https://example.com/plan"] == "none"
+    assert token_claims(world, fresh_secret(world))["https://example.com/plan"] == "none"
 
 
 def test_run_on_recorded_inputs_shows_each_clients_result(page, live_server, world):

@@ -22,6 +22,7 @@ from hooks.services import hook_create
 from tenant.models import AuditEntry
 from tests.database import database_url
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
+from tests.hooks.actions_cli import actions, refused
 
 AUD = "https://api.example.test/"
 TIER = "https://example.com/tier"
@@ -43,22 +44,6 @@ DENY = """exports.onExecuteCredentialsExchange = async (event, api) => {
   api.access.deny('invalid_request', 'No tokens for ' + event.client.name);
 };
 """
-
-
-def actions(*args: str) -> str:
-    """``manage.py actions ARGS``; its stdout."""
-    out = StringIO()
-    call_command("actions", *args, stdout=out, stderr=StringIO())
-    return out.getvalue()
-
-
-def refused(*args: str) -> str:
-    """``manage.py actions ARGS`` that must fail: its one-line error."""
-    with pytest.raises(CommandError) as raised:
-        actions(*args)
-    message = str(raised.value)
-    assert raised.value.returncode == 1 and "\n" not in message, message
-    return message
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

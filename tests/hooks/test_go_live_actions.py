@@ -22,21 +22,11 @@ from hooks.dry_run import GoLiveRefused
 from hooks.models import ActionVersion
 from tenant.models import AuditEntry
 from tests.factories import TEST_ACTOR, make_api, make_client, make_tenant
+from tests.hooks.go_live import BREAKS_BILLING, TRIGGER, tag_code
 
 pytestmark = pytest.mark.django_db
 
-TRIGGER = "credentials-exchange"
-TAGS = (
-    "exports.onExecuteCredentialsExchange = async (event, api) => {\n"
-    "  api.accessToken.setCustomClaim('https://example.com/a', 1);\n"
-    "};\n"
-)
-BREAKS_BILLING = (
-    "exports.onExecuteCredentialsExchange = async (event, api) => {\n"
-    "  if (event.client.name === 'billing') throw new Error('no billing');\n"
-    "  api.accessToken.setCustomClaim('https://example.com/a', 2);\n"
-    "};\n"
-)
+TAGS = tag_code(1)
 
 
 class Flowing:

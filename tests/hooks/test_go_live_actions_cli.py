@@ -6,13 +6,12 @@ without one. The clients call over real HTTP first (a live server), and a
 second tenant calls side by side: its traffic never judges the first's
 change, and its flow never changes."""
 
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from hooks.models import ActionVersion
+from tests.hooks.actions_cli import actions, refused
 from tests.hooks.go_live import (
     BREAKS_BILLING,
     CLAIM,
@@ -23,22 +22,6 @@ from tests.hooks.go_live import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def actions(*args: str) -> str:
-    """``manage.py actions ARGS``; its stdout."""
-    out = StringIO()
-    call_command("actions", *args, stdout=out, stderr=StringIO())
-    return out.getvalue()
-
-
-def refused(*args: str) -> str:
-    """``manage.py actions ARGS`` that must fail: its one-line error."""
-    with pytest.raises(CommandError) as raised:
-        actions(*args)
-    message = str(raised.value)
-    assert raised.value.returncode == 1 and "\n" not in message, message
-    return message
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 tenant's own token endpoint, for Management API tests over real HTTP."""
 
 from dataclasses import dataclass
+from typing import Any
 
+import jwt
 import pytest
 import requests
 
@@ -34,6 +36,29 @@ class ManagedTenant:
         response = requests.post(f"{self.tenant.issuer}oauth/token", json=body, timeout=10)
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
+
+
+def token_claims(issuer: str, client_id: str, secret: str, audience: str) -> dict[str, Any]:
+    """A token from the tenant's own endpoint over real HTTP, decoded."""
+    response = requests.post(
+        f"{issuer}oauth/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "audience": audience,
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return dict(jwt.decode(response.json()["access_token"], options={"verify_signature": False}))
+
+
+def sdk(managed: ManagedTenant, cls: Any) -> Any:
+    """auth0-python's management class ``cls`` on the tenant's domain, over
+    plain HTTP, with a Management API token."""
+    domain = managed.tenant.issuer.removeprefix("http://").rstrip("/")
+    return cls(domain, managed.token(), protocol="http")
 
 
 def managed_tenant(slug: str) -> ManagedTenant:

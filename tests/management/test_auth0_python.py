@@ -4,7 +4,6 @@ reflecting each change on the next request."""
 
 from typing import Any
 
-import jwt
 import pytest
 import requests
 from auth0.exceptions import Auth0Error
@@ -14,7 +13,7 @@ from auth0.management.hooks import Hooks
 from auth0.management.resource_servers import ResourceServers
 
 from tenant.models import AuditEntry
-from tests.management.conftest import ManagedTenant
+from tests.management.conftest import sdk, token_claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,26 +25,6 @@ SCRIPT_V2 = SCRIPT_V1.replace("'https://example.com/key'", "'https://example.com
 # Long enough never to turn up by chance inside a random id or secret.
 FIRST_KEY = "first-hook-secret-value"
 SECOND_KEY = "second-hook-secret-value"
-
-
-def sdk(managed: ManagedTenant, cls):
-    domain = managed.tenant.issuer.removeprefix("http://").rstrip("/")
-    return cls(domain, managed.token(), protocol="http")
-
-
-def token_claims(issuer: str, client_id: str, secret: str, audience: str) -> dict:
-    response = requests.post(
-        f"{issuer}oauth/token",
-        json={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "audience": audience,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})
 
 
 def test_full_round_trip(acme):

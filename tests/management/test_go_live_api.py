@@ -6,7 +6,6 @@ into the change's audit entry. Two tenants side by side."""
 
 import json
 
-import jwt
 import pytest
 import requests
 from auth0.exceptions import Auth0Error
@@ -16,7 +15,7 @@ from clients.services import client_create, client_grant_create
 from hooks.action_services import BindingSpec, action_create, action_deploy, bindings_replace
 from tenant.models import AuditEntry
 from tests.factories import TEST_ACTOR, make_api
-from tests.management.conftest import ManagedTenant
+from tests.management.conftest import ManagedTenant, sdk, token_claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,30 +57,13 @@ def real_clients(managed: ManagedTenant) -> tuple[str, dict[str, tuple[str, str]
 
 
 def claims(managed: ManagedTenant, client: tuple[str, str], audience: str) -> dict:
-    client_id, secret = client
-    response = requests.post(
-        f"{managed.tenant.issuer}oauth/token",
-        json={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "audience": audience,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return jwt.decode(response.json()["access_token"], options={"verify_signature": False})
-
-
-def sdk_hooks(managed: ManagedTenant) -> Hooks:
-    domain = managed.tenant.issuer.removeprefix("http://").rstrip("/")
-    return Hooks(domain, managed.token(), protocol="http")
+    return token_claims(managed.tenant.issuer, *client, audience)
 
 
 def test_the_metadata_hook_goes_live_through_auth0_python_and_serves_every_client(acme, globex):
     audience, clients = real_clients(acme)
     other_audience, other_clients = real_clients(globex)
-    hooks = sdk_hooks(acme)
+    hooks = sdk(acme, Hooks)
     hook = hooks.create(
         {"name": "profile", "script": METADATA_HOOK, "triggerId": "credentials-exchange"}
     )

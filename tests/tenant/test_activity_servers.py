@@ -13,12 +13,11 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 
-from tests.servers import free_port, granian_command, server_env
+from tests.servers import ScratchDatabase, free_port, granian_command, server_env
 
 AUDIENCE = "https://api.demo.test/"  # the demo's API
 REQUESTS = 60
@@ -30,30 +29,11 @@ class Deployment:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        configured = settings.DATABASES["default"]
-        self.pg_name: str | None = None
-        if configured["ENGINE"].endswith("postgresql"):
-            host, port = configured["HOST"] or "127.0.0.1", int(configured["PORT"] or 5432)
-            user = quote(configured["USER"] or "postgres", safe="")
-            if configured.get("PASSWORD"):
-                user += ":" + quote(configured["PASSWORD"], safe="")
-            self.pg_name = f"{configured['NAME']}_activity_{os.getpid()}"
-            self.admin_url = f"postgresql://{user}@{host}:{port}/postgres"
-            self.url = f"postgresql://{user}@{host}:{port}/{self.pg_name}"
-            self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-            self._admin(f'CREATE DATABASE "{self.pg_name}"')
-        else:
-            self.url = f"sqlite:///{root / 'db.sqlite3'}"
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as db:
-            db.execute(sql)
+        self.database = ScratchDatabase(root, "activity")
+        self.url = self.database.url
 
     def drop(self) -> None:
-        if self.pg_name is not None:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+        self.database.drop()
 
     def env(self, **more: str) -> dict[str, str]:
         return server_env(
