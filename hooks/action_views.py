@@ -14,7 +14,6 @@ clients is refused (:class:`hooks.dry_run.GoLiveRefused`) and shown with
 its "What changes" panel and a button that repeats the POST confirmed.
 """
 
-import difflib
 from typing import Any
 
 from django.contrib import messages
@@ -29,7 +28,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -56,6 +54,7 @@ from hooks.models import Action, ActionVersion
 from hooks.selectors import Flow, bindable_actions, trigger_flow
 from hooks.trial_run import action_test_run
 from hooks.views import (
+    diff_table,
     go_live_confirmed,
     messages_of,
     run_response,
@@ -323,21 +322,6 @@ def rollback(
     return HttpResponseRedirect(change_url(action) + "#versions")
 
 
-# HtmlDiff marks the changes inside lines by comparing every changed line
-# with every other: two large, unlike versions took tens of seconds of a
-# worker. Past this many pairs of lines the diff is a unified one, unmarked.
-MAX_SIDE_BY_SIDE_PAIRS = 200_000
-
-
-def _diff_html(left: list[str], right: list[str], left_label: str, right_label: str) -> str:
-    if len(left) * len(right) <= MAX_SIDE_BY_SIDE_PAIRS:
-        return difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
-            left, right, fromdesc=left_label, todesc=right_label, context=True, numlines=3
-        )
-    lines = difflib.unified_diff(left, right, left_label, right_label, n=3, lineterm="")
-    return format_html('<pre class="tessera-unified-diff">{}</pre>', "\n".join(lines))
-
-
 def version_diff(
     request: HttpRequest, action: Action, number: int, context: dict[str, Any]
 ) -> HttpResponse:
@@ -353,9 +337,7 @@ def version_diff(
             return HttpResponseBadRequest("with is 'draft' or a version number.")
     right_code = other.code if other is not None else action.code
     right_label = f"Version {other.number}" if other is not None else "Draft"
-    table = _diff_html(
-        version.code.splitlines(), right_code.splitlines(), f"Version {version.number}", right_label
-    )
+    table = diff_table(version.code, right_code, f"Version {version.number}", right_label)
     return TemplateResponse(
         request,
         "admin/hooks/action/version_diff.html",

@@ -342,21 +342,32 @@ def secret_delete(request: HttpRequest, hook: Hook, name: str) -> HttpResponse:
 # in a column of their own, which read as a stray column of "t"s.
 _DIFF_NAVIGATION = re.compile(r'<t([dh]) class="diff_next"[^>]*>.*?</t\1>|<colgroup></colgroup>\s*')
 
+# HtmlDiff marks the changes inside lines by comparing every changed line
+# with every other: two large, unlike versions took tens of seconds of a
+# worker. Past this many pairs of lines the diff is a unified one, unmarked.
+MAX_SIDE_BY_SIDE_PAIRS = 200_000
+
+
+def diff_table(left: str, right: str, left_label: str, right_label: str) -> str:
+    """Two scripts side by side, changes in context (a unified diff when
+    they are too large to mark in time)."""
+    before, after = left.splitlines(), right.splitlines()
+    if len(before) * len(after) > MAX_SIDE_BY_SIDE_PAIRS:
+        lines = difflib.unified_diff(before, after, left_label, right_label, n=3, lineterm="")
+        return format_html('<pre class="tessera-unified-diff">{}</pre>', "\n".join(lines))
+    table = difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
+        before, after, fromdesc=left_label, todesc=right_label, context=True, numlines=3
+    )
+    return _DIFF_NAVIGATION.sub("", table)
+
 
 def version_diff(
     request: HttpRequest, hook: Hook, number: int, context: dict[str, Any]
 ) -> HttpResponse:
     """A saved version side by side with the current script."""
     version = get_object_or_404(hook.versions, number=number)
-    table = difflib.HtmlDiff(tabsize=2, wrapcolumn=90).make_table(
-        version.script.splitlines(),
-        hook.script.splitlines(),
-        fromdesc=f"Version {version.number}",
-        todesc=f"Current (version {hook.version})",
-        context=True,
-        numlines=3,
-    )
-    table = _DIFF_NAVIGATION.sub("", table)
+    current = f"Current (version {hook.version})"
+    table = diff_table(version.script, hook.script, f"Version {version.number}", current)
     return TemplateResponse(
         request,
         "admin/hooks/hook/version_diff.html",

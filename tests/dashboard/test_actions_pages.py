@@ -299,6 +299,8 @@ def test_diff_against_the_draft_and_another_version(world_a):
     assert "Version 2" in with_two and '"second"' in with_two and "third" not in with_two
     assert http.get(url("version_diff", action.pk, 9)).status_code == 404
     assert http.get(url("version_diff", action.pk, 1) + "?with=x").status_code == 400
+    # No column of HtmlDiff's navigation links (a stray column of "t"s), as on the hook page.
+    assert 'class="diff_next"' not in http.get(url("version_diff", action.pk, 1)).content.decode()
 
 
 def test_rollback_deploys_the_old_code_as_a_new_version(world_a):
