@@ -273,6 +273,9 @@ def test_the_host_is_out_of_reach(isolation):
         "TextDecoder",
         "URL",
         "URLSearchParams",
+        "Blob",
+        "File",
+        "FormData",
         # CommonJS require and Node's Buffer global (modules.js)
         "require",
         "Buffer",
