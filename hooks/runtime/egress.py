@@ -462,16 +462,18 @@ def _one_request(
     tls: dict[str, Any] = {}
     if scheme == "https":
         tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": policy.ca_file or certifi.where()}
+    # One pool per request (its address is the one just checked), closed once
+    # read: no socket outlives the request it was opened for.
+    pool: Any = None
     try:
         if policy.proxy:
-            manager = urllib3.ProxyManager(policy.proxy, timeout=timeout, retries=False, **tls)
-            raw = manager.urlopen(
+            pool = urllib3.ProxyManager(policy.proxy, timeout=timeout, retries=False, **tls)
+            raw = pool.urlopen(
                 method, target.href, body=body, headers=sent, redirect=False, preload_content=False
             )
         else:
             address = policy.connect_address(host, port)
             sent["Host"] = target.netloc
-            pool: Any
             if scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
                     address,
@@ -498,12 +500,14 @@ def _one_request(
                 release_conn=False,
             )
     except HTTPError as error:
+        _discard(pool)
         raise FetchFailed(f"{type(error).__name__}: {_reason(error)}") from None
     try:
         content = _read_bounded(raw, policy.max_response_bytes, deadline)
     finally:
         raw.release_conn()
         raw.close()
+        _discard(pool)
     return FetchResponse(
         status=raw.status,
         status_text=raw.reason or "",
@@ -512,6 +516,16 @@ def _one_request(
         url=target.href,
         redirected=False,
     )
+
+
+def _discard(pool: Any) -> None:
+    """Close a request's pool (a ``ProxyManager`` clears its pools)."""
+    if pool is None:
+        return
+    if hasattr(pool, "clear"):
+        pool.clear()
+    else:
+        pool.close()
 
 
 def _read_bounded(raw: Any, limit: int, deadline: float) -> bytes:

@@ -175,10 +175,13 @@ def tessera(live_server, settings, transactional_db) -> Iterator[str]:
     # up. A client's socket can outlive its test in a reference cycle (an
     # exception's traceback holding the response): collect it, then wait for
     # those threads, or the test database cannot be dropped.
+    # At most 5 s in all: a keep-alive connection some client still holds
+    # keeps its thread waiting, and would cost 5 s per test each.
     gc.collect()
+    deadline = time.monotonic() + 5
     for thread in threading.enumerate():
         if "process_request_thread" in thread.name:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture
