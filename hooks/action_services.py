@@ -538,6 +538,23 @@ def _changed_since_check() -> Conflict:
     )
 
 
+def _check_in_place(
+    action: Action, version: ActionVersion | None, confirm_failing: bool
+) -> DryRun | None:
+    """Dry-run the flow with ``action`` running its draft (or ``version``)
+    in place; None when no trigger runs it."""
+    candidate = action_candidate(action=action, version=version)
+    if candidate is None:
+        return None
+    return check_go_live(
+        name=action.name,
+        tenant=action.tenant,
+        trigger_id=action.trigger_id,
+        candidate=candidate,
+        confirm_failing=confirm_failing,
+    )
+
+
 def action_deploy(*, action: Action, actor: Actor, confirm_failing: bool = True) -> ActionVersion:
     """Make the draft (code, runtime, dependencies, secrets) a new numbered,
     deployed version: what the bindings run from now on. An Action keeps
@@ -555,15 +572,7 @@ def action_deploy(*, action: Action, actor: Actor, confirm_failing: bool = True)
     if current.status == ActionStatus.BUILT and not (
         previous is not None and _is_draft(current, previous)
     ):
-        candidate = action_candidate(action=current)
-        if candidate is not None:
-            report = check_go_live(
-                name=current.name,
-                tenant=current.tenant,
-                trigger_id=current.trigger_id,
-                candidate=candidate,
-                confirm_failing=confirm_failing,
-            )
+        report = _check_in_place(current, None, confirm_failing)
     return _deploy(
         action=current,
         actor=actor,
@@ -614,17 +623,11 @@ def action_rollback(
 
     Checked like :func:`action_deploy` (the dry run, ``confirm_failing``).
     """
-    report: DryRun | None = None
-    if version.action_id == action.pk:
-        candidate = action_candidate(action=action, version=version)
-        if candidate is not None:
-            report = check_go_live(
-                name=action.name,
-                tenant=action.tenant,
-                trigger_id=action.trigger_id,
-                candidate=candidate,
-                confirm_failing=confirm_failing,
-            )
+    report = (
+        _check_in_place(action, version, confirm_failing)
+        if version.action_id == action.pk
+        else None
+    )
     return _rollback(
         action=action,
         version=version,
