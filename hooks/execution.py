@@ -113,6 +113,7 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
         max_concurrent_per_tenant=per_tenant,
         max_waiting_per_tenant=waiting,
         queue_s=settings.TESSERA_HOOK_TENANT_QUEUE_MS / 1000,
+        max_queued_per_tenant=settings.TESSERA_HOOK_TENANT_QUEUED,
         max_concurrent_tests=settings.TESSERA_HOOK_TEST_RUNS_PER_PROCESS,
         breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
         breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,

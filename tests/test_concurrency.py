@@ -168,6 +168,7 @@ def test_twenty_token_requests_writing_hook_storage_queue_and_all_get_tokens(liv
 def test_twenty_queued_token_requests_writing_hook_storage_all_write(live_server, settings):
     settings.PUBLIC_URL = live_server.url
     settings.TESSERA_HOOK_TENANT_QUEUE_MS = 30_000  # every run waits its turn
+    settings.TESSERA_HOOK_TENANT_QUEUED = N  # and may queue for it
     statuses, hook = twenty_counting_token_requests(live_server)
     assert statuses == [200] * N
     assert HookStorage.objects.get(hook=hook).data == {"n": N}

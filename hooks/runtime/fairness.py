@@ -139,6 +139,7 @@ class Governor:
         max_concurrent_per_tenant: int = 1,
         max_waiting_per_tenant: int = 0,
         queue_s: float = 0.1,
+        max_queued_per_tenant: int = MAX_QUEUED_PER_TENANT,
         max_concurrent_tests: int = 2,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
@@ -147,6 +148,7 @@ class Governor:
         self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
         self.max_waiting_per_tenant = max(0, max_waiting_per_tenant)
         self.queue_s = max(0.0, queue_s)
+        self.max_queued_per_tenant = max(0, max_queued_per_tenant)
         self.max_concurrent_tests = max(1, max_concurrent_tests)
         self.breaker_failures = max(1, breaker_failures)
         self.breaker_cooldown_s = breaker_cooldown_s
@@ -253,7 +255,7 @@ class Governor:
                 self._running[tenant] = self._running.get(tenant, 0) + 1
                 return
             queued = self._queued.get(tenant, 0)
-            if queued >= MAX_QUEUED_PER_TENANT:
+            if queued >= self.max_queued_per_tenant:
                 self._tests -= test
                 raise HookBusy(
                     f"this tenant already has {queued} hook runs waiting for a turn on this server",

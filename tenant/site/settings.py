@@ -287,6 +287,8 @@ TESSERA_HOOK_CONTEXTS_PER_THREAD = int(os.environ.get("TESSERA_HOOK_CONTEXTS_PER
 # a run that burns its whole CPU budget).
 TESSERA_HOOK_TENANT_CONCURRENCY = int(os.environ.get("TESSERA_HOOK_TENANT_CONCURRENCY", "1"))
 TESSERA_HOOK_TENANT_QUEUE_MS = float(os.environ.get("TESSERA_HOOK_TENANT_QUEUE_MS", "100"))
+# Runs of one tenant that may queue for its slot at once; more are refused.
+TESSERA_HOOK_TENANT_QUEUED = int(os.environ.get("TESSERA_HOOK_TENANT_QUEUED", "4"))
 # Runs of one tenant that may wait on their upstreams (fetch) at once per
 # server process without holding one of its TESSERA_HOOK_TENANT_CONCURRENCY
 # slots (inprocess isolation; the server's threads must outnumber it).
