@@ -120,6 +120,7 @@ def _unpack(upload: Any, folder: Path) -> Path:
             # inflated past the size its header declares (zipfile stops
             # there, and a CRC that does not match is BadZipFile).
             archive.extractall(root)
+    # NotImplementedError: a compression method zipfile cannot inflate.
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
         raise ImportRefused(f"Malformed export: the zip cannot be unpacked: {error}") from None
     entries = [p for p in root.iterdir() if not p.name.startswith((".", "__MACOSX"))]
