@@ -154,9 +154,10 @@ class Governor:
         self.breaker_cooldown_s = breaker_cooldown_s
         self.gate = gate or ComputeGate()
         self._lock = threading.Lock()
-        self._freed = threading.Condition(self._lock)
+        # Per tenant, while some of its runs wait for a slot (_take_turn): a
+        # slot freed wakes only its own tenant's runs, never everyone's.
+        self._freed: dict[Hashable, tuple[threading.Condition, int]] = {}
         self._running: dict[Hashable, int] = {}
-        self._waiting = 0  # runs waiting for a slot (_take_turn)
         self._on_upstream: dict[Hashable, int] = {}  # runs waiting on an upstream, per tenant
         self._returning: dict[Hashable, int] = {}  # runs back from one, waiting for a slot
         self._queued: dict[Hashable, int] = {}  # new runs waiting for a slot, per tenant
@@ -225,8 +226,7 @@ class Governor:
                 return False
             self._on_upstream[tenant] = waiting + 1
             _decrement(self._running, tenant)
-            if self._waiting:
-                self._freed.notify_all()
+            self._notify(tenant)
             return True
 
     def _take_back(self, tenant: Hashable) -> None:
@@ -293,7 +293,8 @@ class Governor:
                         self._running[tenant] = self._running.get(tenant, 0) + 1
                         return
                     gated = self.gate.step_out()
-                    self._waiting += 1
+                    freed, waiters = self._freed.get(tenant) or (threading.Condition(self._lock), 0)
+                    self._freed[tenant] = (freed, waiters + 1)
                     if returning:
                         self._returning[tenant] = self._returning.get(tenant, 0) + 1
                     try:
@@ -308,9 +309,13 @@ class Governor:
                                 )
                             # The tenant's own runs hold the slots, each for at
                             # most its deadline.
-                            self._freed.wait(left)
+                            freed.wait(left)
                     finally:
-                        self._waiting -= 1
+                        freed, waiters = self._freed[tenant]
+                        if waiters > 1:
+                            self._freed[tenant] = (freed, waiters - 1)
+                        else:
+                            del self._freed[tenant]
                         if returning:
                             _decrement(self._returning, tenant)
                     if not gated:  # no gate to queue at: take it now
@@ -325,8 +330,13 @@ class Governor:
         with self._lock:
             _decrement(self._running, tenant)
             self._tests -= test
-            if self._waiting:
-                self._freed.notify_all()
+            self._notify(tenant)
+
+    def _notify(self, tenant: Hashable) -> None:
+        """Under ``_lock``: wake the tenant's runs waiting for a slot."""
+        waiting = self._freed.get(tenant)
+        if waiting is not None:
+            waiting[0].notify_all()
 
     def _failed(self, hook: Hashable, weight: int) -> None:
         with self._lock:
