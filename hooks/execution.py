@@ -165,6 +165,7 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         settings.TESSERA_HOOK_MAX_FETCHES,
         settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
         tenant_egress_hosts(tenant=tenant),
+        str(tenant.pk),
     )
 
 
@@ -177,6 +178,7 @@ def _egress(
     requests: int,
     size: int,
     tenant_hosts: tuple[str, ...],
+    owner: str,
 ) -> runtime.EgressPolicy:
     try:
         listed = runtime.parse_tenant_hosts(tenant_hosts) if tenant_hosts else None
@@ -192,6 +194,7 @@ def _egress(
             max_response_bytes=size,
         ),
         tenant_hosts=listed,
+        owner=owner,  # its kept connections are its own
     )
 
 

@@ -24,13 +24,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
@@ -69,6 +71,10 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_VALUE = re.compile(r"^[A-Za-z0-9_\-+/=.~]{24,}$")
 REDACTED = "[redacted]"
+# RFC 9110: a header name and a method are tokens; no value breaks a line
+# (curl sends headers as given: the host checks them, whatever the sandbox did).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BREAKS = re.compile(r"[\r\n\0]")
 READ_CHUNK = 65_536
 
 
@@ -243,6 +249,9 @@ class EgressPolicy:
     max_requests: int = 20
     max_redirects: int = 5
     max_response_bytes: int = 5_000_000
+    # Whose runs these are (the tenant): keep-alive connections are never
+    # shared between owners (an upstream may tie state to a connection).
+    owner: str = ""
     resolver: Resolver = field(default=_system_resolver, compare=False)
 
     @classmethod
@@ -275,6 +284,7 @@ class EgressPolicy:
             "max_requests": self.max_requests,
             "max_redirects": self.max_redirects,
             "max_response_bytes": self.max_response_bytes,
+            "owner": self.owner,
         }
 
     @classmethod
@@ -414,9 +424,13 @@ def perform(request: FetchRequest, policy: EgressPolicy, deadline: float) -> Fet
     """Do ``request`` within ``policy`` by ``deadline`` (``time.monotonic()``),
     following redirects as ``request.redirect`` says. Raises
     ``EgressRefused`` or ``FetchFailed``."""
-    for name, _ in request.headers:
+    for name, value in request.headers:
+        if not _TOKEN.fullmatch(name) or _BREAKS.search(value):
+            raise EgressRefused(f"invalid header {name[:64]!r}")
         if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith("proxy-"):
             raise EgressRefused(f"the {name} header is set by the host, not the hook")
+    if not _TOKEN.fullmatch(request.method):
+        raise EgressRefused(f"invalid method {request.method[:16]!r}")
     method, body = request.method.upper(), request.body
     headers = list(request.headers)
     target = policy.check_url(request.url)
@@ -446,106 +460,166 @@ def _one_request(
     policy: EgressPolicy,
     deadline: float,
 ) -> FetchResponse:
-    # Imported on the first request: a worker that never fetches starts without them.
-    import certifi
-    import urllib3
-    from urllib3.exceptions import HTTPError
+    # Imported on the first request: a worker that never fetches starts without it.
+    import pycurl
 
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
+    remaining_ms = int((deadline - time.monotonic()) * 1000)
+    if remaining_ms <= 0:
         raise FetchFailed("the run's deadline passed")
-    timeout = urllib3.Timeout(connect=remaining, read=remaining)
-    scheme, host, port = target.scheme, target.host, target.port
-    sent = urllib3.HTTPHeaderDict()
-    for name, value in headers:
-        sent.add(name, value)
-    tls: dict[str, Any] = {}
-    if scheme == "https":
-        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": policy.ca_file or certifi.where()}
-    # One pool per request (its address is the one just checked), closed once
-    # read: no socket outlives the request it was opened for.
-    pool: Any = None
-    try:
-        if policy.proxy:
-            pool = urllib3.ProxyManager(policy.proxy, timeout=timeout, retries=False, **tls)
-            raw = pool.urlopen(
-                method, target.href, body=body, headers=sent, redirect=False, preload_content=False
+    received = _Received(policy.max_response_bytes)
+    with _handle(policy) as curl:
+        curl.setopt(pycurl.URL, f"{target.scheme}://{target.netloc}{target.path}")
+        if not policy.proxy:  # connect to the checked address, whatever DNS says now
+            address = policy.connect_address(target.host, target.port)
+            curl.setopt(
+                pycurl.CONNECT_TO,
+                [f"{_bracketed(target.host)}:{target.port}:{_bracketed(address)}:{target.port}"],
             )
-        else:
-            address = policy.connect_address(host, port)
-            sent["Host"] = target.netloc
-            if scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(
-                    address,
-                    port,
-                    timeout=timeout,
-                    retries=False,
-                    maxsize=1,
-                    server_hostname=host,
-                    assert_hostname=host,
-                    **tls,
-                )
-            else:
-                pool = urllib3.HTTPConnectionPool(
-                    address, port, timeout=timeout, retries=False, maxsize=1
-                )
-            raw = pool.urlopen(
-                method,
-                target.path,
-                body=body,
-                headers=sent,
-                redirect=False,
-                preload_content=False,
-                assert_same_host=False,
-                release_conn=False,
-            )
-    except HTTPError as error:
-        _discard(pool)
-        raise FetchFailed(f"{type(error).__name__}: {_reason(error)}") from None
-    try:
-        content = _read_bounded(raw, policy.max_response_bytes, deadline)
-    finally:
-        raw.release_conn()
-        raw.close()
-        _discard(pool)
+        curl.setopt(pycurl.TIMEOUT_MS, remaining_ms)
+        sent = [f"{name}: {value}" for name, value in headers]
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            sent.append("Content-Type:")  # none, rather than curl's form type
+        curl.setopt(pycurl.HTTPHEADER, [*sent, "Expect:"])
+        if method == "HEAD":
+            curl.setopt(pycurl.NOBODY, 1)
+        elif method != "GET" or body is not None:
+            curl.setopt(pycurl.CUSTOMREQUEST, method)
+            curl.setopt(pycurl.POSTFIELDS, body or b"")
+        curl.setopt(pycurl.HEADERFUNCTION, received.header)
+        curl.setopt(pycurl.WRITEFUNCTION, received.write)
+        try:
+            curl.perform()
+        except pycurl.error as error:
+            raise FetchFailed(received.failure(error, policy.max_response_bytes)) from None
     return FetchResponse(
-        status=raw.status,
-        status_text=raw.reason or "",
-        headers=[(k, v) for k, v in raw.headers.items()],
-        body=content,
+        status=received.status,
+        status_text=received.status_text,
+        headers=received.headers,
+        body=b"".join(received.chunks),
         url=target.href,
         redirected=False,
     )
 
 
-def _discard(pool: Any) -> None:
-    """Close a request's pool (a ``ProxyManager`` clears its pools)."""
-    if pool is None:
-        return
-    if hasattr(pool, "clear"):
-        pool.clear()
+class _Received:
+    """One response as curl hands it over: the last head (after any 1xx) and
+    the body, refused past ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.status = 0
+        self.status_text = ""
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.too_large = False
+
+    def header(self, line: bytes) -> None:
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):  # a new head: an interim one is forgotten
+            _, _, rest = text.partition(" ")
+            code, _, self.status_text = rest.partition(" ")
+            self.status = int(code) if code.isdigit() else 0
+            self.headers = []
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            self.headers.append((name.strip(), value.strip()))
+
+    def write(self, chunk: bytes) -> int | None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.too_large = True
+            return 0  # curl stops: a write error
+        self.chunks.append(chunk)
+        return None
+
+    def failure(self, error: Any, limit: int) -> str:
+        import pycurl
+
+        code, message = error.args
+        if self.too_large or code == pycurl.E_FILESIZE_EXCEEDED:
+            return f"the response is larger than {limit} bytes"
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            return "the response did not finish before the run's deadline"
+        reason = str(message).split("\n", 1)[0][:300] or f"curl error {code}"
+        if code == pycurl.E_PEER_FAILED_VERIFICATION:
+            return f"certificate verify failed: {reason}"
+        return reason
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# Keep-alive connections: a hook that calls the same upstream on every token
+# pays the TCP (and TLS) handshake once, not each time. A curl handle keeps
+# the connections it opened, each to the address that was checked when it
+# was opened (a request to another address never reuses it). Handles are
+# kept per owner (the tenant: an upstream may tie state to a connection), at
+# most HANDLES_PER_OWNER idle ones each (a tenant's runs waiting at once in a
+# process: TESSERA_HOOK_TENANT_WAITING, 16 by default), for at most OWNERS
+# owners, the least recently seen forgotten first.
+OWNERS = 64
+HANDLES_PER_OWNER = 16
+_handles: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+_handles_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _handle(policy: EgressPolicy) -> Iterator[Any]:
+    """An idle curl handle of the policy's owner, set up for one request."""
+    import pycurl
+
+    key = (policy.owner, policy.ca_file, policy.proxy)
+    with _handles_lock:
+        idle = _handles.get(key)
+        curl = idle.pop() if idle else None
+    if curl is None:
+        curl = pycurl.Curl()
     else:
-        pool.close()
-
-
-def _read_bounded(raw: Any, limit: int, deadline: float) -> bytes:
-    from urllib3.exceptions import HTTPError
-
-    chunks: list[bytes] = []
-    size = 0
+        curl.reset()
+    curl.setopt(pycurl.NOSIGNAL, 1)
+    curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    curl.setopt(pycurl.ACCEPT_ENCODING, "")  # decoded, as fetch does
+    curl.setopt(pycurl.PROXY, policy.proxy or "")  # never the environment's
+    curl.setopt(pycurl.CAINFO, policy.ca_file or _certifi_roots())
+    curl.setopt(pycurl.SSL_VERIFYPEER, 1)
+    curl.setopt(pycurl.SSL_VERIFYHOST, 2)
+    kept = False
     try:
-        while True:
-            if time.monotonic() >= deadline:
-                raise FetchFailed("the response did not finish before the run's deadline")
-            chunk = raw.read1(READ_CHUNK)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                raise FetchFailed(f"the response is larger than {limit} bytes")
-            chunks.append(chunk)
-    except HTTPError as error:
-        raise FetchFailed(f"{type(error).__name__}: {_reason(error)}") from None
+        yield curl
+        kept = True
+    finally:
+        if kept:
+            with _handles_lock:
+                idle = _handles.setdefault(key, [])
+                _handles.move_to_end(key)
+                if len(idle) < HANDLES_PER_OWNER:
+                    idle.append(curl)
+                    curl = None
+                dropped = [_handles.popitem(last=False)[1] for _ in range(len(_handles) - OWNERS)]
+            for handles in dropped:
+                for handle in handles:
+                    handle.close()
+        if curl is not None:  # failed, or one too many: its connections go with it
+            curl.close()
+
+
+@functools.cache
+def _certifi_roots() -> str:
+    import certifi
+
+    return certifi.where()
+
+
+def close_idle_connections() -> None:
+    """Close every kept connection (a test's upstream then sees none linger)."""
+    with _handles_lock:
+        handles = [handle for idle in _handles.values() for handle in idle]
+        _handles.clear()
+    for handle in handles:
+        handle.close()
 
 
 def _reason(error: Exception) -> str:
@@ -568,8 +642,10 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    global _pool
+    global _pool, _handles_lock
     _pool = None  # a forked child has none of its parent's threads
+    _handles.clear()  # nor its connections (closed by the parent, not here)
+    _handles_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_pool)
@@ -597,9 +673,11 @@ class Network:
         self._count = 0
         self._pending: dict[Future[FetchResponse], tuple[int, dict[str, Any], float]] = {}
         self._settled: list[dict[str, Any]] = []
+        # Taken from the run, not yet started: (id, log entry, request, deadline).
+        self._queued: list[tuple[int, dict[str, Any], FetchRequest, float]] = []
 
     def start(self, requests: list[dict[str, Any]], deadline: float) -> None:
-        """Start the requests the run queued (``{id, method, url, headers, body64, redirect}``)."""
+        """Take the requests the run queued (``{id, method, url, headers, body64, redirect}``)."""
         for raw in requests:
             self._count += 1
             entry = self._log_entry(raw)
@@ -609,8 +687,7 @@ class Network:
                 entry["error"] = str(refusal)
                 self._settled.append({"id": raw["id"], "error": f"fetch failed: {refusal}"})
                 continue
-            future = _shared_pool().submit(perform, request, self.policy, deadline)  # type: ignore[arg-type]
-            self._pending[future] = (int(raw["id"]), entry, time.monotonic())
+            self._queued.append((int(raw["id"]), entry, request, deadline))
 
     def _log_entry(self, raw: dict[str, Any]) -> dict[str, Any]:
         """A new log entry; past the request limit, one entry counts the rest."""
@@ -641,11 +718,31 @@ class Network:
         )
 
     def waiting(self) -> bool:
-        return bool(self._pending or self._settled)
+        return bool(self._pending or self._settled or self._queued)
 
     def wait(self, timer_s: float | None, wall_end: float) -> list[dict[str, Any]]:
         """Results to deliver: at once if some are settled, else the first
-        requests to finish before the next timer (``timer_s``) or ``wall_end``."""
+        requests to finish before the next timer (``timer_s``) or ``wall_end``.
+
+        A run waiting on one request and no timer makes it on its own thread:
+        handing it to another thread and back costs more CPU than the request.
+        Several at once, or one racing a timer (an ``AbortSignal.timeout``),
+        go to the process's request threads."""
+        if not self._settled and not self._pending and timer_s is None and len(self._queued) == 1:
+            request_id, entry, request, deadline = self._queued.pop()
+            future: Future[FetchResponse] = Future()
+            started = time.monotonic()
+            with self._idle():
+                try:
+                    future.set_result(perform(request, self.policy, deadline))  # type: ignore[arg-type]
+                except Exception as error:
+                    future.set_exception(error)
+            self._pending[future] = (request_id, entry, started)
+            self._settle(future)
+        for request_id, entry, request, deadline in self._queued:
+            future = _shared_pool().submit(perform, request, self.policy, deadline)  # type: ignore[arg-type]
+            self._pending[future] = (request_id, entry, time.monotonic())
+        self._queued.clear()
         if not self._settled:
             timeout = max(wall_end - time.monotonic(), 0)
             if timer_s is not None:
@@ -698,3 +795,6 @@ class Network:
             entry.setdefault("error", "abandoned: the run ended first")
         self._pending.clear()
         self._settled.clear()
+        for _, entry, _, _ in self._queued:
+            entry.setdefault("error", "abandoned: the run ended first")
+        self._queued.clear()

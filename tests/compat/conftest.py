@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hooks.runtime.egress import close_idle_connections
 from tenant.models import Tenant
 from tenant.selectors import signing_key_active
 from tests.factories import make_api, make_client, make_tenant
@@ -176,7 +177,9 @@ def tessera(live_server, settings, transactional_db) -> Iterator[str]:
     # exception's traceback holding the response): collect it, then wait for
     # those threads, or the test database cannot be dropped.
     # At most 5 s in all: a keep-alive connection some client still holds
-    # keeps its thread waiting, and would cost 5 s per test each.
+    # keeps its thread waiting, and would cost 5 s per test each (hooks'
+    # fetch keeps its connections: closed here).
+    close_idle_connections()
     gc.collect()
     deadline = time.monotonic() + 5
     for thread in threading.enumerate():

@@ -56,6 +56,7 @@ class Upstream(BaseHTTPRequestHandler):
                 {
                     "method": self.command,
                     "body": body,
+                    "port": self.client_address[1],  # which connection
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 },
             )

@@ -213,6 +213,9 @@ def tls_proxy(context: ssl.SSLContext, port: int) -> Iterator[int]:
         except OSError:
             pass
         finally:
+            if isinstance(sink, ssl.SSLSocket):  # a TLS end says so (close_notify)
+                with contextlib.suppress(OSError, ValueError):
+                    sink.unwrap()
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)

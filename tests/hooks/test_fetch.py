@@ -11,7 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hooks.runtime.egress import EgressPolicy, EgressRefused, Pattern, redact_url
+from hooks.runtime.egress import (
+    EgressPolicy,
+    EgressRefused,
+    FetchRequest,
+    Pattern,
+    perform,
+    redact_url,
+)
 from tests.hooks.network import LOOPBACK, World, action
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +68,40 @@ def test_a_post_carries_its_body_and_headers(settings, upstream):
     assert json.loads(echo["body"]) == {"client": world.client.client_id, "word": "héllo"}
     assert echo["headers"]["x-signature"] == "abc"
     assert echo["headers"]["content-type"] == "application/json"
+
+
+def test_a_tenants_requests_share_a_kept_connection_and_no_other_tenant_does(
+    isolation, settings, upstream
+):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    twice = (
+        f"const a = await (await fetch('{upstream}/echo')).json();\n"
+        f"const b = await (await fetch('{upstream}/echo', {{method: 'POST', body: 'x'}})).json();\n"
+        "api.accessToken.setCustomClaim('https://x.test/ports', [a.port, b.port]);"
+    )
+    first, second = World("keeper", action(twice)), World("other", action(twice))
+
+    mine = first.claims()["https://x.test/ports"]
+    theirs = second.claims()["https://x.test/ports"]
+
+    assert mine[0] == mine[1]  # one handshake, two requests
+    assert theirs[0] == theirs[1]
+    assert theirs[0] != mine[0]  # never the other tenant's connection
+
+
+def test_a_header_value_cannot_smuggle_another_header(isolation, settings, upstream):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "smuggler",
+        action(
+            "let caught = 'sent';\n"
+            f"try {{ await fetch('{upstream}/echo', {{headers: [['X-A', 'a\\r\\nX-Injected: 1']]}}); }}\n"
+            "catch (e) { caught = e.name + ': ' + e.message; }\n"
+            "api.accessToken.setCustomClaim('https://x.test/caught', caught);"
+        ),
+    )
+
+    assert world.claims()["https://x.test/caught"].startswith("TypeError")
 
 
 def test_a_tls_upstream_is_verified_against_the_trusted_roots(settings, tls_upstream):
@@ -401,3 +442,22 @@ def test_the_operators_proxy_carries_every_hook_request(settings):
 
     assert answer == {"via": "proxy", "path": "http://api.partner.test/tier?x=1"}
     assert Proxy.seen == ["http://api.partner.test/tier?x=1"]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", [("X-A", "a\r\nHost: internal.example")]),
+        ("GET", [("X-A", "a\nX-B: 1")]),
+        ("GET", [("X A", "1")]),
+        ("GET", [("X-A:", "1")]),
+        ("GE T", []),
+        ("GET /admin HTTP/1.1\r\nX:", []),
+    ],
+)
+def test_the_host_refuses_what_would_break_the_request_whatever_the_sandbox_did(method, headers):
+    policy = EgressPolicy.from_text(allow=LOOPBACK)
+    request = FetchRequest(method=method, url="http://127.0.0.1:9/", headers=headers)
+
+    with pytest.raises(EgressRefused, match="invalid"):
+        perform(request, policy, time.monotonic() + 1)
