@@ -13,6 +13,7 @@ wrong key or serves a tenant it cannot sign for.
 """
 
 import os
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,25 @@ def _local_kek(path: Path) -> str:
             f"key: set TESSERA_KEK to the key that encrypted them (no key was generated "
             f"into {path})."
         )
+    return _generated_key(path)
+
+
+def _generated_key(path: Path) -> str:
+    """A new key in ``path``, or the one another process put there first:
+    written aside, then linked into place whole, so that no process (a
+    server's workers start together) ever reads it half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process generated it meanwhile
-        return path.read_text().strip()
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     key = Fernet.generate_key().decode()
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
+    try:
+        os.link(aside, path)
+    except FileExistsError:  # another process generated it meanwhile
+        return path.read_text().strip()
+    finally:
+        aside.unlink()
     return key
 
 

@@ -3,7 +3,9 @@ a restarted server still reads what the old key encrypted (signing keys,
 HS256 API secrets, hook secrets) and encrypts what it writes with the new one."""
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -105,3 +107,21 @@ def test_values_encrypted_with_the_old_kek_still_work_after_rotation(settings):
     for value in old_rows.values():
         with pytest.raises(crypto.KekError):
             crypto.decrypt(value)
+
+
+def test_workers_starting_together_all_read_the_one_generated_key(tmp_path):
+    """A fresh checkout's server: its workers generate ``var/kek`` at once;
+    none may read it half written (it refused to start with an empty key)."""
+    path = tmp_path / "var" / "kek"
+    start = threading.Barrier(16)
+
+    def generate(_: int) -> str:
+        start.wait()
+        return crypto._generated_key(path)
+
+    with ThreadPoolExecutor(16) as pool:
+        keys = set(pool.map(generate, range(16)))
+
+    assert keys == {path.read_text()}
+    Fernet(path.read_text())  # a whole key
+    assert sorted(p.name for p in path.parent.iterdir()) == ["kek"]  # nothing left aside
