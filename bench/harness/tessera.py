@@ -131,6 +131,8 @@ class TesseraEnvironment:
                 # a time per server worker (its compute gate) needs one hook
                 # worker process.
                 "TESSERA_HOOK_WORKERS": "1",
+                # As the README deploys it: each worker on a CPU of its own.
+                "TESSERA_PIN_WORKERS": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -10,10 +10,11 @@ answers in 20 ms, ``/slow`` in 2 s, ``/hang`` never) and these tenants:
   of ``/fast``; ``seed-s``: the seed hook; ``bare-n``: no hook (30 clients
   each, so that no client nears its rate limit at 50 connections).
 
-Each setup (``SETUPS``: the server flags and settings before this change,
-and the README's) is started in turn on the same database, and measures:
-B alone; B beside A driven at A's rate limit (``TESSERA_TOKEN_RATE_LIMIT``)
-over enough connections to keep that rate with 2 s (or 5 s) answers; then
+Each setup (``setups``: the server flags and settings before this change,
+the README's threads without pinning, and the README's) is started in turn
+on the same database, and measures: B alone; B beside A driven at A's rate
+limit (``TESSERA_TOKEN_RATE_LIMIT``) over enough connections to keep that
+rate with 2 s (or 5 s) answers, as A starts and once it is steady; then
 rounds of 50 connections on the fetching and non-fetching Hooks, the seed
 hook and no hook, back to back. Targets (issue 24): B has 0 errors and its
 p99 beside A is within 2x of alone; fetch / no fetch tokens/s ≥ 0.8; the
@@ -103,9 +104,20 @@ class Setup:
 
 def setups(recommended_threads: int) -> list[Setup]:
     return [
-        Setup("before: 1 thread, waits hold the slot", 1, {"TESSERA_HOOK_TENANT_WAITING": "0"}),
         Setup(
-            f"README: {recommended_threads} threads, waits give it back", recommended_threads, {}
+            "before: 1 thread, waits hold the slot",
+            1,
+            {"TESSERA_HOOK_TENANT_WAITING": "0", "TESSERA_PIN_WORKERS": "0"},
+        ),
+        Setup(
+            f"{recommended_threads} threads, waits give it back, not pinned",
+            recommended_threads,
+            {"TESSERA_PIN_WORKERS": "0"},
+        ),
+        Setup(
+            f"README: {recommended_threads} threads, waits give it back, pinned",
+            recommended_threads,
+            {"TESSERA_PIN_WORKERS": "1"},
         ),
     ]
 
@@ -173,7 +185,7 @@ def run_slow_upstream(
             database, with_hook=True, workdir=workdir, settings=settings, tenants=tenants
         ) as deployment:
             base = dict(deployment.env.variables)
-            for setup in setups(threads)[1:] if readme_only else setups(threads):
+            for setup in setups(threads)[-1:] if readme_only else setups(threads):
                 deployment.env.variables = {**base, **setup.settings}
                 server_config = ServerConfig(
                     server=config.server,

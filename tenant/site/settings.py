@@ -293,6 +293,9 @@ TESSERA_HOOK_TENANT_QUEUED = int(os.environ.get("TESSERA_HOOK_TENANT_QUEUED", "4
 # server process without holding one of its TESSERA_HOOK_TENANT_CONCURRENCY
 # slots (inprocess isolation; the server's threads must outnumber it).
 TESSERA_HOOK_TENANT_WAITING = int(os.environ.get("TESSERA_HOOK_TENANT_WAITING", "16"))
+# Each server worker pinned to a CPU of its own (tenant/site/affinity.py): on
+# a host whose CPUs are the server's own, not where other servers share them.
+TESSERA_PIN_WORKERS = env_bool("TESSERA_PIN_WORKERS")
 TESSERA_HOOK_TEST_RUNS_PER_PROCESS = int(os.environ.get("TESSERA_HOOK_TEST_RUNS_PER_PROCESS", "2"))
 TESSERA_HOOK_BREAKER_FAILURES = int(os.environ.get("TESSERA_HOOK_BREAKER_FAILURES", "3"))
 TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS = float(

@@ -64,8 +64,11 @@ class OneTokenAtATime:
 
 application = OneTokenAtATime(TextCharsetsOnly(get_wsgi_application()))
 
+from django.conf import settings  # noqa: E402
+
 from hooks import execution  # noqa: E402 - needs the app registry ready
 from tenant.crypto import KekError  # noqa: E402 - needs the app registry ready
+from tenant.site.affinity import pin_to_a_cpu_of_its_own  # noqa: E402
 from tenant.site.warmup import warm  # noqa: E402
 
 
@@ -91,3 +94,5 @@ try:
     warm()
 except KekError as error:
     refuse_to_start(error)
+if settings.TESSERA_PIN_WORKERS:
+    pin_to_a_cpu_of_its_own()
