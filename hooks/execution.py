@@ -123,7 +123,7 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
         engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)
     else:
         engine = runtime.InProcessRuntime(
-            max_contexts=settings.TESSERA_HOOK_CONTEXTS_PER_THREAD,
+            max_contexts=settings.TESSERA_HOOK_WARM_CONTEXTS,
             idle=governor.waiting,
             pause=governor.pausing,
         )

@@ -30,8 +30,8 @@ from harness.tokens import TokenRequest, verify_sample
 
 SAMPLE_TOKENS = 4
 WORKER_WARMUP = 500  # requests to the bench tenant before the cold pass
-# The product's default for TESSERA_HOOK_CONTEXTS_PER_THREAD (tenant/site/settings.py).
-DEFAULT_CONTEXTS_PER_THREAD = 256
+# The product's default for TESSERA_HOOK_WARM_CONTEXTS (tenant/site/settings.py).
+DEFAULT_WARM_CONTEXTS = 256
 # What one warm hook context may hold in a server process: the issue measured
 # "a few hundred kB" per QuickJS context; this allows 1 MiB.
 CONTEXT_ALLOWANCE_BYTES = 1 * MIB
@@ -56,11 +56,11 @@ def control_count(count: int) -> int:
     return min(count, max(10, count // 10))
 
 
-def _contexts_per_thread(settings: Mapping[str, str]) -> int:
-    value = settings.get("TESSERA_HOOK_CONTEXTS_PER_THREAD") or os.environ.get(
-        "TESSERA_HOOK_CONTEXTS_PER_THREAD"
+def _warm_contexts(settings: Mapping[str, str]) -> int:
+    value = settings.get("TESSERA_HOOK_WARM_CONTEXTS") or os.environ.get(
+        "TESSERA_HOOK_WARM_CONTEXTS"
     )
-    return int(value) if value else DEFAULT_CONTEXTS_PER_THREAD
+    return int(value) if value else DEFAULT_WARM_CONTEXTS
 
 
 def _requests(deployment: TesseraDeployment, first: int, stop: int) -> list[TokenRequest]:
@@ -134,7 +134,7 @@ def run_tenants(
             print(f"  steady: {steady.tokens_per_second:.0f} tokens/s, {steady.errors} errors")
             _verify_tenants(deployment, sorted({0, count // 2, count - 1}))
             roles = _roles(tessera, start_tree)
-    contexts = _contexts_per_thread(settings)
+    contexts = _warm_contexts(settings)
     return [
         (
             f"{count} tenants on {database}, each with its own API, client, grant and enabled "
@@ -192,7 +192,7 @@ def _cold_note(
         )
     if count > contexts:
         note += (
-            f" {count} tenants round-robin exceed TESSERA_HOOK_CONTEXTS_PER_THREAD={contexts}: "
+            f" {count} tenants round-robin exceed TESSERA_HOOK_WARM_CONTEXTS={contexts}: "
             "the least recently used context is always the next one needed, so the steady run "
             "creates a context for every request (set the variable above the tenant count to "
             "measure warm contexts)."
@@ -230,7 +230,7 @@ def _rss_table(
     return (
         format_table(header, rows, text_columns=2)
         + f"\n\nBound per process: its RSS at start + {BASE_ALLOWANCE_BYTES // MIB} MiB + "
-        f"min(tenants, contexts per thread = {contexts}) x {CONTEXT_ALLOWANCE_BYTES // MIB} MiB "
-        "(one blocking thread per worker; a QuickJS context is a few hundred kB); from 0 for a "
+        f"min(tenants, warm contexts = {contexts}) x {CONTEXT_ALLOWANCE_BYTES // MIB} MiB "
+        "(a worker's threads share them; a QuickJS context is a few hundred kB); from 0 for a "
         "process that appeared after the start (a hook worker, or a restarted worker)."
     )

@@ -52,7 +52,7 @@ from harness.tokens import TokenRequest, verify_sample
 
 RATE = 100  # A's rate limit and offered load, requests/s
 B_CONNECTIONS = 10
-B_WARM_CONNECTIONS = 80  # more than a worker's threads, so that each warms B's hook
+B_WARM_CONNECTIONS = 80  # more than a worker's threads
 B_CLIENTS = 20
 B_RATE_FRACTION = 0.5
 # Enough connections to keep A at RATE/s with every answer taking 2-5 s.
@@ -236,9 +236,8 @@ def _measure(
     measured: dict[str, Any] = {}
     if part != ROUNDS:
         slug = part
-        # Warm B's hook on every thread of each worker (a context is per
-        # thread): beside A, granian hands B's requests to threads that B
-        # alone never uses, and a first run on a thread compiles the hook.
+        # As many warm copies of B's hook in each worker as runs of it go at
+        # once: a first run without an idle copy compiles the hook.
         run_load(quiet, connections=B_WARM_CONNECTIONS, requests=2000,
                  max_seconds=max_seconds, rate=b_rate, cycle=b_cycle)  # fmt: skip
         alone = measured[f"B alone {slug}"] = b_run(count=B_STEADY_REQUESTS)

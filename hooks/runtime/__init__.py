@@ -14,7 +14,7 @@ The narrow interface, the same in both isolation modes:
   what ``require`` loads besides Node's built-ins.
 
 Two implementations: :class:`InProcessRuntime` (the default) runs hooks on
-the calling thread, in contexts kept per thread; :class:`HookPool` runs the
+the calling thread, in warm contexts its threads share; :class:`HookPool` runs the
 same engine in worker processes that hold no server secrets. A
 :class:`Governor` in front of either caps concurrent runs per tenant and
 trips a breaker for hooks that keep timing out; a run waiting on its

@@ -155,6 +155,8 @@ def _load_library() -> Any:
     library.JS_GetGCThreshold.restype = ctypes.c_size_t
     library.JS_SetGCThreshold.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     library.JS_SetGCThreshold.restype = None
+    library.JS_UpdateStackTop.argtypes = [ctypes.c_void_p]
+    library.JS_UpdateStackTop.restype = None
     return library
 
 
@@ -222,6 +224,7 @@ class Sandbox:
         self._limit = limits.memory_mb << 20
         self._context.set_max_stack_size(STACK_BYTES)
         runtime = _runtime_of(self._context)
+        self._runtime = runtime
         self._own_interrupts = _install_interrupt_handler(runtime)
         # (runtime, limit) when the heap can be read: then the interrupt
         # handler enforces the limit and the engine's is set above it.
@@ -278,6 +281,20 @@ class Sandbox:
             meta, _, _ = loaded.partition("\n")
             sandbox.failed = _classify(json.loads(meta), sandbox._over_limit())
         return sandbox
+
+    @property
+    def movable(self) -> bool:
+        """Whether another thread may run it (its runtime can be told so)."""
+        return self._runtime is not None and self.failed is None
+
+    def adopt(self) -> bool:
+        """Make the calling thread's stack the one QuickJS measures (its
+        overflow check compares against the stack of the thread that last
+        adopted it); False if it cannot be moved."""
+        if not self.movable:
+            return False
+        _library.JS_UpdateStackTop(self._runtime)
+        return True
 
     def heap_bytes(self) -> int:
         """The bytes the engine holds for this sandbox now (0 if unknown)."""
@@ -448,8 +465,7 @@ def make_room(
     otherwise leave a new one-line hook no memory at all, and it would fail
     as if it had gone over its own limit.
     """
-    limit = limits.memory_mb << 20
-    need = limit + heap_reserve(limit)
+    need = room_for(limits)
     # The sizes after each sandbox's last load or run (reading every heap
     # live costs about 1.7 µs a sandbox, per request); the common case, all
     # fitting, is one pass over the cache.
@@ -462,6 +478,13 @@ def make_room(
             return
         del sandboxes[key]
         total -= size
+
+
+def room_for(limits: Limits) -> int:
+    """The bytes a run with ``limits`` may take at most (its limit and the
+    engine's reserve above it)."""
+    limit = limits.memory_mb << 20
+    return limit + heap_reserve(limit)
 
 
 def _trees(packages: Packages | None) -> Any:

@@ -1,12 +1,16 @@
 """Hooks run in the server process, on the calling thread.
 
-Each thread keeps its own LRU of warm sandboxes (a QuickJS runtime is never
-used from two threads), keyed by the caller's context key, so one tenant's
-hook version never sees another's globals; a sandbox made with other limits
-than the run's (memory or sizes; time budgets are per run) is replaced, and
-the oldest are dropped when together they hold more memory than ``warm_mb``.
-A sandbox whose run timed out, ran out of memory or crashed is thrown away;
-the next run of that hook starts from a fresh one.
+The process keeps its idle warm sandboxes, keyed by the caller's context
+key, so one tenant's hook version never sees another's globals. A run takes
+an idle one of its key (the one used last) or makes one, and gives it back
+when it is done: a sandbox is used by one run at a time, on whichever
+thread that run is (QuickJS is told the thread's stack each time), so a
+worker's 32 threads keep one warm copy of a hook per run going at once, not
+one each. A sandbox made with other limits than the run's (memory or sizes;
+time budgets are per run) is replaced; past ``max_contexts`` idle ones, or
+when together they hold more memory than ``warm_mb``, the least recently
+used are dropped. A sandbox whose run timed out, ran out of memory or
+crashed is thrown away; the next run of that hook starts from a fresh one.
 """
 
 from __future__ import annotations
@@ -44,14 +48,20 @@ os.register_at_fork(after_in_child=_count_fork)
 _encode = compact_encoder(ascii_only=True)
 
 
-class _ThreadCache(threading.local):
+class _Warm:
+    """Idle sandboxes by context key, least recently used first; each key's
+    list ends with the one used last."""
+
     def __init__(self) -> None:
         self.forks = _forks
-        self.sandboxes: OrderedDict[Hashable, engine.Sandbox] = OrderedDict()
+        self.idle: OrderedDict[Hashable, list[engine.Sandbox]] = OrderedDict()
+        self.count = 0
+        self.held = 0  # their bytes after their last load or run
 
 
 class InProcessRuntime:
-    """Runs hooks on the caller's thread. Thread-safe: nothing is shared."""
+    """Runs hooks on the caller's thread. Thread-safe: a sandbox is taken
+    by one run at a time."""
 
     isolation = "inprocess"
 
@@ -70,7 +80,8 @@ class InProcessRuntime:
         self._pause = pause
         self._max_contexts = max(1, max_contexts)
         self._warm_bytes = warm_mb << 20
-        self._local = _ThreadCache()
+        self._lock = threading.Lock()
+        self._warm = _Warm()
 
     def run(
         self,
@@ -102,14 +113,9 @@ class InProcessRuntime:
         request = request_json(arg_names, payload, secrets, storage, cache)
         started = time.monotonic()
         budget = engine.Budget.start(limits)
-        sandboxes = self._sandboxes()
-        engine.make_room(sandboxes, context_key, limits, self._warm_bytes)
-        sandbox = sandboxes.get(context_key)
-        # Limits are memoised by the caller: the same object while unchanged.
-        if sandbox is None or (
-            sandbox.limits is not limits
-            and sandbox.limits.context_shape() != limits.context_shape()
-        ):
+        sandbox = self._take(context_key, limits)
+        self._make_room(limits)  # for this run, whatever the idle ones hold
+        if sandbox is None:
             check_script_size(script, limits)
             sandbox = engine.Sandbox.open(script, limits, budget, packages)
             if sandbox.failed is not None:
@@ -119,15 +125,9 @@ class InProcessRuntime:
                     console=replies.console_of(sandbox.failed, limits),
                     duration_ms=(time.monotonic() - started) * 1000,
                 )
-            sandboxes[context_key] = sandbox
-            sandboxes.move_to_end(context_key)  # it may replace one made with other limits
-            while len(sandboxes) > self._max_contexts:
-                sandboxes.popitem(last=False)
-        else:
-            sandboxes.move_to_end(context_key)
         reply, value = sandbox.run(request, budget, Network(egress, self._idle, self._pause))
-        if sandbox.failed is not None:
-            sandboxes.pop(context_key, None)
+        if sandbox.failed is None:
+            self._give_back(context_key, sandbox)
         return replies.decode(
             reply,
             value,
@@ -147,15 +147,66 @@ class InProcessRuntime:
         return str(reply["kind"])
 
     def close(self) -> None:
-        """Drop the calling thread's sandboxes."""
-        self._sandboxes().clear()
+        """Drop the idle sandboxes."""
+        with self._lock:
+            self._warm = _Warm()
 
-    def _sandboxes(self) -> OrderedDict[Hashable, engine.Sandbox]:
-        local = self._local
-        if local.forks != _forks:  # a forked child: its parent's contexts are not its own
-            local.forks = _forks
-            local.sandboxes = OrderedDict()
-        return local.sandboxes
+    def _current(self) -> _Warm:
+        """Under ``_lock``: the idle sandboxes (a forked child's are not its parent's)."""
+        if self._warm.forks != _forks:
+            self._warm = _Warm()
+        return self._warm
+
+    def _take(self, key: Hashable, limits: Limits) -> engine.Sandbox | None:
+        """The idle sandbox of ``key`` used last, now this thread's; None if
+        there is none made with these limits."""
+        with self._lock:
+            warm = self._current()
+            idle = warm.idle.get(key)
+            if not idle:
+                return None
+            sandbox = idle.pop()
+            warm.count -= 1
+            warm.held -= sandbox.held
+            if not idle:
+                del warm.idle[key]
+        # Limits are memoised by the caller: the same object while unchanged.
+        shape = limits.context_shape()
+        if sandbox.limits is not limits and sandbox.limits.context_shape() != shape:
+            return None  # made with other limits: dropped
+        return sandbox if sandbox.adopt() else None
+
+    def _give_back(self, key: Hashable, sandbox: engine.Sandbox) -> None:
+        if not sandbox.movable:  # its stack cannot be moved: it serves one run only
+            return
+        with self._lock:
+            warm = self._current()
+            warm.idle.setdefault(key, []).append(sandbox)
+            warm.idle.move_to_end(key)
+            warm.count += 1
+            warm.held += sandbox.held
+            while warm.count > self._max_contexts:
+                self._drop_oldest(warm)
+
+    def _make_room(self, limits: Limits) -> None:
+        """Drop the least recently used idle sandboxes until what they hold
+        plus what a run may take fits in ``warm_mb``: each sandbox has its own
+        limit, but they share the process's memory (``engine.make_room``)."""
+        need = engine.room_for(limits)
+        with self._lock:
+            warm = self._current()
+            while warm.idle and warm.held + need > self._warm_bytes:
+                self._drop_oldest(warm)
+
+    @staticmethod
+    def _drop_oldest(warm: _Warm) -> None:
+        """Under ``_lock``: drop the least recently used idle sandbox."""
+        key, idle = next(iter(warm.idle.items()))
+        dropped = idle.pop(0)
+        warm.count -= 1
+        warm.held -= dropped.held
+        if not idle:
+            del warm.idle[key]
 
 
 def check_script_size(script: str, limits: Limits) -> None:

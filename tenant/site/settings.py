@@ -277,9 +277,15 @@ TESSERA_NPM_RESOLVE_TIMEOUT_SECONDS = float(
 )
 # Worker processes per server process, with TESSERA_HOOK_ISOLATION=process.
 TESSERA_HOOK_WORKERS = int(os.environ.get("TESSERA_HOOK_WORKERS", "2"))
-# Warm hook contexts kept per server thread (or worker), least recently used
-# dropped first; each is a few hundred kB.
-TESSERA_HOOK_CONTEXTS_PER_THREAD = int(os.environ.get("TESSERA_HOOK_CONTEXTS_PER_THREAD", "256"))
+# Idle warm hook contexts kept per server process (or hook worker), shared by
+# its threads, least recently used dropped first; each is a few hundred kB.
+# TESSERA_HOOK_CONTEXTS_PER_THREAD is its former name (when contexts were
+# kept per thread), still read.
+TESSERA_HOOK_WARM_CONTEXTS = int(
+    os.environ.get("TESSERA_HOOK_WARM_CONTEXTS")
+    or os.environ.get("TESSERA_HOOK_CONTEXTS_PER_THREAD")
+    or "256"
+)
 # Fairness, per server process: concurrent hook runs one tenant may have (a
 # run over it waits this many ms for a slot, then is refused), concurrent test
 # runs (the dashboard's Run), and the breaker that fails a hook fast for a

@@ -670,8 +670,9 @@ def test_pool_works_in_a_forked_child(runtime: Runtime) -> None:
 
 
 def test_warm_contexts_beyond_the_limit_drop_the_least_recently_used() -> None:
-    """README: TESSERA_HOOK_CONTEXTS_PER_THREAD warm contexts per thread,
-    least recently used dropped first (a dropped one starts with new globals)."""
+    """README: TESSERA_HOOK_WARM_CONTEXTS idle warm contexts per server
+    process, least recently used dropped first (a dropped one starts with
+    new globals)."""
     engine = InProcessRuntime(max_contexts=2)
     counter = hook("globalThis.runs = (globalThis.runs || 0) + 1;\ncb(null, {runs: runs});")
 
@@ -683,6 +684,36 @@ def test_warm_contexts_beyond_the_limit_drop_the_least_recently_used() -> None:
         assert runs("c") == 1  # over the limit: "b" was used least recently
         assert runs("a") == 3  # kept warm
         assert runs("b") == 1  # started over
+    finally:
+        engine.close()
+
+
+def test_a_warm_context_moves_between_threads_and_still_stops_deep_recursion() -> None:
+    """One warm copy of a hook serves the runs of every thread, one run at a
+    time; QuickJS measures each run's stack on the thread it runs on, so a
+    deep recursion is a RangeError wherever it runs, never a crash."""
+    engine = InProcessRuntime()
+    recursive = hook(
+        "globalThis.runs = (globalThis.runs || 0) + 1;\n"
+        "if (client.metadata.deep) { const f = (n) => f(n + 1) + 1; f(0); }\n"
+        "cb(null, {runs: runs});"
+    )
+    deep = payload(client={"tenant": "acme", "id": "abc", "name": "S", "metadata": {"deep": 1}})
+    seen: list[object] = []
+
+    def on_a_thread(args: Mapping[str, Any] | None) -> None:
+        try:
+            seen.append(run(engine, recursive, args=args).value["runs"])
+        except HookError as error:
+            seen.append(error.name)
+
+    try:
+        on_a_thread(None)  # made on this thread
+        for args in (deep, None, deep, None):
+            thread = threading.Thread(target=on_a_thread, args=(args,))
+            thread.start()
+            thread.join(30)
+        assert seen == [1, "RangeError", 3, "RangeError", 5]  # one copy throughout
     finally:
         engine.close()
 
