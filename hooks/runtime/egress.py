@@ -71,11 +71,11 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_VALUE = re.compile(r"^[A-Za-z0-9_\-+/=.~]{24,}$")
 REDACTED = "[redacted]"
+USER_AGENT = "Tessera"  # unless the hook sends its own
 # RFC 9110: a header name and a method are tokens; no value breaks a line
 # (curl sends headers as given: the host checks them, whatever the sandbox did).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BREAKS = re.compile(r"[\r\n\0]")
-READ_CHUNK = 65_536
 
 
 class EgressRefused(Exception):
@@ -476,7 +476,8 @@ def _one_request(
                 [f"{_bracketed(target.host)}:{target.port}:{_bracketed(address)}:{target.port}"],
             )
         curl.setopt(pycurl.TIMEOUT_MS, remaining_ms)
-        sent = [f"{name}: {value}" for name, value in headers]
+        # curl drops "Name:" (no value): "Name;" sends it empty.
+        sent = [f"{name}: {value}" if value.strip() else f"{name};" for name, value in headers]
         if not any(name.lower() == "content-type" for name, _ in headers):
             sent.append("Content-Type:")  # none, rather than curl's form type
         curl.setopt(pycurl.HTTPHEADER, [*sent, "Expect:"])
@@ -581,6 +582,7 @@ def _handle(policy: EgressPolicy) -> Iterator[Any]:
     curl.setopt(pycurl.NOSIGNAL, 1)
     curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    curl.setopt(pycurl.USERAGENT, USER_AGENT)  # not curl's list of library versions
     curl.setopt(pycurl.ACCEPT_ENCODING, "")  # decoded, as fetch does
     curl.setopt(pycurl.PROXY, policy.proxy or "")  # never the environment's
     curl.setopt(pycurl.CAINFO, policy.ca_file or _certifi_roots())
@@ -620,11 +622,6 @@ def close_idle_connections() -> None:
         _handles.clear()
     for handle in handles:
         handle.close()
-
-
-def _reason(error: Exception) -> str:
-    reason = getattr(error, "reason", None) or error
-    return str(reason).split("\n", 1)[0][:300]
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -149,7 +149,8 @@ class InProcessRuntime:
     def close(self) -> None:
         """Drop the idle sandboxes."""
         with self._lock:
-            self._warm = _Warm()
+            warm, self._warm = self._warm, _Warm()
+        del warm  # freed here, not under the lock
 
     def _current(self) -> _Warm:
         """Under ``_lock``: the idle sandboxes (a forked child's are not its parent's)."""
@@ -185,28 +186,31 @@ class InProcessRuntime:
             warm.idle.move_to_end(key)
             warm.count += 1
             warm.held += sandbox.held
-            while warm.count > self._max_contexts:
-                self._drop_oldest(warm)
+            dropped = [self._drop_oldest(warm) for _ in range(warm.count - self._max_contexts)]
+        del dropped  # freed here, not under the lock (a large heap takes a while)
 
     def _make_room(self, limits: Limits) -> None:
         """Drop the least recently used idle sandboxes until what they hold
         plus what a run may take fits in ``warm_mb``: each sandbox has its own
         limit, but they share the process's memory (``engine.make_room``)."""
         need = engine.room_for(limits)
+        dropped = []
         with self._lock:
             warm = self._current()
             while warm.idle and warm.held + need > self._warm_bytes:
-                self._drop_oldest(warm)
+                dropped.append(self._drop_oldest(warm))
+        del dropped  # freed here, not under the lock
 
     @staticmethod
-    def _drop_oldest(warm: _Warm) -> None:
-        """Under ``_lock``: drop the least recently used idle sandbox."""
+    def _drop_oldest(warm: _Warm) -> engine.Sandbox:
+        """Under ``_lock``: take the least recently used idle sandbox out."""
         key, idle = next(iter(warm.idle.items()))
         dropped = idle.pop(0)
         warm.count -= 1
         warm.held -= dropped.held
         if not idle:
             del warm.idle[key]
+        return dropped
 
 
 def check_script_size(script: str, limits: Limits) -> None:

@@ -55,7 +55,8 @@ def test_a_post_carries_its_body_and_headers(settings, upstream):
         "poster",
         action(
             f"const r = await fetch(new Request('{upstream}/echo', {{method: 'post', "
-            "headers: new Headers({'X-Signature': 'abc', 'Content-Type': 'application/json'}), "
+            "headers: new Headers({'X-Signature': 'abc', 'Content-Type': 'application/json', "
+            "'X-Empty': ''}), "
             "body: JSON.stringify({client: event.client.client_id, word: 'héllo'})}));\n"
             "const echo = await r.json();\n"
             "api.accessToken.setCustomClaim('https://x.test/echo', echo);"
@@ -68,6 +69,8 @@ def test_a_post_carries_its_body_and_headers(settings, upstream):
     assert json.loads(echo["body"]) == {"client": world.client.client_id, "word": "héllo"}
     assert echo["headers"]["x-signature"] == "abc"
     assert echo["headers"]["content-type"] == "application/json"
+    assert echo["headers"]["x-empty"] == ""
+    assert echo["headers"]["user-agent"] == "Tessera"  # no library versions
 
 
 def test_a_tenants_requests_share_a_kept_connection_and_no_other_tenant_does(
