@@ -70,7 +70,12 @@ def start(tmp_path: Path, database: ScratchDatabase, **more: str):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_for(lambda: serving(port) and len(workers(server)) == 2, log)
+    try:
+        wait_for(lambda: serving(port) and len(workers(server)) == 2, log)
+    except BaseException:  # a server that never came up is stopped all the same
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(60)
+        raise
     # Each worker answers at least once: its threads exist by then.
     for _ in range(20):
         serving(port)
