@@ -388,6 +388,21 @@ def test_a_corrupt_zip_is_one_line(tenants):
     assert snapshot() == before
 
 
+def test_a_zip_in_a_compression_method_python_cannot_inflate_is_one_line(tenants):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("export/clients/a.json", json.dumps(client_body(1)))
+    raw = bytearray(buffer.getvalue())
+    # Method 99 (WinZip AES) in the member's local and central headers.
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        at = raw.index(signature) + offset
+        raw[at : at + 2] = (99).to_bytes(2, "little")
+    before = snapshot()
+    status, text = post_upload(tenants[0], "export.zip", bytes(raw))
+    assert status == 200 and "Malformed export: the zip cannot be unpacked" in text
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize("name", ["../../evil.json", "/etc/evil.json", "export/../../evil.json"])
 def test_a_zip_member_out_of_the_archive_is_refused(tenants, name):
     before = snapshot()
