@@ -468,78 +468,62 @@ def run_soak_mode(plan: Plan, workdir: Path) -> list[str]:
     ]
 
 
+def on_one_database(
+    plan: Plan, workdir: Path, run: Callable[..., list[str]], **options: object
+) -> list[str]:
+    """A mode measured on the first database with the most workers: the
+    setup lines, then what ``run`` reports, given the plan's common options
+    and ``options``."""
+    database, workers = plan.databases[0], max(plan.workers)
+    return [
+        *setup_lines(with_postgres=database == "postgres"),
+        *run(
+            database=database,
+            config=server_config(plan, workers),
+            settings=plan.settings,
+            requests=plan.requests,
+            max_seconds=plan.max_seconds,
+            workdir=workdir,
+            **options,
+        ),
+    ]
+
+
 def run_tenants_mode(plan: Plan, workdir: Path) -> list[str]:
     """--tenants N: N tenants with their own hooks, requested round-robin."""
     assert plan.tenants is not None
-    database, workers = plan.databases[0], max(plan.workers)
-    config = server_config(plan, workers)
-    return [
-        *setup_lines(with_postgres=database == "postgres"),
-        *run_tenants(
-            count=plan.tenants,
-            database=database,
-            config=config,
-            settings=plan.settings,
-            requests=plan.requests,
-            concurrency=max(plan.concurrency),
-            max_seconds=plan.max_seconds,
-            workdir=workdir,
-        ),
-    ]
+    return on_one_database(
+        plan, workdir, run_tenants, count=plan.tenants, concurrency=max(plan.concurrency)
+    )
 
 
 def run_noisy_mode(plan: Plan, workdir: Path) -> list[str]:
     """--noisy-neighbour: B's latency alone and while A's hook loops at A's rate limit."""
-    database, workers = plan.databases[0], max(plan.workers)
-    return [
-        *setup_lines(with_postgres=database == "postgres"),
-        *run_noisy_neighbour(
-            database=database,
-            config=server_config(plan, workers),
-            settings=plan.settings,
-            requests=plan.requests,
-            rate=plan.neighbour_rate,
-            max_seconds=plan.max_seconds,
-            workdir=workdir,
-        ),
-    ]
+    return on_one_database(plan, workdir, run_noisy_neighbour, rate=plan.neighbour_rate)
 
 
 def run_flow_mode(plan: Plan, workdir: Path) -> list[str]:
     """--flow: three bound Actions beside one, CPU per token, in rounds."""
-    database, workers = plan.databases[0], max(plan.workers)
-    return [
-        *setup_lines(with_postgres=database == "postgres"),
-        *run_flow(
-            database=database,
-            config=server_config(plan, workers),
-            settings=plan.settings,
-            requests=plan.requests,
-            rounds=plan.concurrency,
-            warmup=plan.warmup_for(max(plan.concurrency)),
-            max_seconds=plan.max_seconds,
-            workdir=workdir,
-        ),
-    ]
+    return on_one_database(
+        plan,
+        workdir,
+        run_flow,
+        rounds=plan.concurrency,
+        warmup=plan.warmup_for(max(plan.concurrency)),
+    )
 
 
 def run_slow_upstream_mode(plan: Plan, workdir: Path) -> list[str]:
-    """--slow-upstream: hooks waiting on an upstream, under the old and the README's setup."""
-    database, workers = plan.databases[0], max(plan.workers)
-    return [
-        *setup_lines(with_postgres=database == "postgres"),
-        *run_slow_upstream(
-            database=database,
-            config=server_config(plan, workers),
-            settings=plan.settings,
-            requests=plan.requests,
-            rounds=plan.rounds,
-            threads=plan.blocking_threads,
-            readme_only=plan.readme_only,
-            max_seconds=plan.max_seconds,
-            workdir=workdir,
-        ),
-    ]
+    """--slow-upstream: hooks waiting on an upstream, under the old setup,
+    the README's threads unpinned, and the README's."""
+    return on_one_database(
+        plan,
+        workdir,
+        run_slow_upstream,
+        rounds=plan.rounds,
+        threads=plan.blocking_threads,
+        readme_only=plan.readme_only,
+    )
 
 
 @contextlib.contextmanager
