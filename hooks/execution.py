@@ -157,7 +157,7 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         return None
     from hooks.selectors import tenant_egress_hosts  # selectors import this module
 
-    return _egress(
+    policy = _egress(
         settings.TESSERA_EGRESS_ALLOW,
         settings.TESSERA_EGRESS_DENY,
         settings.TESSERA_EGRESS_PROXY,
@@ -165,8 +165,10 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         settings.TESSERA_HOOK_MAX_FETCHES,
         settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
         tenant_egress_hosts(tenant=tenant),
-        str(tenant.pk),
     )
+    # Its kept connections are its own. A copy (3 µs), so that tenants with
+    # the same list share the parsed policy however many there are.
+    return dataclasses.replace(policy, owner=str(tenant.pk))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,7 +180,6 @@ def _egress(
     requests: int,
     size: int,
     tenant_hosts: tuple[str, ...],
-    owner: str,
 ) -> runtime.EgressPolicy:
     try:
         listed = runtime.parse_tenant_hosts(tenant_hosts) if tenant_hosts else None
@@ -194,7 +195,6 @@ def _egress(
             max_response_bytes=size,
         ),
         tenant_hosts=listed,
-        owner=owner,  # its kept connections are its own
     )
 
 
