@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from hooks import runtime
 from hooks.choices import RunOutcome, RunSource
@@ -99,6 +100,20 @@ def close_hook_runtime() -> None:
         current[0].close()
 
 
+def _give_back_connection() -> None:
+    """Before a run waits (for its tenant's slot, its upstream, its next
+    timer): its thread's database connection goes back to the process's
+    pool (PostgreSQL), or the run would hold one of the pool's few
+    connections all that time, and the process's other requests would wait
+    for it. Not inside a transaction; the next query takes one again."""
+    if (
+        connection.connection is not None
+        and not connection.in_atomic_block
+        and connection.settings_dict["OPTIONS"].get("pool")
+    ):
+        connection.close()
+
+
 def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
     engine: HookRuntime
     per_tenant = settings.TESSERA_HOOK_TENANT_CONCURRENCY
@@ -118,6 +133,7 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
         breaker_failures=settings.TESSERA_HOOK_BREAKER_FAILURES,
         breaker_cooldown_s=settings.TESSERA_HOOK_BREAKER_COOLDOWN_SECONDS,
         gate=compute_gate,
+        before_wait=_give_back_connection,
     )
     if process:
         engine = runtime.HookPool(size=settings.TESSERA_HOOK_WORKERS)

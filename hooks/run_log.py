@@ -298,6 +298,7 @@ class _Writer:
                     break
             self._write_inputs()
             metrics.RUN_LOG_BUFFERED.set(len(self.buffer))
+            close_old_connections()  # a pooled connection goes back while it gathers
         connections.close_all()
 
     def stop(self, timeout: float) -> None:

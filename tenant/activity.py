@@ -28,7 +28,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    router,
+    transaction,
+)
 from django.utils import timezone
 
 from tenant import metrics
@@ -220,6 +227,7 @@ def _flush_loop(tally: _Tally) -> None:
             connections.close_all()
             metrics.DEPENDENCY_ERRORS.labels(dependency="database").inc()
             logger.warning("Could not write activity counts (%s); kept for the next try", error)
+        close_old_connections()  # a pooled connection goes back until the next flush
     connections.close_all()
 
 

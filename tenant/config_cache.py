@@ -195,6 +195,7 @@ def _watch(state: _State) -> None:
             state.watcher_failing = True
             _log_error("Cannot read the configuration generation (database)", error)
             connection.close()
+        close_old_connections()  # a pooled connection goes back until the next check
         metrics.CONFIG_AGE.set(config_age())
 
 

@@ -144,6 +144,7 @@ class Governor:
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
         gate: ComputeGate | None = None,
+        before_wait: Callable[[], None] | None = None,
     ) -> None:
         self.max_concurrent_per_tenant = max(1, max_concurrent_per_tenant)
         self.max_waiting_per_tenant = max(0, max_waiting_per_tenant)
@@ -153,6 +154,9 @@ class Governor:
         self.breaker_failures = max(1, breaker_failures)
         self.breaker_cooldown_s = breaker_cooldown_s
         self.gate = gate or ComputeGate()
+        # Called on the run's thread before each of its waits (what the
+        # thread holds that others need meanwhile: its database connection).
+        self._before_wait = before_wait or _nothing
         self._lock = threading.Lock()
         # Per tenant, while some of its runs wait for a slot (_take_turn): a
         # slot freed wakes only its own tenant's runs, never everyone's.
@@ -193,6 +197,7 @@ class Governor:
         and its tenant's slot (if a waiting place is free) are let go
         meanwhile; then it takes its turn at the gate, and the slot back,
         ahead of new runs, before it computes again."""
+        self._before_wait()
         gated = self.gate.step_out()
         tenant = getattr(self._held, "tenant", None)
         stepped = tenant is not None and self._step_out(tenant)
@@ -212,6 +217,7 @@ class Governor:
         """Around a run's sleep until its next timer: the gate is free
         meanwhile (the tenant keeps its slot, as a timer is the hook's own
         pacing)."""
+        self._before_wait()
         gated = self.gate.step_out()
         try:
             yield
@@ -285,6 +291,7 @@ class Governor:
         queues at the gate (its tenant's next run would find the slot taken
         by a run that is not computing). ``HookBusy`` once ``give_up`` passes;
         the gate is held again either way."""
+        self._before_wait()
         while True:
             gated = False
             try:
@@ -363,3 +370,7 @@ def _decrement(counts: dict[Hashable, int], key: Hashable) -> None:
         counts[key] = left
     else:
         del counts[key]
+
+
+def _nothing() -> None:
+    pass

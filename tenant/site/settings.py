@@ -360,6 +360,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "options",
         f"-c statement_timeout={int(os.environ.get('TESSERA_DB_STATEMENT_TIMEOUT_MS', '10000'))}",
     )
+    # A process's threads share a few connections (psycopg's pool, through
+    # Django), each held only while a request or a background round uses it:
+    # with a connection kept per thread, the README's 32 threads per worker
+    # took 32 connections per core, and idle threads kept them while others
+    # were refused. A connection that fails to open is tried again by the
+    # next request that needs one, not on a back-off that outlasts an outage.
+    # While connections cannot be opened, a request fails fast instead
+    # (tenant.site.postgresql).
+    _connect_timeout = float(_pg_options["connect_timeout"])
+    DATABASES["default"]["ENGINE"] = "tenant.site.postgresql"
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them instead
+    _pg_options.setdefault(
+        "pool",
+        {
+            "min_size": 1,
+            "max_size": int(os.environ.get("TESSERA_DB_POOL_SIZE", "8")),
+            "timeout": _connect_timeout,
+            "reconnect_timeout": _connect_timeout,
+            "name": "tessera",
+        },
+    )
 # ------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -388,6 +409,9 @@ LOGGING = {
     "loggers": {
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "WARNING"},
+        # A connection the pool cannot open fails the request that needed it,
+        # which says so; the pool's own line for each attempt is noise.
+        "psycopg.pool": {"level": "ERROR"},
     },
 }
 

@@ -30,19 +30,29 @@ SCRIPT = "module.exports = function(c, s, a, ctx, cb) { console.log('ran'); cb(n
 @contextmanager
 def database_away() -> Iterator[None]:
     """Every connection opened meanwhile fails, in every thread; the ones
-    open now are closed. The settings are shared by all threads' connections."""
+    open now are closed. The settings are shared by all threads' connections
+    (and read again by the pool, made anew)."""
     settings = connection.settings_dict
     saved = {key: settings.get(key) for key in ("NAME", "HOST", "PORT")}
     if connection.vendor == "sqlite":
         settings["NAME"] = "/nonexistent-directory/tessera.sqlite3"
     else:
         settings["HOST"], settings["PORT"] = "127.0.0.1", "1"
-    connection.close()
+    drop_connections()
     try:
         yield
     finally:
         settings.update(saved)
-        connection.close()
+        drop_connections()
+
+
+def drop_connections() -> None:
+    """Close this thread's connection and, on PostgreSQL, the process's pool:
+    the next connection anyone takes is opened with the settings of now."""
+    connection.close()
+    close_pool = getattr(connection, "close_pool", None)  # PostgreSQL's engine
+    if close_pool is not None:
+        close_pool()
 
 
 class Caller:
