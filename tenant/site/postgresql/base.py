@@ -15,7 +15,6 @@ pool check it first).
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -29,32 +28,24 @@ from psycopg_pool import PoolTimeout
 FAILING_WAIT_S = 0.25
 
 
-class _Failure:
-    """The last connection attempt's error, until one succeeds."""
+class _Attempts:
+    """The error of the last attempt to open a connection (made on the
+    pool's threads), until one succeeds."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.error: psycopg.OperationalError | None = None
-
-    def record(self, error: psycopg.OperationalError | None) -> None:
-        with self._lock:
-            self.error = error
-
-
-_failure = _Failure()
+    failed: psycopg.OperationalError | None = None
 
 
 class _Connection(psycopg.Connection[Any]):
-    """A connection whose opening (on the pool's threads) tells ``_failure``."""
+    """A connection whose opening tells ``_Attempts``."""
 
     @classmethod
     def connect(cls, *args: Any, **kwargs: Any) -> Any:
         try:
             made = super().connect(*args, **kwargs)
         except psycopg.OperationalError as error:
-            _failure.record(error)
+            _Attempts.failed = error
             raise
-        _failure.record(None)
+        _Attempts.failed = None
         return made
 
 
@@ -77,7 +68,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             try:
                 return pool.getconn(timeout=FAILING_WAIT_S)
             except PoolTimeout:
-                failed = _failure.error
+                failed = _Attempts.failed
                 if failed is not None:
                     raise psycopg.OperationalError(str(failed)) from None
                 if time.monotonic() >= deadline:
