@@ -4,7 +4,9 @@ hold 12 connections, under 64 requests at once that each read the database,
 answers every one, with at most ``TESSERA_DB_POOL_SIZE`` connections per
 worker. With a connection kept per thread (before the pool), the requests
 past the limit got 503, and the threads holding connections kept them while
-idle, so requests on other threads were still refused after the burst."""
+idle, so requests on other threads were still refused after the burst. A
+hook run gives its connection back while it waits (its upstream, its timer,
+its turn), so that a run waiting 2 s on a slow upstream holds none."""
 
 import concurrent.futures
 import json
@@ -20,7 +22,11 @@ from collections import Counter
 import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 
+from hooks.execution import hook_runtime
+from tenant.models import Tenant
+from tests.factories import make_tenant
 from tests.servers import ScratchDatabase, free_port, granian_command, server_env
 
 pytestmark = pytest.mark.skipif(
@@ -106,3 +112,20 @@ def test_many_threads_share_a_few_connections_and_every_request_is_answered(tmp_
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_gives_its_connection_back_while_it_waits_and_takes_one_after():
+    """What a hook run holds while it waits on its upstream or its timer:
+    no connection (others of its process may use it), outside a transaction;
+    inside one, the connection is the transaction and stays."""
+    _, governor = hook_runtime()
+    for wait in (governor.waiting, governor.pausing):
+        make_tenant("acme")  # the run's thread has read the database
+        assert connection.connection is not None
+        with wait():
+            assert connection.connection is None
+        assert Tenant.objects.filter(slug="acme").exists()  # a connection again
+        Tenant.objects.all().delete()
+    with transaction.atomic(), governor.waiting():
+        assert connection.connection is not None
