@@ -32,7 +32,7 @@ def form(export: bytes, **extra: str) -> dict[str, object]:
         "export": SimpleUploadedFile("export.zip", export, content_type="application/zip"),
         "only": ["resource_servers", "clients", "client_grants", "hooks", "actions"],
         "hook_secrets": '{"plan-claim": {"SALT": "pepper"}}',
-        "action_secrets": '{"tier": {"TIER": "t1"}}',
+        "action_secrets": '{"tier": {"TIER": "tier-1"}}',
         **extra,
     }
 
@@ -100,7 +100,7 @@ def test_the_import_page_in_a_browser(page, live_server, world, tmp_path):
     page.click("#tenant-import")
     page.set_input_files("#id_export", str(upload))
     page.fill("#id_hook_secrets", '{"plan-claim": {"SALT": "pepper"}}')
-    page.fill("#id_action_secrets", '{"tier": {"TIER": "t1"}}')
+    page.fill("#id_action_secrets", '{"tier": {"TIER": "tier-1"}}')
     page.click("input[name=dry_run]")
     page.wait_for_selector("#import-plan")
     assert page.locator("#import-plan tr.import-create").count() >= 5

@@ -432,7 +432,7 @@ def test_no_secret_value_reaches_the_audit_rows_of_an_import(tenants, tmp_path):
     export = write_export(tmp_path / "export")
     run("-p", "alpha", "--from-dir", str(export), *secrets_files(tmp_path))
     rows = json.dumps(list(AuditEntry.objects.values()), default=str)
-    for value in ("pepper", "t1", client_body(1)["client_secret"]):
+    for value in ("pepper", "tier-1", client_body(1)["client_secret"]):
         assert value not in rows
 
 

@@ -141,7 +141,7 @@ def secrets_files(tmp_path: Path) -> list[str]:
     hooks = tmp_path / "hook-secrets.json"
     hooks.write_text(json.dumps({"plan-claim": {"SALT": "pepper"}}))
     actions = tmp_path / "action-secrets.json"
-    actions.write_text(json.dumps({"tier": {"TIER": "t1"}}))
+    actions.write_text(json.dumps({"tier": {"TIER": "tier-1"}}))
     return ["--hook-secrets", str(hooks), "--action-secrets", str(actions)]
 
 
@@ -208,7 +208,7 @@ def test_a_directory_export_comes_over_with_its_credentials_and_the_same_claims(
     assert claims["sub"] == f"{worker.client_id}@clients"
     assert claims["scope"] == "read:orders"
     assert claims[CLAIM] == "gold:pepper"  # the hook, with its secret from --hook-secrets
-    assert claims[ACTION_CLAIM] == "t1-gold"  # the bound Action, deployed, with its secret
+    assert claims[ACTION_CLAIM] == "tier-1-gold"  # the bound Action, deployed, with its secret
     api = Api.objects.get(tenant=acme, identifier=AUDIENCE)
     assert (api.name, api.token_lifetime) == ("Orders", 3600)
     # The source's Management API and its grants, the SPA, the rule and the
@@ -606,11 +606,13 @@ def test_overwrite_updates_a_changed_hook_and_action_and_redeploys(tenants, tmp_
     assert "differs   hook plan-claim  (differs in script" in left
     assert "differs   action tier  (differs in code" in left
     worker = client_body(1)
-    assert token("acme", worker["client_id"], worker["client_secret"])[ACTION_CLAIM] == "t1-gold"
+    assert (
+        token("acme", worker["client_id"], worker["client_secret"])[ACTION_CLAIM] == "tier-1-gold"
+    )
 
     run("-p", "acme", "--from-dir", str(export), "--overwrite", *secrets_files(tmp_path))
     claims = token("acme", worker["client_id"], worker["client_secret"])
-    assert (claims[CLAIM], claims[ACTION_CLAIM]) == ("gold::pepper", "t1+gold")
+    assert (claims[CLAIM], claims[ACTION_CLAIM]) == ("gold::pepper", "tier-1+gold")
     assert ActionVersion.objects.filter(action__name="tier").count() == 2
     again = run("-p", "acme", "--from-dir", str(export), "--overwrite", *secrets_files(tmp_path))
     assert "Plan: 0 create, 0 update" in again
