@@ -1,9 +1,13 @@
 """Real servers for tests: the README's production granian command, on a
 free loopback port."""
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,6 +42,30 @@ def granian_command(port: int, *flags: str) -> list[str]:
         *flags,
         WSGI_APP,
     ]
+
+
+@contextlib.contextmanager
+def granian_server(port: int, env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """The README's granian on ``port`` (this checkout, ``env``), its output
+    in ``log``; its whole process group is stopped on leaving, however the
+    test went."""
+    from django.conf import settings
+
+    with log.open("w") as output:
+        server = subprocess.Popen(  # noqa: S603 - granian, the README's command
+            granian_command(port),
+            cwd=settings.BASE_DIR,
+            env=dict(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # all of it already gone
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
 
 
 def server_env(**settings: str) -> dict[str, str]:

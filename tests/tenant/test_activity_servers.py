@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.servers import ScratchDatabase, free_port, granian_command, server_env
+from tests.servers import ScratchDatabase, free_port, granian_server, server_env
 
 AUDIENCE = "https://api.demo.test/"  # the demo's API
 REQUESTS = 60
@@ -92,17 +92,10 @@ def test_every_worker_adds_its_counts_and_a_stopping_server_writes_what_it_holds
     secret = re.search(r"client_secret:\s+(\S+)", demo)[1]  # type: ignore[index]
     port = free_port()
     log = deployment.root / "granian.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(  # noqa: S603 - granian, the README's command
-            granian_command(port),
-            cwd=settings.BASE_DIR,
-            # No flush interval passes during the test: what is written, the
-            # workers wrote as they stopped.
-            env=deployment.env(TESSERA_ACTIVITY_FLUSH_SECONDS="3600"),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # No flush interval passes during the test: what is written, the workers
+    # wrote as they stopped.
+    env = deployment.env(TESSERA_ACTIVITY_FLUSH_SECONDS="3600")
+    with granian_server(port, env, log) as server:
         # The first request that is answered (a wrong secret: 401) says it is up.
         statuses: list[int] = []
         deadline = time.monotonic() + 90

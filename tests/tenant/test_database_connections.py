@@ -11,7 +11,6 @@ its turn), so that a run waiting 2 s on a slow upstream holds none."""
 import concurrent.futures
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from django.db import connection, transaction
 from hooks.execution import hook_runtime
 from tenant.models import Tenant
 from tests.factories import make_tenant
-from tests.servers import ScratchDatabase, free_port, granian_command, server_env
+from tests.servers import ScratchDatabase, free_port, granian_server, server_env
 
 pytestmark = pytest.mark.skipif(
     not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
@@ -85,11 +84,7 @@ def test_many_threads_share_a_few_connections_and_every_request_is_answered(tmp_
     )  # fmt: skip
     port = free_port()
     log = tmp_path / "granian.log"
-    server = subprocess.Popen(  # noqa: S603 - granian, the README's command
-        granian_command(port), cwd=settings.BASE_DIR, env=env,
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with granian_server(port, env, log):
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -104,14 +99,11 @@ def test_many_threads_share_a_few_connections_and_every_request_is_answered(tmp_
             answers = list(pool.map(lambda _: readyz(port), range(AT_ONCE * 10)))
             during = connections_of(database, role)
 
-        statuses = Counter(status for status, _ in answers)
-        assert statuses == Counter({200: len(answers)}), statuses
-        assert {body["checks"]["database"] for _, body in answers} == {"ok"}
-        assert during <= 2 * POOL
-        assert "Traceback" not in log.read_text()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == Counter({200: len(answers)}), statuses
+    assert {body["checks"]["database"] for _, body in answers} == {"ok"}
+    assert during <= 2 * POOL
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -129,3 +121,4 @@ def test_a_run_gives_its_connection_back_while_it_waits_and_takes_one_after():
         Tenant.objects.all().delete()
     with transaction.atomic(), governor.waiting():
         assert connection.connection is not None
+

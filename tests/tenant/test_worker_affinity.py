@@ -2,18 +2,19 @@
 worker with every one of its threads on a CPU of its own; a worker that
 dies is replaced on the CPU it left; without the setting, nothing is pinned."""
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.servers import ScratchDatabase, free_port, granian_command, server_env
+from tests.servers import ScratchDatabase, free_port, granian_server, server_env
 
 pytestmark = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs to choose from"
@@ -44,14 +45,6 @@ def cpu_list(text: str) -> frozenset[int]:
     return frozenset(cpus)
 
 
-def serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def wait_for(condition, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -59,27 +52,22 @@ def wait_for(condition, log: Path, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
-def start(tmp_path: Path, database: ScratchDatabase, **more: str):
+@contextlib.contextmanager
+def started(tmp_path: Path, database: ScratchDatabase, **more: str):
+    """The README's granian, both workers serving; stopped on leaving."""
     port = free_port()
     log = tmp_path / "granian.log"
-    server = subprocess.Popen(  # noqa: S603 - granian, the README's command
-        granian_command(port),
-        cwd=settings.BASE_DIR,
-        env=server_env(DATABASE_URL=database.url, TESSERA_VAR_DIR=str(tmp_path / "var"), **more),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: serving(port) and len(workers(server)) == 2, log)
-    except BaseException:  # a server that never came up is stopped all the same
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(60)
-        raise
-    # Each worker answers at least once: its threads exist by then.
-    for _ in range(20):
-        serving(port)
-    return server, port, log
+    env = server_env(DATABASE_URL=database.url, TESSERA_VAR_DIR=str(tmp_path / "var"), **more)
+    with granian_server(port, env, log) as server:
+        wait_for(lambda: len(workers(server)) == 2 and started_workers(log) == 2, log)
+        yield server, log
+
+
+def started_workers(log: Path) -> int:
+    """How many workers granian has said are serving: until then a worker
+    has not its threads nor its own handler for the SIGTERM that stops the
+    server (a worker stopped before it is lives on, and the server with it)."""
+    return len(re.findall(r"Started worker-\d+ runtime-\d+$", log.read_text(), re.MULTILINE))
 
 
 @pytest.fixture
@@ -99,8 +87,7 @@ def database(tmp_path):
 
 
 def test_each_worker_has_a_cpu_of_its_own_and_its_successor_takes_it(tmp_path, database):
-    server, port, log = start(tmp_path, database, TESSERA_PIN_WORKERS="1")
-    try:
+    with started(tmp_path, database, TESSERA_PIN_WORKERS="1") as (server, log):
         first, second = workers(server)
         mine, theirs = cpus_of_threads(first), cpus_of_threads(second)
         assert len(mine) == 1 and len(theirs) == 1, (mine, theirs)
@@ -108,24 +95,15 @@ def test_each_worker_has_a_cpu_of_its_own_and_its_successor_takes_it(tmp_path, d
         assert len(os.listdir(f"/proc/{first}/task")) > 2  # granian's threads too
 
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: first not in workers(server) and len(workers(server)) == 2, log)
-        wait_for(lambda: serving(port), log)
+        wait_for(lambda: first not in workers(server) and started_workers(log) == 3, log)
         (successor,) = set(workers(server)) - {second}
-        wait_for(lambda: len(os.listdir(f"/proc/{successor}/task")) > 2, log)
 
         assert cpus_of_threads(successor) == mine
         assert cpus_of_threads(second) == theirs
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
 
 
 def test_without_the_setting_no_worker_is_pinned(tmp_path, database):
-    server, _, _ = start(tmp_path, database)
     everywhere = {frozenset(os.sched_getaffinity(0))}
-    try:
+    with started(tmp_path, database) as (server, _):
         for worker in workers(server):
             assert cpus_of_threads(worker) == everywhere
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
