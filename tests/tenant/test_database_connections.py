@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,3 +123,41 @@ def test_a_run_gives_its_connection_back_while_it_waits_and_takes_one_after():
     with transaction.atomic(), governor.waiting():
         assert connection.connection is not None
 
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_waits_past_the_connect_timeout_for_a_busy_pool():
+    """Writers queued on one row hold the pool's connections as long as the
+    queue ahead of them takes: a request that finds them all in use waits
+    its turn rather than failing after the connect timeout (3 s)."""
+    options = settings.DATABASES["default"]["OPTIONS"]
+    size, hold = options["pool"]["max_size"], options["connect_timeout"] + 1
+    holding = threading.Barrier(size + 1, timeout=30)
+
+    def hold_a_connection() -> None:
+        try:
+            with transaction.atomic():
+                Tenant.objects.exists()
+                holding.wait()
+                time.sleep(hold)
+        finally:
+            connection.close()
+
+    def wait_for_one() -> float:
+        holding.wait()
+        began = time.monotonic()
+        try:
+            make_tenant("acme")
+        finally:
+            connection.close()
+        return time.monotonic() - began
+
+    connection.close()  # this thread's: the holders take them all
+    with concurrent.futures.ThreadPoolExecutor(size + 1) as pool:
+        holders = [pool.submit(hold_a_connection) for _ in range(size)]
+        waiter = pool.submit(wait_for_one)
+        for holder in holders:
+            holder.result()
+        waited = waiter.result()
+
+    assert waited >= hold - 0.5
+    assert Tenant.objects.filter(slug="acme").exists()

@@ -72,4 +72,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 if failed is not None:
                     raise psycopg.OperationalError(str(failed)) from None
                 if time.monotonic() >= deadline:
-                    raise
+                    raise PoolTimeout(
+                        f"couldn't get a connection after {pool.timeout} sec"
+                    ) from None
