@@ -129,21 +129,19 @@ def test_a_request_waits_past_the_connect_timeout_for_a_busy_pool():
     """Writers queued on one row hold the pool's connections as long as the
     queue ahead of them takes: a request that finds them all in use waits
     its turn rather than failing after the connect timeout (3 s)."""
-    options = settings.DATABASES["default"]["OPTIONS"]
-    size, hold = options["pool"]["max_size"], options["connect_timeout"] + 1
-    holding = threading.Barrier(size + 1, timeout=30)
+    pool = connection.pool
+    hold = settings.DATABASES["default"]["OPTIONS"]["connect_timeout"] + 1
+    release = threading.Event()
 
     def hold_a_connection() -> None:
         try:
             with transaction.atomic():
                 Tenant.objects.exists()
-                holding.wait()
-                time.sleep(hold)
+                release.wait(60)
         finally:
             connection.close()
 
     def wait_for_one() -> float:
-        holding.wait()
         began = time.monotonic()
         try:
             make_tenant("acme")
@@ -152,12 +150,18 @@ def test_a_request_waits_past_the_connect_timeout_for_a_busy_pool():
         return time.monotonic() - began
 
     connection.close()  # this thread's: the holders take them all
-    with concurrent.futures.ThreadPoolExecutor(size + 1) as pool:
-        holders = [pool.submit(hold_a_connection) for _ in range(size)]
-        waiter = pool.submit(wait_for_one)
+    with concurrent.futures.ThreadPoolExecutor(pool.max_size + 1) as threads:
+        holders = [threads.submit(hold_a_connection) for _ in range(pool.max_size)]
+        deadline = time.monotonic() + 30
+        while (stats := pool.get_stats())["pool_size"] < pool.max_size or stats["pool_available"]:
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.05)
+        waiter = threads.submit(wait_for_one)
+        time.sleep(hold)
+        release.set()
+        waited = waiter.result()
         for holder in holders:
             holder.result()
-        waited = waiter.result()
 
     assert waited >= hold - 0.5
     assert Tenant.objects.filter(slug="acme").exists()
