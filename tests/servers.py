@@ -65,7 +65,13 @@ def granian_server(port: int, env: Mapping[str, str], log: Path) -> Iterator[sub
     finally:
         with contextlib.suppress(ProcessLookupError):  # all of it already gone
             os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:  # no later test finds it still running
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+            raise
 
 
 def server_env(**settings: str) -> dict[str, str]:

@@ -368,8 +368,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # next request that needs one, not on a back-off that outlasts an outage.
     # While connections cannot be opened, a request fails fast instead
     # (tenant.site.postgresql). While they can, a request that finds them
-    # all in use waits its turn, up to psycopg's 30 s: writers queued on one
-    # row hold connections for as long as the queue ahead of them takes.
+    # all in use waits its turn, up to 30 s: writers queued on one row hold
+    # connections for as long as the queue ahead of them takes.
     DATABASES["default"]["ENGINE"] = "tenant.site.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them instead
     _pg_options.setdefault(
@@ -377,6 +377,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         {
             "min_size": 1,
             "max_size": int(os.environ.get("TESSERA_DB_POOL_SIZE", "8")),
+            "timeout": 30.0,
             "reconnect_timeout": float(_pg_options["connect_timeout"]),
             "name": "tessera",
         },

@@ -129,7 +129,7 @@ def test_a_request_waits_past_the_connect_timeout_for_a_busy_pool():
     """Writers queued on one row hold the pool's connections as long as the
     queue ahead of them takes: a request that finds them all in use waits
     its turn rather than failing after the connect timeout (3 s)."""
-    pool = connection.pool
+    pool = connection.pool  # type: ignore[attr-defined]  # PostgreSQL's wrapper has one
     hold = settings.DATABASES["default"]["OPTIONS"]["connect_timeout"] + 1
     release = threading.Event()
 
