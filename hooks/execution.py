@@ -180,6 +180,7 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
         settings.TESSERA_EGRESS_CA_FILE,
         settings.TESSERA_HOOK_MAX_FETCHES,
         settings.TESSERA_HOOK_MAX_RESPONSE_BYTES,
+        settings.TESSERA_HOOK_TENANT_WAITING,
         tenant_egress_hosts(tenant=tenant),
     )
     # Its kept connections are its own. A copy (3 µs), so that tenants with
@@ -195,6 +196,7 @@ def _egress(
     ca_file: str | None,
     requests: int,
     size: int,
+    waiting: int,
     tenant_hosts: tuple[str, ...],
 ) -> runtime.EgressPolicy:
     try:
@@ -209,6 +211,7 @@ def _egress(
             ca_file=ca_file,
             max_requests=requests,
             max_response_bytes=size,
+            kept_connections=max(1, waiting),
         ),
         tenant_hosts=listed,
     )

@@ -28,11 +28,12 @@ import functools
 import ipaddress
 import os
 import re
+import select
 import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
@@ -45,6 +46,9 @@ import ada_url
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
+# Entered around each wait of a run's request (the governor lets the run's
+# compute gate and slot go there).
+Waiting = Callable[[], AbstractContextManager[None]]
 
 DEFAULT_PORTS = frozenset({80, 443})
 SCHEMES = {"http": 80, "https": 443}
@@ -252,6 +256,10 @@ class EgressPolicy:
     # Whose runs these are (the tenant): keep-alive connections are never
     # shared between owners (an upstream may tie state to a connection).
     owner: str = ""
+    # Idle connections kept per owner: as many as its runs may wait on their
+    # upstreams at once (TESSERA_HOOK_TENANT_WAITING), or each run past it
+    # would open a new one.
+    kept_connections: int = 24
     resolver: Resolver = field(default=_system_resolver, compare=False)
 
     @classmethod
@@ -285,6 +293,7 @@ class EgressPolicy:
             "max_redirects": self.max_redirects,
             "max_response_bytes": self.max_response_bytes,
             "owner": self.owner,
+            "kept_connections": self.kept_connections,
         }
 
     @classmethod
@@ -296,7 +305,7 @@ class EgressPolicy:
         parsers do (Ada, as in Node.js and ``URL`` in hooks), or
         ``EgressRefused``."""
         try:
-            parts = ada_url.parse_url(url if base is None else ada_url.join_url(base, url))
+            parts = _parsed_url(url, base)
         except ValueError:
             raise EgressRefused(f"invalid URL: {redact_url(url)}") from None
         scheme = parts["protocol"].removesuffix(":")
@@ -353,17 +362,24 @@ class EgressPolicy:
         if port not in self.ports:
             raise EgressRefused(f"port {port} is not allowed (only {sorted(self.ports)})")
 
-    def connect_address(self, host: str, port: int) -> str:
+    def connect_address(
+        self, host: str, port: int, waiting: Waiting = contextlib.nullcontext
+    ) -> str:
         """The checked address to connect to for ``host``: the first that
-        passes; ``EgressRefused`` naming the first refusal if none does."""
-        try:
-            literal: Address | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        candidates = [str(literal)] if literal is not None else self.resolver(host, port)
+        passes; ``EgressRefused`` naming the first refusal if none does.
+        A name is resolved inside ``waiting()`` (the run computes nothing
+        meanwhile)."""
+        literal = _address(host)
+        if literal is not None:
+            candidates = [str(literal)]
+        else:
+            with waiting():
+                candidates = self.resolver(host, port)
         refusal: EgressRefused | None = None
         for text in candidates:
-            address = ipaddress.ip_address(text.split("%")[0])
+            address = _address(text.split("%")[0])
+            if address is None:
+                raise FetchFailed(f"cannot resolve {host}: {text!r} is not an address")
             try:
                 self.check_address(host, address, port)
             except EgressRefused as error:
@@ -371,6 +387,38 @@ class EgressPolicy:
                 continue
             return str(address)
         raise refusal or EgressRefused(f"{host} has no address")
+
+
+# A hook calls the same few URLs on every run: each is parsed once (Ada's
+# parse, and ipaddress's, cost more than the rest of the policy's checks).
+URL_CACHE_SIZE = 256
+MAX_CACHED_URL = 2048
+
+
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
+def _address(text: str) -> Address | None:
+    """``text`` as an IP address, or None if it is not one."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _parsed_url(url: str, base: str | None) -> Mapping[str, Any]:
+    """``url`` (relative to ``base``) parsed by Ada; ``ValueError`` if it is not a URL."""
+    if len(url) + len(base or "") > MAX_CACHED_URL:
+        return _parse_url(url, base)
+    return _cached_parse_url(url, base)
+
+
+def _parse_url(url: str, base: str | None) -> Mapping[str, Any]:
+    parts: Mapping[str, Any] = ada_url.parse_url(
+        url if base is None else ada_url.join_url(base, url)
+    )
+    return parts  # shared by the cache's callers: read, never changed
+
+
+_cached_parse_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_parse_url)
 
 
 @dataclass(frozen=True)
@@ -407,6 +455,10 @@ class FetchResponse:
 def redact_url(url: str) -> str:
     """``url`` for a log: query values whose name or shape says secret are
     replaced, and so is any user:password."""
+    return _redacted(url) if len(url) <= MAX_CACHED_URL else _redact(url)
+
+
+def _redact(url: str) -> str:
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -420,10 +472,19 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(cleaned, safe="[]"), ""))
 
 
-def perform(request: FetchRequest, policy: EgressPolicy, deadline: float) -> FetchResponse:
+_redacted = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_redact)
+
+
+def perform(
+    request: FetchRequest,
+    policy: EgressPolicy,
+    deadline: float,
+    waiting: Waiting = contextlib.nullcontext,
+) -> FetchResponse:
     """Do ``request`` within ``policy`` by ``deadline`` (``time.monotonic()``),
     following redirects as ``request.redirect`` says. Raises
-    ``EgressRefused`` or ``FetchFailed``."""
+    ``EgressRefused`` or ``FetchFailed``. Only the waits for the network (and
+    for DNS) are made inside ``waiting()``: the rest is the run's computing."""
     for name, value in request.headers:
         if not _TOKEN.fullmatch(name) or _BREAKS.search(value):
             raise EgressRefused(f"invalid header {name[:64]!r}")
@@ -436,7 +497,7 @@ def perform(request: FetchRequest, policy: EgressPolicy, deadline: float) -> Fet
     target = policy.check_url(request.url)
     first = target
     for hop in range(policy.max_redirects + 1):
-        response = _one_request(method, target, headers, body, policy, deadline)
+        response = _one_request(method, target, headers, body, policy, deadline, waiting)
         location = dict((k.lower(), v) for k, v in response.headers).get("location")
         if response.status not in REDIRECTS or location is None or request.redirect == "manual":
             response.redirected = hop > 0
@@ -459,6 +520,7 @@ def _one_request(
     body: bytes | None,
     policy: EgressPolicy,
     deadline: float,
+    waiting: Waiting,
 ) -> FetchResponse:
     # Imported on the first request: a worker that never fetches starts without it.
     import pycurl
@@ -467,10 +529,11 @@ def _one_request(
     if remaining_ms <= 0:
         raise FetchFailed("the run's deadline passed")
     received = _Received(policy.max_response_bytes)
-    with _handle(policy) as curl:
+    with _handle(policy) as transfer:
+        curl = transfer.curl
         curl.setopt(pycurl.URL, f"{target.scheme}://{target.netloc}{target.path}")
         if not policy.proxy:  # connect to the checked address, whatever DNS says now
-            address = policy.connect_address(target.host, target.port)
+            address = policy.connect_address(target.host, target.port, waiting)
             curl.setopt(
                 pycurl.CONNECT_TO,
                 [f"{_bracketed(target.host)}:{target.port}:{_bracketed(address)}:{target.port}"],
@@ -488,10 +551,9 @@ def _one_request(
             curl.setopt(pycurl.POSTFIELDS, body or b"")
         curl.setopt(pycurl.HEADERFUNCTION, received.header)
         curl.setopt(pycurl.WRITEFUNCTION, received.write)
-        try:
-            curl.perform()
-        except pycurl.error as error:
-            raise FetchFailed(received.failure(error, policy.max_response_bytes)) from None
+        failed = transfer.run(deadline, waiting)
+        if failed is not None:
+            raise FetchFailed(received.failure(*failed, policy.max_response_bytes))
     return FetchResponse(
         status=received.status,
         status_text=received.status_text,
@@ -534,10 +596,9 @@ class _Received:
         self.chunks.append(chunk)
         return None
 
-    def failure(self, error: Any, limit: int) -> str:
+    def failure(self, code: int, message: str, limit: int) -> str:
         import pycurl
 
-        code, message = error.args
         if self.too_large or code == pycurl.E_FILESIZE_EXCEEDED:
             return f"the response is larger than {limit} bytes"
         if code == pycurl.E_OPERATION_TIMEDOUT:
@@ -552,33 +613,122 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class _Transfer:
+    """A curl handle and the multi handle that drives it from the calling
+    thread: curl is only ever called here, between waits on its sockets, and
+    only those waits are made inside ``waiting()``.
+
+    With a plain ``perform()``, curl would call back into Python (each header
+    line, each chunk) from a thread that let the GIL go, while the run that
+    now holds the compute gate computes: each callback would wait out a GIL
+    switch interval (5 ms) and interrupt that run. Here the response is read
+    once the run holds the gate again, at no one's expense."""
+
+    def __init__(self) -> None:
+        import pycurl
+
+        self.curl = pycurl.Curl()
+        self.multi = pycurl.CurlMulti()
+        self._sockets: dict[int, int] = {}  # fd -> poll events curl waits for
+        self._timer_ms = -1  # when curl wants to be called back, -1: no timer
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._timer)
+
+    def _watch(self, what: int, fd: int, multi: Any, socketp: Any) -> None:
+        import pycurl
+
+        if what == pycurl.POLL_REMOVE:
+            self._sockets.pop(fd, None)
+        else:
+            self._sockets[fd] = _POLL_EVENTS[what]
+
+    def _timer(self, timeout_ms: int) -> None:
+        self._timer_ms = timeout_ms
+
+    def run(self, deadline: float, waiting: Waiting) -> tuple[int, str] | None:
+        """The transfer, to its end (curl's own ``TIMEOUT_MS`` ends it by
+        the deadline); ``(curl error code, message)`` if it failed."""
+        import pycurl
+
+        self.multi.add_handle(self.curl)
+        try:
+            running = self._act(pycurl.SOCKET_TIMEOUT, 0)
+            while running:
+                poller = select.poll()
+                for fd, events in self._sockets.items():
+                    poller.register(fd, events)
+                left_ms = max(int((deadline - time.monotonic()) * 1000), 0) + 1
+                timeout_ms = left_ms if self._timer_ms < 0 else min(self._timer_ms, left_ms)
+                with waiting():
+                    ready = poller.poll(timeout_ms)
+                if not ready:
+                    running = self._act(pycurl.SOCKET_TIMEOUT, 0)
+                for fd, events in ready:
+                    if events & select.POLLNVAL:  # closed under curl: never poll it again
+                        self._sockets.pop(fd, None)
+                    else:
+                        running = self._act(fd, _curl_events(events))
+            _, _, failed = self.multi.info_read()
+            return (failed[0][1], failed[0][2]) if failed else None
+        finally:
+            self.multi.remove_handle(self.curl)
+
+    def _act(self, fd: int, events: int) -> int:
+        import pycurl
+
+        while True:
+            status, running = self.multi.socket_action(fd, events)
+            if status != pycurl.E_CALL_MULTI_PERFORM:
+                return int(running)
+
+    def close(self) -> None:
+        self.multi.close()
+        self.curl.close()
+
+
+# curl's POLL_IN/OUT/INOUT (1, 2, 3) as poll() events, and back.
+_POLL_EVENTS = {1: select.POLLIN, 2: select.POLLOUT, 3: select.POLLIN | select.POLLOUT}
+
+
+def _curl_events(events: int) -> int:
+    import pycurl
+
+    mask = 0
+    if events & (select.POLLIN | select.POLLHUP):
+        mask |= pycurl.CSELECT_IN
+    if events & select.POLLOUT:
+        mask |= pycurl.CSELECT_OUT
+    if events & select.POLLERR:
+        mask |= pycurl.CSELECT_ERR
+    return mask
+
+
 # Keep-alive connections: a hook that calls the same upstream on every token
 # pays the TCP (and TLS) handshake once, not each time. A curl handle keeps
 # the connections it opened, each to the address that was checked when it
 # was opened (a request to another address never reuses it). Handles are
 # kept per owner (the tenant: an upstream may tie state to a connection), at
-# most HANDLES_PER_OWNER idle ones each (a tenant's runs waiting at once in a
-# process: TESSERA_HOOK_TENANT_WAITING, 16 by default), for at most OWNERS
+# most the policy's ``kept_connections`` idle ones each, for at most OWNERS
 # owners, the least recently seen forgotten first.
 OWNERS = 64
-HANDLES_PER_OWNER = 16
-_handles: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+_handles: OrderedDict[tuple[Any, ...], list[_Transfer]] = OrderedDict()
 _handles_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _handle(policy: EgressPolicy) -> Iterator[Any]:
+def _handle(policy: EgressPolicy) -> Iterator[_Transfer]:
     """An idle curl handle of the policy's owner, set up for one request."""
     import pycurl
 
     key = (policy.owner, policy.ca_file, policy.proxy)
     with _handles_lock:
         idle = _handles.get(key)
-        curl = idle.pop() if idle else None
-    if curl is None:
-        curl = pycurl.Curl()
+        transfer = idle.pop() if idle else None
+    if transfer is None:
+        transfer = _Transfer()
     else:
-        curl.reset()
+        transfer.curl.reset()
+    curl = transfer.curl
     curl.setopt(pycurl.NOSIGNAL, 1)
     curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
@@ -588,24 +738,23 @@ def _handle(policy: EgressPolicy) -> Iterator[Any]:
     curl.setopt(pycurl.CAINFO, policy.ca_file or _certifi_roots())
     curl.setopt(pycurl.SSL_VERIFYPEER, 1)
     curl.setopt(pycurl.SSL_VERIFYHOST, 2)
-    kept = False
     try:
-        yield curl
-        kept = True
-    finally:
+        yield transfer
+    except BaseException:
+        transfer.close()  # failed: its connections go with it
+        raise
+    with _handles_lock:
+        idle = _handles.setdefault(key, [])
+        _handles.move_to_end(key)
+        kept = len(idle) < policy.kept_connections
         if kept:
-            with _handles_lock:
-                idle = _handles.setdefault(key, [])
-                _handles.move_to_end(key)
-                if len(idle) < HANDLES_PER_OWNER:
-                    idle.append(curl)
-                    curl = None
-                dropped = [_handles.popitem(last=False)[1] for _ in range(len(_handles) - OWNERS)]
-            for handles in dropped:
-                for handle in handles:
-                    handle.close()
-        if curl is not None:  # failed, or one too many: its connections go with it
-            curl.close()
+            idle.append(transfer)
+        dropped = [_handles.popitem(last=False)[1] for _ in range(len(_handles) - OWNERS)]
+    for handles in dropped:
+        for handle in handles:
+            handle.close()
+    if not kept:  # one too many
+        transfer.close()
 
 
 @functools.cache
@@ -729,11 +878,10 @@ class Network:
             request_id, entry, request, deadline = self._queued.pop()
             future: Future[FetchResponse] = Future()
             started = time.monotonic()
-            with self._idle():
-                try:
-                    future.set_result(perform(request, self.policy, deadline))  # type: ignore[arg-type]
-                except Exception as error:
-                    future.set_exception(error)
+            try:
+                future.set_result(perform(request, self.policy, deadline, self._idle))  # type: ignore[arg-type]
+            except Exception as error:
+                future.set_exception(error)
             self._pending[future] = (request_id, entry, started)
             self._settle(future)
         for request_id, entry, request, deadline in self._queued:

@@ -3,14 +3,17 @@ endpoint, against real local upstreams (plain HTTP, TLS with a certificate
 the test makes, one that never answers), in both isolation modes; and the
 egress policy refusing every hostile target before any packet leaves."""
 
+import contextlib
 import ipaddress
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
+from hooks.runtime import egress
 from hooks.runtime.egress import (
     EgressPolicy,
     EgressRefused,
@@ -464,3 +467,45 @@ def test_the_host_refuses_what_would_break_the_request_whatever_the_sandbox_did(
 
     with pytest.raises(EgressRefused, match="invalid"):
         perform(request, policy, time.monotonic() + 1)
+
+
+def test_a_fetch_lets_its_run_go_only_while_it_waits_on_the_network(upstream, monkeypatch):
+    """``waiting()`` (where the governor lets the compute gate go) is entered
+    for the name's lookup and for the network, and left before the answer is
+    read: curl hands it over a header line at a time, and each line read
+    without the gate would wait on the GIL of the run now computing."""
+    state = {"waiting": False, "waits": 0}
+    seen: list[tuple[str, bool]] = []
+
+    @contextlib.contextmanager
+    def waiting():
+        state["waiting"], state["waits"] = True, state["waits"] + 1
+        try:
+            yield
+        finally:
+            state["waiting"] = False
+
+    def resolver(host, port):
+        seen.append(("lookup", bool(state["waiting"])))
+        return ["127.0.0.1"]
+
+    header = egress._Received.header
+
+    def reading(self, line):
+        seen.append(("header", bool(state["waiting"])))
+        return header(self, line)
+
+    monkeypatch.setattr(egress._Received, "header", reading)
+    port = urlsplit(upstream).port
+    policy = EgressPolicy.from_text(allow=LOOPBACK, owner="waits", resolver=resolver)
+    request = FetchRequest("GET", f"http://partner.test:{port}/tier", [])
+
+    answers = [perform(request, policy, time.monotonic() + 5, waiting) for _ in range(2)]
+
+    assert [json.loads(answer.body) for answer in answers] == [
+        {"tier": "gold", "host": f"partner.test:{port}"}
+    ] * 2
+    assert ("lookup", True) in seen and ("lookup", False) not in seen
+    assert ("header", True) not in seen and ("header", False) in seen
+    assert state["waits"] >= 4  # each: the lookup and at least one wait for the answer
+    egress.close_idle_connections()
