@@ -43,7 +43,7 @@ run: venv
 	@echo "  cd $(CURDIR) && . $(VENV)/bin/activate && export PORT=$(PORT) PUBLIC_URL=$(PUBLIC_URL)"
 	@echo
 	TESSERA_PIN_WORKERS=1 $(VENV)/bin/granian --interface wsgi --host 127.0.0.1 --port $(PORT) --workers 1 \
-	  --blocking-threads 32 --runtime-mode st --no-ws --respawn-failed-workers \
+	  --blocking-threads 64 --runtime-mode st --no-ws --respawn-failed-workers \
 	  --workers-kill-timeout 5 $(WSGI_APP)
 
 # Debian packages the suite runs, installed when missing if make runs as

@@ -160,8 +160,8 @@ def parse_plan(argv: Sequence[str]) -> tuple[Plan, bool]:
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class (sync; see harness/tessera.py)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (4)")
-    parser.add_argument("--blocking-threads", type=int, default=32,
-                        help="granian threads running Tessera per worker (32)")  # fmt: skip
+    parser.add_argument("--blocking-threads", type=int, default=64,
+                        help="granian threads running Tessera per worker (64)")  # fmt: skip
     parser.add_argument("--warmup", type=int, help="warm-up requests before each run (auto)")
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="stop any single run after this long (300)")  # fmt: skip

@@ -34,7 +34,7 @@ def granian_command(port: int, *flags: str) -> list[str]:
         "--workers",
         "2",
         "--blocking-threads",
-        "32",
+        "64",
         "--runtime-mode",
         "st",
         "--no-ws",

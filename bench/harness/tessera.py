@@ -87,7 +87,7 @@ class ServerConfig:
     workers: int
     worker_class: str  # gunicorn only
     threads: int  # gunicorn gthread only
-    blocking_threads: int = 32  # granian: threads running the WSGI app per worker
+    blocking_threads: int = 64  # granian: threads running the WSGI app per worker
 
     def describe(self) -> str:
         plural = "s" if self.workers > 1 else ""

@@ -5,7 +5,7 @@ key, so one tenant's hook version never sees another's globals. A run takes
 an idle one of its key (the one used last) or makes one, and gives it back
 when it is done: a sandbox is used by one run at a time, on whichever
 thread that run is (QuickJS is told the thread's stack each time), so a
-worker's 32 threads keep one warm copy of a hook per run going at once, not
+worker's 64 threads keep one warm copy of a hook per run going at once, not
 one each. A sandbox made with other limits than the run's (memory or sizes;
 time budgets are per run) is replaced; past ``max_contexts`` idle ones, or
 when together they hold more memory than ``warm_mb``, the least recently

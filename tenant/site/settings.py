@@ -298,7 +298,7 @@ TESSERA_HOOK_TENANT_QUEUED = int(os.environ.get("TESSERA_HOOK_TENANT_QUEUED", "4
 # Runs of one tenant that may wait on their upstreams (fetch) at once per
 # server process without holding one of its TESSERA_HOOK_TENANT_CONCURRENCY
 # slots (inprocess isolation; the server's threads must outnumber it).
-TESSERA_HOOK_TENANT_WAITING = int(os.environ.get("TESSERA_HOOK_TENANT_WAITING", "16"))
+TESSERA_HOOK_TENANT_WAITING = int(os.environ.get("TESSERA_HOOK_TENANT_WAITING", "24"))
 # Each server worker pinned to a CPU of its own (tenant/site/affinity.py): on
 # a host whose CPUs are the server's own, not where other servers share them.
 TESSERA_PIN_WORKERS = env_bool("TESSERA_PIN_WORKERS")
@@ -362,8 +362,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
     # A process's threads share a few connections (psycopg's pool, through
     # Django), each held only while a request or a background round uses it:
-    # with a connection kept per thread, the README's 32 threads per worker
-    # took 32 connections per core, and idle threads kept them while others
+    # with a connection kept per thread, the README's threads per worker
+    # (then 32) took 32 connections per core, and idle threads kept them while others
     # were refused. A connection that fails to open is tried again by the
     # next request that needs one, not on a back-off that outlasts an outage.
     # While connections cannot be opened, a request fails fast instead

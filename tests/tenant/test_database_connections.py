@@ -1,5 +1,5 @@
 """A server's PostgreSQL connections do not grow with its threads: the
-README's granian (two workers of 32 threads) against a role PostgreSQL lets
+README's granian (two workers of 64 threads) against a role PostgreSQL lets
 hold 12 connections, under 64 requests at once that each read the database,
 answers every one, with at most ``TESSERA_DB_POOL_SIZE`` connections per
 worker. With a connection kept per thread (before the pool), the requests
