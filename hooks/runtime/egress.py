@@ -659,8 +659,10 @@ class _Transfer:
                     poller.register(fd, events)
                 left_ms = max(int((deadline - time.monotonic()) * 1000), 0) + 1
                 timeout_ms = left_ms if self._timer_ms < 0 else min(self._timer_ms, left_ms)
-                with waiting():
-                    ready = poller.poll(timeout_ms)
+                ready = poller.poll(0)  # a body arriving in parts: read on, gate held
+                if not ready:
+                    with waiting():
+                        ready = poller.poll(timeout_ms)
                 if not ready:
                     running = self._act(pycurl.SOCKET_TIMEOUT, 0)
                 for fd, events in ready:
