@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import ada_url
@@ -393,9 +393,24 @@ class EgressPolicy:
 # parse, and ipaddress's, cost more than the rest of the policy's checks).
 URL_CACHE_SIZE = 256
 MAX_CACHED_URL = 2048
+_T = TypeVar("_T")
 
 
-@functools.lru_cache(maxsize=URL_CACHE_SIZE)
+def _cached_per_url(parse: Callable[..., _T]) -> Callable[..., _T]:
+    """``parse`` remembered for the last ``URL_CACHE_SIZE`` strings it was
+    given, up to ``MAX_CACHED_URL`` characters in all (longer ones: parsed
+    each time, so a hostile hook cannot fill memory with its URLs)."""
+    cached = functools.lru_cache(maxsize=URL_CACHE_SIZE)(parse)
+
+    @functools.wraps(parse)
+    def parsed(*texts: str | None) -> _T:
+        short = sum(len(text or "") for text in texts) <= MAX_CACHED_URL
+        return cached(*texts) if short else parse(*texts)
+
+    return parsed
+
+
+@_cached_per_url
 def _address(text: str) -> Address | None:
     """``text`` as an IP address, or None if it is not one."""
     try:
@@ -404,21 +419,13 @@ def _address(text: str) -> Address | None:
         return None
 
 
+@_cached_per_url
 def _parsed_url(url: str, base: str | None) -> Mapping[str, Any]:
     """``url`` (relative to ``base``) parsed by Ada; ``ValueError`` if it is not a URL."""
-    if len(url) + len(base or "") > MAX_CACHED_URL:
-        return _parse_url(url, base)
-    return _cached_parse_url(url, base)
-
-
-def _parse_url(url: str, base: str | None) -> Mapping[str, Any]:
     parts: Mapping[str, Any] = ada_url.parse_url(
         url if base is None else ada_url.join_url(base, url)
     )
     return parts  # shared by the cache's callers: read, never changed
-
-
-_cached_parse_url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_parse_url)
 
 
 @dataclass(frozen=True)
@@ -452,13 +459,10 @@ class FetchResponse:
     redirected: bool
 
 
+@_cached_per_url
 def redact_url(url: str) -> str:
     """``url`` for a log: query values whose name or shape says secret are
     replaced, and so is any user:password."""
-    return _redacted(url) if len(url) <= MAX_CACHED_URL else _redact(url)
-
-
-def _redact(url: str) -> str:
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
@@ -470,9 +474,6 @@ def _redact(url: str) -> str:
     ]
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(cleaned, safe="[]"), ""))
-
-
-_redacted = functools.lru_cache(maxsize=URL_CACHE_SIZE)(_redact)
 
 
 def perform(

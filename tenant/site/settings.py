@@ -363,8 +363,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A process's threads share a few connections (psycopg's pool, through
     # Django), each held only while a request or a background round uses it:
     # with a connection kept per thread, the README's threads per worker
-    # (then 32) took 32 connections per core, and idle threads kept them while others
-    # were refused. A connection that fails to open is tried again by the
+    # (then 32) took 32 connections per core, and idle threads kept them
+    # while others were refused. A connection that fails to open is tried again by the
     # next request that needs one, not on a back-off that outlasts an outage.
     # While connections cannot be opened, a request fails fast instead
     # (tenant.site.postgresql). While they can, a request that finds them
