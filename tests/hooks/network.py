@@ -50,7 +50,7 @@ class Upstream(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path == "/tier":
             self._json(200, {"tier": "gold", "host": self.headers["Host"]})
-        elif path == "/echo":
+        elif path in ("/echo", "/echo-then-drop"):
             self._json(
                 200,
                 {
@@ -60,6 +60,8 @@ class Upstream(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 },
             )
+            # As an upstream's idle timeout does: kept-alive, then closed unsaid.
+            self.close_connection = path == "/echo-then-drop"
         elif path == "/to-metadata":
             self._json(302, {}, {"Location": "http://169.254.169.254/latest/meta-data/"})
         elif path == "/to-tier":

@@ -95,6 +95,23 @@ def test_a_tenants_requests_share_a_kept_connection_and_no_other_tenant_does(
     assert theirs[0] != mine[0]  # never the other tenant's connection
 
 
+def test_a_kept_connection_the_upstream_dropped_costs_the_next_run_nothing(
+    isolation, settings, upstream
+):
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    once = (
+        f"const r = await (await fetch('{upstream}/echo-then-drop')).json();\n"
+        "api.accessToken.setCustomClaim('https://x.test/port', r.port);"
+    )
+    dropped, other = World("dropped", action(once)), World("beside", action(once))
+
+    ports = [dropped.claims()["https://x.test/port"] for _ in range(3)]
+    beside = other.claims()["https://x.test/port"]
+
+    assert len(set(ports)) == 3  # each run on a new connection, none failed
+    assert beside not in ports
+
+
 def test_a_header_value_cannot_smuggle_another_header(isolation, settings, upstream):
     settings.TESSERA_EGRESS_ALLOW = LOOPBACK
     world = World(
