@@ -159,6 +159,10 @@ def test_unknown_trigger_and_runtime_are_refused(tenants):
     assert not Action.objects.exists()
 
 
+# Long enough that no random client id or ciphertext holds it by chance: "v1" did in CI.
+PLAIN_SECRET = "plain-secret-value-0123456789"
+
+
 def test_secrets_are_encrypted_and_limited(tenants):
     acme, _, _ = tenants
     action = action_create(
@@ -166,9 +170,9 @@ def test_secrets_are_encrypted_and_limited(tenants):
         name="a",
         code=SECRET_CLAIM,
         actor=TEST_ACTOR,
-        secrets=[SecretSpec("KEY", "v1")],
+        secrets=[SecretSpec("KEY", PLAIN_SECRET)],
     )
-    assert "v1" not in action.secrets.get().value_encrypted
+    assert PLAIN_SECRET not in action.secrets.get().value_encrypted
     with pytest.raises(ValidationError, match="at most 30 secrets"):
         action_update(
             action=action, actor=TEST_ACTOR, secrets=[SecretSpec(f"S{i}", "x") for i in range(31)]
@@ -184,7 +188,9 @@ def test_secrets_are_encrypted_and_limited(tenants):
     )
     action_update(action=action, actor=TEST_ACTOR, secrets=[SecretSpec("KEY", None)])
     assert list(action.secrets.values_list("name", flat=True)) == ["KEY"]
-    assert not any("v1" in json.dumps([e.before, e.after]) for e in AuditEntry.objects.all())
+    assert not any(
+        PLAIN_SECRET in json.dumps([e.before, e.after]) for e in AuditEntry.objects.all()
+    )
 
 
 def test_deploy_makes_numbered_immutable_versions(tenants):
