@@ -550,15 +550,16 @@ def _one_request(
         elif method != "GET" or body is not None:
             curl.setopt(pycurl.CUSTOMREQUEST, method)
             curl.setopt(pycurl.POSTFIELDS, body or b"")
-        curl.setopt(pycurl.HEADERFUNCTION, received.header)
+        curl.setopt(pycurl.HEADERFUNCTION, received.lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, received.write)
         failed = transfer.run(deadline, waiting)
         if failed is not None:
             raise FetchFailed(received.failure(*failed, policy.max_response_bytes))
+    status, reason, headers = received.head()
     return FetchResponse(
-        status=received.status,
-        status_text=received.status_text,
-        headers=received.headers,
+        status=status,
+        status_text=reason,
+        headers=headers,
         body=b"".join(received.chunks),
         url=target.href,
         redirected=False,
@@ -566,28 +567,36 @@ def _one_request(
 
 
 class _Received:
-    """One response as curl hands it over: the last head (after any 1xx) and
-    the body, refused past ``limit`` bytes."""
+    """One response as curl hands it over: its head's lines, read once the
+    transfer is over (a call into Python for each line cost more than the
+    rest of the head), and the body, refused past ``limit`` bytes."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.status = 0
-        self.status_text = ""
-        self.headers: list[tuple[str, str]] = []
+        self.lines: list[bytes] = []  # curl bounds a head's size
         self.chunks: list[bytes] = []
         self.size = 0
         self.too_large = False
 
-    def header(self, line: bytes) -> None:
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text.startswith("HTTP/"):  # a new head: an interim one is forgotten
-            _, _, rest = text.partition(" ")
-            code, _, self.status_text = rest.partition(" ")
-            self.status = int(code) if code.isdigit() else 0
-            self.headers = []
-        elif ":" in text:
-            name, _, value = text.partition(":")
-            self.headers.append((name.strip(), value.strip()))
+    def head(self) -> tuple[int, str, list[tuple[str, str]]]:
+        """The last head's status, reason and headers (names lowercased, as
+        the sandbox's ``Headers`` keeps them); an interim 1xx head is
+        forgotten. ``FetchFailed`` for a line no HTTP client accepts."""
+        status, reason = 0, ""
+        headers: list[tuple[str, str]] = []
+        for line in self.lines:
+            text = line.decode("latin-1").rstrip("\r\n")
+            if text.startswith("HTTP/"):
+                _, _, rest = text.partition(" ")
+                code, _, reason = rest.partition(" ")
+                status, headers = int(code) if code.isdigit() else 0, []
+            elif ":" in text:
+                name, _, value = text.partition(":")
+                name, value = name.strip(), value.strip()
+                if not _TOKEN.fullmatch(name) or "\0" in value:
+                    raise FetchFailed(f"the response has an invalid header line: {name[:64]!r}")
+                headers.append((name.lower(), value))
+        return status, reason, headers
 
     def write(self, chunk: bytes) -> int | None:
         self.size += len(chunk)

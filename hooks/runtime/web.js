@@ -400,6 +400,12 @@
     _pairs() {
       return this.#list.map(([n, v]) => [n, v]);
     }
+    // Pairs the host already lowercased and checked (a response's head).
+    static _adopt(pairs) {
+      const made = new Headers();
+      made.#list = pairs;
+      return made;
+    }
   }
 
   // ---- Blob, FormData -----------------------------------------------------------
@@ -744,7 +750,7 @@
       const made = new Response(null, { status: 200 });
       made.#status = response.status;
       made.#statusText = response.statusText;
-      made.#headers = new Headers(response.headers);
+      made.#headers = Headers._adopt(response.headers);
       made.#url = response.url;
       made.#redirected = response.redirected;
       made.#type = 'basic';

@@ -62,6 +62,8 @@ class Upstream(BaseHTTPRequestHandler):
             )
             # As an upstream's idle timeout does: kept-alive, then closed unsaid.
             self.close_connection = path == "/echo-then-drop"
+        elif path == "/bad-header":  # a header name no HTTP client accepts
+            self._json(200, {"tier": "gold"}, {"Tier Level": "gold"})
         elif path == "/to-metadata":
             self._json(302, {}, {"Location": "http://169.254.169.254/latest/meta-data/"})
         elif path == "/to-tier":

@@ -246,6 +246,28 @@ def test_a_huge_response_fails_the_fetch_not_the_server(isolation, settings, ups
     assert neighbour.claims()["https://x.test/n"] == 1
 
 
+def test_a_response_with_an_invalid_header_name_fails_the_fetch(isolation, settings, upstream):
+    """As Node's fetch does: the hook sees a TypeError, never a Headers it
+    cannot build. The response's other headers come through lowercased."""
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    world = World(
+        "strict",
+        action(
+            f"const ok = await fetch('{upstream}/tier');\n"
+            "api.accessToken.setCustomClaim('https://x.test/type', ok.headers.get('Content-Type'));\n"
+            f"try {{ await fetch('{upstream}/bad-header'); }}\n"
+            "catch (e) { api.accessToken.setCustomClaim('https://x.test/error', `${e.name}: ${e.message}`); }"
+        ),
+    )
+
+    claims = world.claims()
+
+    assert claims["https://x.test/type"] == "application/json"
+    assert claims["https://x.test/error"] == (
+        "TypeError: fetch failed: the response has an invalid header line: 'Tier Level'"
+    )
+
+
 def test_an_endless_response_ends_with_the_run_and_the_neighbour_is_served(
     isolation, settings, upstream
 ):
@@ -489,8 +511,8 @@ def test_the_host_refuses_what_would_break_the_request_whatever_the_sandbox_did(
 def test_a_fetch_lets_its_run_go_only_while_it_waits_on_the_network(upstream, monkeypatch):
     """``waiting()`` (where the governor lets the compute gate go) is entered
     for the name's lookup and for the network, and left before the answer is
-    read: curl hands it over a header line at a time, and each line read
-    without the gate would wait on the GIL of the run now computing."""
+    read: each call curl makes into Python (a chunk of the body) without the
+    gate would wait on the GIL of the run now computing."""
     state = {"waiting": False, "waits": 0}
     seen: list[tuple[str, bool]] = []
 
@@ -506,13 +528,13 @@ def test_a_fetch_lets_its_run_go_only_while_it_waits_on_the_network(upstream, mo
         seen.append(("lookup", bool(state["waiting"])))
         return ["127.0.0.1"]
 
-    header = egress._Received.header
+    write = egress._Received.write
 
-    def reading(self, line):
-        seen.append(("header", bool(state["waiting"])))
-        return header(self, line)
+    def reading(self, chunk):
+        seen.append(("body", bool(state["waiting"])))
+        return write(self, chunk)
 
-    monkeypatch.setattr(egress._Received, "header", reading)
+    monkeypatch.setattr(egress._Received, "write", reading)
     port = urlsplit(upstream).port
     policy = EgressPolicy.from_text(allow=LOOPBACK, owner="waits", resolver=resolver)
     request = FetchRequest("GET", f"http://partner.test:{port}/tier", [])
@@ -523,6 +545,6 @@ def test_a_fetch_lets_its_run_go_only_while_it_waits_on_the_network(upstream, mo
         {"tier": "gold", "host": f"partner.test:{port}"}
     ] * 2
     assert ("lookup", True) in seen and ("lookup", False) not in seen
-    assert ("header", True) not in seen and ("header", False) in seen
+    assert ("body", True) not in seen and ("body", False) in seen
     assert state["waits"] >= 2  # each fetch's lookup, and any wait for its answer
     egress.close_idle_connections()
