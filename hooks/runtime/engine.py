@@ -78,6 +78,17 @@ class _OutOfTime(Exception):
         self.cpu = cpu
 
 
+class _OutOfTimeWaiting(_OutOfTime):
+    """The deadline passed while the run waited (on its fetches or a timer):
+    no JavaScript was running and no job was queued, so the sandbox is as
+    the run left it, and the next run's start forgets that run's timers and
+    fetches. It is kept: making another costs a compile with the gate held,
+    each time a tenant's upstream hangs."""
+
+    def __init__(self) -> None:
+        super().__init__(cpu=False)
+
+
 class _Stalled(Exception):
     """Nothing is left to run and the hook has not called back."""
 
@@ -341,7 +352,8 @@ class Sandbox:
                     if finished:
                         envelope = self._call("deliver", json.dumps(finished), budget)
                         continue
-                    budget.remaining()  # raises once the deadline has passed
+                    if time.monotonic() >= budget.wall_end:
+                        raise _OutOfTimeWaiting()
                 elif wait_ms < 0:
                     raise _Stalled()
                 else:
@@ -359,9 +371,11 @@ class Sandbox:
             _EngineFault,
             _quickjs.JSException,
         ) as error:
-            self.failed = self._failure(error)
-            self.failed["fetches"] = network.log
-            return self.failed, ""
+            reply = self._failure(error)
+            reply["fetches"] = network.log
+            if not isinstance(error, _OutOfTimeWaiting):
+                self.failed = reply  # left mid-step: start afresh next time
+            return reply, ""
         finally:
             network.abandon()
             # Only its own runs change a sandbox's heap: make_room reads this.
@@ -418,7 +432,7 @@ class Sandbox:
         wall_left = budget.wall_end - time.monotonic()
         if seconds >= wall_left:
             time.sleep(max(wall_left, 0))
-            raise _OutOfTime(cpu=False)
+            raise _OutOfTimeWaiting()
         if seconds > 0:
             time.sleep(seconds)
 

@@ -9,8 +9,10 @@ worker's 64 threads keep one warm copy of a hook per run going at once, not
 one each. A sandbox made with other limits than the run's (memory or sizes;
 time budgets are per run) is replaced; past ``max_contexts`` idle ones, or
 when together they hold more memory than ``warm_mb``, the least recently
-used are dropped. A sandbox whose run timed out, ran out of memory or
-crashed is thrown away; the next run of that hook starts from a fresh one.
+used are dropped. A sandbox whose run timed out while computing, ran out
+of memory or crashed is thrown away; the next run of that hook starts from a
+fresh one. One whose run timed out while it waited (on an upstream, a
+timer) is kept: no JavaScript was running, and a new one costs a compile.
 """
 
 from __future__ import annotations

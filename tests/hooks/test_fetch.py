@@ -303,6 +303,41 @@ def test_abort_signal_timeout_ends_a_wait_on_a_silent_upstream(isolation, settin
     assert 150 <= token["https://x.test/ms"] < 1500
 
 
+def test_a_run_out_of_time_waiting_keeps_its_sandbox_and_leaves_the_next_run_alone(
+    isolation, settings, upstream
+):
+    """A run whose deadline passes while it waits (here on an upstream that
+    never answers) was running no JavaScript: the next run uses the same
+    sandbox (its globals are there: no new compile), and the late run's
+    timer never fires in it."""
+    settings.TESSERA_EGRESS_ALLOW = LOOPBACK
+    count = "globalThis.runs = (globalThis.runs || 0) + 1;\n"
+    waiter = World(
+        "waiter",
+        action(
+            count + "if (globalThis.runs === 1) {\n"
+            "  setTimeout(() => { globalThis.late = 'timer'; }, 1100);\n"
+            f"  await fetch('{upstream}/hang');\n"
+            "}\n"
+            "await new Promise((done) => setTimeout(done, 300));\n"
+            f"const r = await (await fetch('{upstream}/tier')).json();\n"
+            "api.accessToken.setCustomClaim('https://x.test/runs', globalThis.runs);\n"
+            "api.accessToken.setCustomClaim('https://x.test/tier', r.tier);\n"
+            "api.accessToken.setCustomClaim('https://x.test/late', globalThis.late || null);"
+        ),
+        timeout_ms=1000,
+    )
+    assert waiter.token().status_code == 500
+    assert "did not finish within 1000 ms" in waiter.last_run().error
+    claims = waiter.claims()
+
+    assert [claims[f"https://x.test/{name}"] for name in ("runs", "tier", "late")] == [
+        2,
+        "gold",
+        None,
+    ]
+
+
 def test_ten_thousand_requests_stop_at_the_per_run_limit(isolation, settings, upstream):
     settings.TESSERA_EGRESS_ALLOW = LOOPBACK
     world = World(
