@@ -68,46 +68,61 @@ class ComputeGate:
     otherwise run as many requests at once as it has threads, each taking
     the GIL from the others every few milliseconds: more CPU per token and
     longer runs, which hold their tenant's slot longer. Held for a whole
-    token request (``tenant.site.wsgi``). Handed over first come, first
-    served: a plain lock lets the thread that just let it go take it again
-    ahead of those waiting, which is a latency tail for everyone else.
-    """
+    token request (``tenant.site.wsgi``).
+
+    Handed over in turn between the keys (tenants) that have requests
+    waiting, first come, first served within each: with one queue for all,
+    a tenant whose clients send their second's worth of requests at once
+    (as a rate limit allows) made every other tenant's requests wait behind
+    the whole burst. A plain lock would also let the thread that just let
+    it go take it again ahead of those waiting."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._busy = False
-        self._queue: deque[threading.Lock] = deque()
+        # Waiting requests by key, the key whose turn is next first.
+        self._queues: OrderedDict[Hashable, deque[threading.Lock]] = OrderedDict()
         self._held = threading.local()
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        self.enter()
+    def hold(self, key: Hashable = None) -> Iterator[None]:
+        self.enter(key)
         try:
             yield
         finally:
             self.leave()
 
-    def enter(self) -> None:
-        """Wait for the gate (a token request, as it starts)."""
+    def enter(self, key: Hashable = None) -> None:
+        """Wait for the gate (a token request of tenant ``key``, as it starts)."""
         mutex = self._mutex
         mutex.acquire()
         if self._busy:
             turn = threading.Lock()
             turn.acquire()
-            self._queue.append(turn)
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = deque()  # its turn comes after the others'
+            queue.append(turn)
             mutex.release()
             turn.acquire()  # released by the holder that hands the gate over
         else:
             self._busy = True
             mutex.release()
         self._held.yes = True
+        self._held.key = key
 
     def leave(self) -> None:
-        """Hand the gate to the next request (as a token request ends)."""
+        """Hand the gate to the next key's first request (as a token request ends)."""
         self._held.yes = False
         with self._mutex:
-            if self._queue:
-                self._queue.popleft().release()  # still busy: it is theirs now
+            if self._queues:
+                key, queue = next(iter(self._queues.items()))
+                turn = queue.popleft()
+                if queue:
+                    self._queues.move_to_end(key)  # its next request waits its turn
+                else:
+                    del self._queues[key]
+                turn.release()  # still busy: it is theirs now
             else:
                 self._busy = False
 
@@ -119,8 +134,9 @@ class ComputeGate:
         return True
 
     def step_in(self) -> None:
-        """Take the gate back after ``step_out`` (never while holding another lock)."""
-        self.enter()
+        """Take the gate back after ``step_out`` (never while holding another
+        lock), in the turn of the key it was held for."""
+        self.enter(getattr(self._held, "key", None))
 
 
 @dataclass

@@ -46,16 +46,18 @@ class OneTokenAtATime:
     (``hooks.runtime.ComputeGate``) while it runs, and its hook lets it go
     while it waits on an upstream or for its tenant's slot. The server runs
     many threads so that such waits do not hold it up (README, "Configuration");
-    the gate keeps them from all computing at once, contending for the GIL."""
+    the gate keeps them from all computing at once, contending for the GIL.
+    Tenants (``/<tenant>/oauth/token``) take turns at it."""
 
     def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
         self.application = application
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if not environ.get("PATH_INFO", "").endswith("/oauth/token"):
+        path = environ.get("PATH_INFO", "")
+        if not path.endswith("/oauth/token"):
             return self.application(environ, start_response)
         gate = execution.compute_gate  # the process's own, after a fork too
-        gate.enter()
+        gate.enter(path.removesuffix("/oauth/token"))
         try:
             return self.application(environ, start_response)
         finally:

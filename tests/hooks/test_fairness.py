@@ -246,6 +246,37 @@ def test_requests_waiting_let_the_others_through_the_compute_gate():
     assert sorted(done) == ["a", "a2", "a3", "b"]
 
 
+def test_tenants_take_turns_at_the_compute_gate():
+    """A tenant whose clients sent a second's worth of requests at once
+    does not hold everyone else up behind them: the gate goes to each
+    waiting tenant in turn, first come, first served within one."""
+    gate = ComputeGate()
+    order: list[str] = []
+    threads: list[threading.Thread] = []
+
+    def request(tenant: str, label: str) -> None:
+        with gate.hold(tenant):
+            order.append(label)
+
+    def queued() -> int:
+        return sum(len(waiting) for waiting in gate._queues.values())
+
+    gate.enter("/busy")
+    for tenant, label in [("/a", "a1"), ("/a", "a2"), ("/a", "a3"), ("/b", "b1")]:
+        threads.append(threading.Thread(target=request, args=(tenant, label)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while queued() < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.001)
+    assert queued() == 4
+
+    gate.leave()
+    for thread in threads:
+        thread.join(5)
+
+    assert order == ["a1", "b1", "a2", "a3"]  # first come, first served: b1 last
+
+
 def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
     gate = ComputeGate()
     governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=4, queue_s=0, gate=gate)
