@@ -373,8 +373,8 @@ class Sandbox:
         ) as error:
             reply = self._failure(error)
             reply["fetches"] = network.log
-            if not isinstance(error, _OutOfTimeWaiting):
-                self.failed = reply  # left mid-step: start afresh next time
+            if not isinstance(error, _OutOfTimeWaiting) or self.heap_bytes() > self._limit:
+                self.failed = reply  # left mid-step, or holding too much: start afresh next time
             return reply, ""
         finally:
             network.abandon()
