@@ -499,7 +499,7 @@ def perform(
     first = target
     for hop in range(policy.max_redirects + 1):
         response = _one_request(method, target, headers, body, policy, deadline, waiting)
-        location = dict((k.lower(), v) for k, v in response.headers).get("location")
+        location = dict(response.headers).get("location")  # names come lowercased
         if response.status not in REDIRECTS or location is None or request.redirect == "manual":
             response.redirected = hop > 0
             return response
