@@ -10,7 +10,6 @@ processes, ``TESSERA_HOOK_ISOLATION``) and its governor are one per process.
 import atexit
 import dataclasses
 import functools
-import hashlib
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from hooks.choices import RunOutcome, RunSource
 from hooks.points import POINTS, FilteredClaims, HookResultInvalid, filter_token_claims
 from hooks.run_log import RunRecord, record_run
 from hooks.runtime.npm import Packages
+from hooks.selectors import tenant_egress_hosts
 from tenant.models import Tenant
 
 
@@ -171,8 +171,6 @@ def egress_for(tenant: Tenant) -> runtime.EgressPolicy | None:
     hooks have no network."""
     if not settings.TESSERA_HOOK_NETWORK:
         return None
-    from hooks.selectors import tenant_egress_hosts  # selectors import this module
-
     policy = _egress(
         settings.TESSERA_EGRESS_ALLOW,
         settings.TESSERA_EGRESS_DENY,
@@ -244,11 +242,6 @@ def reserved_domains_for(tenant: Tenant) -> tuple[str, ...]:
 def _reserved_domains(configured: tuple[str, ...], public_url: str, domain: str) -> tuple[str, ...]:
     public_host = urlsplit(public_url).hostname
     return (*configured, *([public_host] if public_host else []), *([domain] if domain else []))
-
-
-def script_key(script: str) -> str:
-    """Names a script's text: the runtime's warm contexts are per key."""
-    return hashlib.sha256(script.encode(errors="surrogatepass")).hexdigest()
 
 
 def check_script(*, tenant: Tenant, script: str, packages: Packages | None = None) -> str:
@@ -366,7 +359,7 @@ def execute(
     context_key = (
         tenant_id,
         hook_id or 0,
-        key or script_key(script),
+        key or runtime.script_key(script),
         str(source),
         packages.key if packages is not None else "",
     )

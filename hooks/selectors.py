@@ -9,7 +9,6 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from hooks import runtime
 from hooks.choices import TriggerId
 from hooks.dependencies import runnable_packages
-from hooks.execution import script_key
 from hooks.models import (
     Action,
     ActionVersion,
@@ -119,7 +118,7 @@ def enabled_hook_for(*, tenant: Tenant, trigger_id: str) -> RunnableHook | None:
             version=hook.version,
             kind=hook.kind,
             script=hook.script,
-            script_key=script_key(hook.script),
+            script_key=runtime.script_key(hook.script),
             secrets=hook_secrets(hook=hook),
             uses_storage="storage" in hook.script,
             packages=runnable_packages(hook.dependency_lock),
@@ -199,7 +198,7 @@ def bound_actions_for(*, tenant: Tenant, trigger_id: str) -> tuple[RunnableActio
                     version_id=version.public_id,
                     version_number=version.number,
                     code=version.code,
-                    context_key=f"action-version:{version.pk}:{script_key(version.code)}",
+                    context_key=f"action-version:{version.pk}:{runtime.script_key(version.code)}",
                     cache_id=f"action:{public_id}",
                     uses_cache="cache" in version.code,
                     secrets={

@@ -1,7 +1,8 @@
 """The layout is a map (docs/DEVELOPING.md): a token request flows clients →
 hooks → tenant and never back; the tenancy base (``tenant/`` less
 ``tenant/site/``) imports no app; the site above them all is imported by
-nothing; the hook runtime imports nothing of the project."""
+nothing; the hook runtime imports nothing of the project; and no modules
+import each other in a loop, on one floor either."""
 
 import ast
 import subprocess
@@ -62,6 +63,69 @@ def test_the_floor_check_sees_a_wrong_way_import(tmp_path):
     wrong.write_text("from clients.models import Client\nimport tenant.site.urls\n")
 
     assert {"clients", "tenant.site"} <= imported_modules(wrong)
+
+
+def project_imports(path: Path) -> set[str]:
+    """The project modules ``path`` imports, relative imports resolved,
+    wherever the import stands (a function's own too)."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = imported_modules(path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+            target = f"{base}.{node.module}" if node.module else base
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_loops() -> list[list[str]]:
+    """Groups of project modules that reach each other through imports."""
+    files = [
+        path for floor in ("tenant", "clients", "hooks", "apis") for path in floor_files(floor)
+    ]
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in files
+    }
+    graph = {
+        name: project_imports(path) & modules.keys() - {name} for name, path in modules.items()
+    }
+    loops: list[list[str]] = []
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+
+    def visit(name: str) -> None:  # Tarjan's strongly connected components
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        for other in graph[name]:
+            if other not in index:
+                visit(other)
+                low[name] = min(low[name], low[other])
+            elif other in on_stack:
+                low[name] = min(low[name], index[other])
+        if low[name] == index[name]:
+            group: list[str] = []
+            while not group or group[-1] != name:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                loops.append(sorted(group))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return loops
+
+
+def test_no_modules_import_each_other():
+    """A lazy import inside a function is a loop too: it hides it from the
+    interpreter, not from the reader."""
+    assert import_loops() == []
 
 
 def test_the_runtime_loads_by_path_without_the_project():

@@ -40,7 +40,7 @@ from .fairness import ComputeGate, Governor
 from .inprocess import InProcessRuntime
 from .npm import Packages
 from .pool import HookPool
-from .records import Limits, RunResult, StorageSnapshot, StorageWrite
+from .records import Limits, RunResult, StorageSnapshot, StorageWrite, script_key
 
 __all__ = [
     "ComputeGate",
@@ -65,4 +65,5 @@ __all__ = [
     "StorageSnapshot",
     "StorageWrite",
     "parse_tenant_hosts",
+    "script_key",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +68,9 @@ class RunResult:
     # The run's fetches, as logged: method, URL (secrets redacted), status or
     # error, duration_ms, bytes.
     fetches: list[dict[str, Any]] | None = None
+
+
+def script_key(script: str) -> str:
+    """Names a script's text: warm contexts are kept per key (with whatever
+    else the caller adds to it)."""
+    return hashlib.sha256(script.encode(errors="surrogatepass")).hexdigest()
