@@ -142,6 +142,7 @@ def _make_runtime() -> tuple[HookRuntime, runtime.Governor]:
             max_contexts=settings.TESSERA_HOOK_WARM_CONTEXTS,
             idle=governor.waiting,
             pause=governor.pausing,
+            wait_sockets=governor.wait_sockets,
         )
     return engine, governor
 

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import functools
 import ipaddress
+import math
 import os
 import re
 import select
@@ -49,6 +50,9 @@ Resolver = Callable[[str, int], list[str]]
 # Entered around each wait of a run's request (the governor lets the run's
 # compute gate and slot go there).
 Waiting = Callable[[], AbstractContextManager[None]]
+# A wait on the run's own request's sockets (fd -> poll events, timeout in
+# seconds), made as under ``Waiting``: the ready (fd, events).
+SocketWait = Callable[[Mapping[int, int], float], list[tuple[int, int]]]
 
 DEFAULT_PORTS = frozenset({80, 443})
 SCHEMES = {"http": 80, "https": 443}
@@ -481,11 +485,13 @@ def perform(
     policy: EgressPolicy,
     deadline: float,
     waiting: Waiting = contextlib.nullcontext,
+    wait_sockets: SocketWait | None = None,
 ) -> FetchResponse:
     """Do ``request`` within ``policy`` by ``deadline`` (``time.monotonic()``),
     following redirects as ``request.redirect`` says. Raises
     ``EgressRefused`` or ``FetchFailed``. Only the waits for the network (and
-    for DNS) are made inside ``waiting()``: the rest is the run's computing."""
+    for DNS) are made inside ``waiting()`` (or, for the network, by
+    ``wait_sockets``): the rest is the run's computing."""
     for name, value in request.headers:
         if not _TOKEN.fullmatch(name) or _BREAKS.search(value):
             raise EgressRefused(f"invalid header {name[:64]!r}")
@@ -498,7 +504,9 @@ def perform(
     target = policy.check_url(request.url)
     first = target
     for hop in range(policy.max_redirects + 1):
-        response = _one_request(method, target, headers, body, policy, deadline, waiting)
+        response = _one_request(
+            method, target, headers, body, policy, deadline, waiting, wait_sockets
+        )
         location = dict(response.headers).get("location")  # names come lowercased
         if response.status not in REDIRECTS or location is None or request.redirect == "manual":
             response.redirected = hop > 0
@@ -522,6 +530,7 @@ def _one_request(
     policy: EgressPolicy,
     deadline: float,
     waiting: Waiting,
+    wait_sockets: SocketWait | None,
 ) -> FetchResponse:
     # Imported on the first request: a worker that never fetches starts without it.
     import pycurl
@@ -552,7 +561,7 @@ def _one_request(
             curl.setopt(pycurl.POSTFIELDS, body or b"")
         curl.setopt(pycurl.HEADERFUNCTION, received.lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, received.write)
-        failed = transfer.run(deadline, waiting)
+        failed = transfer.run(deadline, wait_sockets or _waiting_on(waiting))
         if failed is not None:
             raise FetchFailed(received.failure(*failed, policy.max_response_bytes))
     status, reason, headers = received.head()
@@ -626,7 +635,7 @@ def _bracketed(host: str) -> str:
 class _Transfer:
     """A curl handle and the multi handle that drives it from the calling
     thread: curl is only ever called here, between waits on its sockets, and
-    only those waits are made inside ``waiting()``.
+    only those waits are made by the caller's ``SocketWait``.
 
     With a plain ``perform()``, curl would call back into Python (each header
     line, each chunk) from a thread that let the GIL go, while the run that
@@ -655,7 +664,7 @@ class _Transfer:
     def _timer(self, timeout_ms: int) -> None:
         self._timer_ms = timeout_ms
 
-    def run(self, deadline: float, waiting: Waiting) -> tuple[int, str] | None:
+    def run(self, deadline: float, wait_sockets: SocketWait) -> tuple[int, str] | None:
         """The transfer, to its end (curl's own ``TIMEOUT_MS`` ends it by
         the deadline); ``(curl error code, message)`` if it failed."""
         import pycurl
@@ -671,8 +680,7 @@ class _Transfer:
                 timeout_ms = left_ms if self._timer_ms < 0 else min(self._timer_ms, left_ms)
                 ready = poller.poll(0)  # a body arriving in parts: read on, gate held
                 if not ready:
-                    with waiting():
-                        ready = poller.poll(timeout_ms)
+                    ready = wait_sockets(dict(self._sockets), timeout_ms / 1000)
                 if not ready:
                     running = self._act(pycurl.SOCKET_TIMEOUT, 0)
                 for fd, events in ready:
@@ -696,6 +704,25 @@ class _Transfer:
     def close(self) -> None:
         self.multi.close()
         self.curl.close()
+
+
+def poll_sockets(sockets: Mapping[int, int], timeout_s: float) -> list[tuple[int, int]]:
+    """The ready ``(fd, events)`` of ``sockets`` (fd -> poll events) once
+    one is, or none after ``timeout_s``."""
+    poller = select.poll()
+    for fd, events in sockets.items():
+        poller.register(fd, events)
+    return poller.poll(max(math.ceil(timeout_s * 1000), 0))
+
+
+def _waiting_on(waiting: Waiting) -> SocketWait:
+    """A ``SocketWait`` that polls inside ``waiting()``."""
+
+    def wait(sockets: Mapping[int, int], timeout_s: float) -> list[tuple[int, int]]:
+        with waiting():
+            return poll_sockets(sockets, timeout_s)
+
+    return wait
 
 
 # curl's POLL_IN/OUT/INOUT (1, 2, 3) as poll() events, and back.
@@ -815,17 +842,21 @@ class Network:
     secrets redacted, status or error, duration, bytes). Without a policy the
     run has no network and every fetch fails. ``idle`` is entered around
     each wait for results (the governor's ``waiting``: the run computes
-    nothing meanwhile), ``pause`` around the run's sleeps until its next
-    timer (``paused``; the governor's ``pausing``)."""
+    nothing meanwhile), ``wait_sockets`` waits on the sockets of a request
+    made on the run's own thread (the governor's ``wait_sockets``; else
+    a poll inside ``idle``), ``pause`` is entered around the run's sleeps
+    until its next timer (``paused``; the governor's ``pausing``)."""
 
     def __init__(
         self,
         policy: EgressPolicy | None = None,
         idle: Callable[[], AbstractContextManager[None]] | None = None,
         pause: Callable[[], AbstractContextManager[None]] | None = None,
+        wait_sockets: SocketWait | None = None,
     ) -> None:
         self.policy = policy
         self._idle = idle or contextlib.nullcontext
+        self._wait_sockets = wait_sockets
         self.paused = pause or contextlib.nullcontext
         self.log: list[dict[str, Any]] = []
         self._count = 0
@@ -891,7 +922,9 @@ class Network:
             future: Future[FetchResponse] = Future()
             started = time.monotonic()
             try:
-                future.set_result(perform(request, self.policy, deadline, self._idle))  # type: ignore[arg-type]
+                future.set_result(
+                    perform(request, self.policy, deadline, self._idle, self._wait_sockets)  # type: ignore[arg-type]
+                )
             except Exception as error:
                 future.set_exception(error)
             self._pending[future] = (request_id, entry, started)

@@ -18,7 +18,9 @@ A :class:`Governor` sits in front of a runtime, per server process:
   in 20 ms is not held to one run at a time;
 - with a :class:`ComputeGate`, every wait of the governor's (a slot, an
   upstream) is made with the gate released, so that a waiting request
-  never keeps the server's other requests from computing;
+  never keeps the server's other requests from computing; a run waiting on
+  its own request's sockets (:meth:`Governor.wait_sockets`) is woken once,
+  when its answer and its turn at the gate are both there;
 - a cap on concurrent test runs (the dashboard's Run button) per process, so
   test runs can never occupy every thread;
 - a breaker per hook version: after ``breaker_failures`` timeouts or memory
@@ -32,13 +34,15 @@ A :class:`Governor` sits in front of a runtime, per server process:
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+from .egress import poll_sockets
 from .errors import (
     HookBusy,
     HookCpuLimit,
@@ -60,6 +64,22 @@ MAX_QUEUED_PER_TENANT = 4
 MAX_COOLDOWN_DOUBLINGS = 4
 
 
+# What a socket waiter parked at the gate is told when it wakes.
+_PARKED, _YOURS, _FREE, _LATE = "parked", "yours", "free", "late"
+
+
+@dataclass(eq=False)
+class _Parked:
+    """A request waiting on its sockets (fd -> poll events) while others
+    hold the gate."""
+
+    key: Hashable
+    sockets: tuple[int, ...]
+    turn: threading.Lock = field(default_factory=threading.Lock)
+    state: str = _PARKED
+    ready: list[tuple[int, int]] = field(default_factory=list)
+
+
 class ComputeGate:
     """One token request computes at a time in this process; a request
     waiting (on an upstream, or for its tenant's slot) lets the next one in.
@@ -75,7 +95,16 @@ class ComputeGate:
     a tenant whose clients send their second's worth of requests at once
     (as a rate limit allows) made every other tenant's requests wait behind
     the whole burst. A plain lock would also let the thread that just let
-    it go take it again ahead of those waiting."""
+    it go take it again ahead of those waiting.
+
+    A request waiting on its sockets (:meth:`wait_sockets`) while the gate
+    is busy is parked: whoever hands the gate over first looks at the
+    parked sockets (one ``epoll`` call) and queues the requests whose
+    answer came, ahead of their key's new ones. Such a request wakes once,
+    with its answer and its turn, where waiting on its sockets by itself
+    it woke for its answer, then slept again in the gate's queue (a thread
+    switch and a cold start more per fetch). When the gate goes free, the
+    parked requests wait on their sockets by themselves."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
@@ -83,6 +112,8 @@ class ComputeGate:
         # Waiting requests by key, the key whose turn is next first.
         self._queues: OrderedDict[Hashable, deque[threading.Lock]] = OrderedDict()
         self._held = threading.local()
+        self._parked: dict[int, _Parked] = {}  # by socket
+        self._epoll: select.epoll | None = None  # the parked sockets, made on first use
 
     @contextlib.contextmanager
     def hold(self, key: Hashable = None) -> Iterator[None]:
@@ -99,10 +130,7 @@ class ComputeGate:
         if self._busy:
             turn = threading.Lock()
             turn.acquire()
-            queue = self._queues.get(key)
-            if queue is None:
-                queue = self._queues[key] = deque()  # its turn comes after the others'
-            queue.append(turn)
+            self._queue(key).append(turn)
             mutex.release()
             turn.acquire()  # released by the holder that hands the gate over
         else:
@@ -111,24 +139,113 @@ class ComputeGate:
         self._held.yes = True
         self._held.key = key
 
+    def _queue(self, key: Hashable) -> deque[threading.Lock]:
+        """Under ``_mutex``: ``key``'s queue (a new one's turn comes after the others')."""
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+        return queue
+
     def leave(self) -> None:
         """Hand the gate to the next key's first request (as a token request ends)."""
         self._held.yes = False
         with self._mutex:
-            if self._queues:
-                key, queue = next(iter(self._queues.items()))
-                turn = queue.popleft()
-                if queue:
-                    self._queues.move_to_end(key)  # its next request waits its turn
-                else:
-                    del self._queues[key]
-                turn.release()  # still busy: it is theirs now
+            self._hand_over()
+
+    def _hand_over(self) -> bool:
+        """Under ``_mutex``: give the gate to the next request waiting for
+        it, if any (whether one was); else it is free, and the parked
+        requests are sent to wait on their sockets by themselves."""
+        if self._parked:
+            self._queue_answered()
+        if self._queues:
+            key, queue = next(iter(self._queues.items()))
+            turn = queue.popleft()
+            if queue:
+                self._queues.move_to_end(key)  # its next request waits its turn
             else:
-                self._busy = False
+                del self._queues[key]
+            turn.release()  # still busy: it is theirs now
+            return True
+        self._busy = False
+        for parked in set(self._parked.values()):
+            self._unpark(parked, _FREE)
+            parked.turn.release()
+        return False
+
+    def _queue_answered(self) -> None:
+        """Under ``_mutex``: queue the parked requests with a ready socket."""
+        assert self._epoll is not None
+        for fd, events in self._epoll.poll(0):
+            parked = self._parked.get(fd)
+            if parked is None:
+                continue
+            parked.ready.append((fd, events))
+            if parked.state == _PARKED:
+                self._unpark(parked, _YOURS)
+                self._queue(parked.key).appendleft(parked.turn)  # back before new runs
+
+    def _park(self, key: Hashable, sockets: Mapping[int, int]) -> _Parked | None:
+        """Under ``_mutex``: a parked waiter on ``sockets``; None if epoll
+        will not watch one of them (then the caller waits on them alone)."""
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        parked = _Parked(key=key, sockets=tuple(sockets))
+        parked.turn.acquire()
+        for fd, events in sockets.items():
+            try:
+                self._epoll.register(fd, events)
+            except OSError:
+                parked.sockets = tuple(f for f in parked.sockets if self._parked.get(f) is parked)
+                self._unpark(parked, _FREE)
+                return None
+            self._parked[fd] = parked
+        return parked
+
+    def _unpark(self, parked: _Parked, state: str) -> None:
+        assert self._epoll is not None
+        parked.state = state
+        for fd in parked.sockets:
+            del self._parked[fd]
+            with contextlib.suppress(OSError):  # closed meanwhile: epoll forgot it
+                self._epoll.unregister(fd)
+
+    def wait_sockets(self, sockets: Mapping[int, int], timeout_s: float) -> list[tuple[int, int]]:
+        """Let the gate go until one of ``sockets`` (fd -> poll events) is
+        ready or ``timeout_s`` passes, then take it back in the turn of the
+        key it was held for: the ready ``(fd, events)``. Called holding it."""
+        key = getattr(self._held, "key", None)
+        end = time.monotonic() + timeout_s
+        self._held.yes = False
+        parked: _Parked | None = None
+        with self._mutex:
+            if self._hand_over():  # busy: park
+                parked = self._park(key, sockets)
+        if parked is not None:
+            if not parked.turn.acquire(timeout=max(timeout_s, 0)):
+                with self._mutex:
+                    if parked.state == _PARKED:
+                        self._unpark(parked, _LATE)
+                if parked.state != _LATE:
+                    parked.turn.acquire()  # handed over as the time ran out
+            if parked.state == _YOURS:
+                self._held.yes = True
+                self._held.key = key
+                return parked.ready
+            if parked.state == _LATE:
+                self.enter(key)
+                return []
+        ready = poll_sockets(sockets, end - time.monotonic())  # the gate is free: wait alone
+        self.enter(key)
+        return ready
+
+    def held(self) -> bool:
+        """Whether this thread holds the gate."""
+        return bool(getattr(self._held, "yes", False))
 
     def step_out(self) -> bool:
         """Let another request in, if this thread holds the gate; whether it did."""
-        if not getattr(self._held, "yes", False):
+        if not self.held():
             return False
         self.leave()
         return True
@@ -226,6 +343,25 @@ class Governor:
             if gated:
                 self.gate.step_in()
             if stepped:
+                self._take_back(tenant)
+
+    def wait_sockets(self, sockets: Mapping[int, int], timeout_s: float) -> list[tuple[int, int]]:
+        """The ready ``(fd, events)`` of ``sockets`` (fd -> poll events) once
+        one is, or none after ``timeout_s``: a wait on the run's own request,
+        made as :meth:`waiting` makes one, except that with the gate held
+        the run is woken only once its answer and its turn are both there
+        (:meth:`ComputeGate.wait_sockets`)."""
+        self._before_wait()
+        tenant = getattr(self._held, "tenant", None)
+        stepped = tenant is not None and self._step_out(tenant)
+        try:
+            if self.gate.held():
+                return self.gate.wait_sockets(sockets, timeout_s)
+            return poll_sockets(sockets, timeout_s)
+        finally:
+            if stepped:
+                with self._lock:
+                    _decrement(self._on_upstream, tenant)
                 self._take_back(tenant)
 
     @contextlib.contextmanager

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from . import engine, replies
-from .egress import EgressPolicy, Network
+from .egress import EgressPolicy, Network, SocketWait
 from .errors import HookError
 from .json_text import compact_encoder
 from .npm import Packages
@@ -74,12 +74,15 @@ class InProcessRuntime:
         warm_mb: int = DEFAULT_WARM_MB,
         idle: Callable[[], AbstractContextManager[None]] | None = None,
         pause: Callable[[], AbstractContextManager[None]] | None = None,
+        wait_sockets: SocketWait | None = None,
     ) -> None:
         """``idle``: entered while a run waits on its fetches
-        (``Governor.waiting``); ``pause``: while it sleeps until its next timer
-        (``Governor.pausing``)."""
+        (``Governor.waiting``); ``wait_sockets``: waits on the sockets of the
+        one request a run waits on (``Governor.wait_sockets``); ``pause``:
+        entered while it sleeps until its next timer (``Governor.pausing``)."""
         self._idle = idle
         self._pause = pause
+        self._wait_sockets = wait_sockets
         self._max_contexts = max(1, max_contexts)
         self._warm_bytes = warm_mb << 20
         self._lock = threading.Lock()
@@ -127,7 +130,8 @@ class InProcessRuntime:
                     console=replies.console_of(sandbox.failed, limits),
                     duration_ms=(time.monotonic() - started) * 1000,
                 )
-        reply, value = sandbox.run(request, budget, Network(egress, self._idle, self._pause))
+        network = Network(egress, self._idle, self._pause, self._wait_sockets)
+        reply, value = sandbox.run(request, budget, network)
         if sandbox.failed is None:
             self._give_back(context_key, sandbox)
         return replies.decode(

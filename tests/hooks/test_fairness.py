@@ -1,6 +1,8 @@
 """The governor: per-tenant concurrency, the process's test-run cap, and
 the breaker, through its public interface (no Django needed)."""
 
+import select
+import socket
 import threading
 import time
 
@@ -147,6 +149,56 @@ def test_a_run_waiting_on_an_upstream_lets_its_tenant_run_another():
     assert back
 
 
+def test_a_run_waiting_on_its_socket_lets_its_tenant_run_another_through_the_gate():
+    """``Governor.wait_sockets``, as a token request's fetch waits: the gate
+    and the tenant's slot go to the tenant's next request meanwhile; the
+    run has both back when it returns, with its answer."""
+    gate = ComputeGate()
+    governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=1, queue_s=1, gate=gate)
+    mine, upstream = socket.socketpair()
+    next_one_waits = threading.Event()
+    got: list = []
+
+    def waits_on_its_socket():
+        next_one_waits.wait(5)
+        got.append(governor.wait_sockets({mine.fileno(): select.POLLIN}, 5))
+        got.append((gate.held(), governor._running.get("a")))
+        return "first"
+
+    def computes():
+        assert until(lambda: parked(gate) == 1)  # parked as the gate came here
+        upstream.sendall(b"answer")  # while this one computes
+        time.sleep(0.05)
+        return "second"
+
+    results: list = []
+
+    def request(call):
+        with gate.hold("/a"):
+            results.append(governor.run(tenant="a", hook="a1", test=False, call=call))
+
+    first = threading.Thread(target=request, args=(waits_on_its_socket,))
+    second = threading.Thread(target=request, args=(computes,))
+    first.start()
+    try:
+        assert until(lambda: governor._running.get("a") == 1)
+        second.start()
+        assert until(lambda: queued(gate) == 1)
+        next_one_waits.set()
+        second.join(5)
+        first.join(5)
+
+        assert results == ["second", "first"]
+        assert got == [[(mine.fileno(), select.POLLIN)], (True, 1)]
+        assert not gate._busy and not governor._running and not governor._on_upstream
+    finally:
+        next_one_waits.set()
+        first.join(5)
+        second.join(5)
+        mine.close()
+        upstream.close()
+
+
 def test_waiting_places_are_capped_then_a_wait_keeps_its_slot():
     governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=0, queue_s=0)
     release = threading.Event()
@@ -275,6 +327,128 @@ def test_tenants_take_turns_at_the_compute_gate():
         thread.join(5)
 
     assert order == ["a1", "b1", "a2", "a3"]  # first come, first served: b1 last
+
+
+def until(condition, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return condition()
+
+
+def queued(gate: ComputeGate) -> int:
+    return sum(len(waiting) for waiting in gate._queues.values())
+
+
+def parked(gate: ComputeGate) -> int:
+    return len(set(gate._parked.values()))
+
+
+class ParkedWaiter:
+    """Tenant /a's request waits on its upstream's socket (``upstream`` is
+    the upstream's end) through ``gate.wait_sockets`` while tenant /b's
+    request holds the gate until ``let_b_go()``. ``got``: what the wait
+    returned, then whether the gate was held on return."""
+
+    def __init__(self, gate: ComputeGate, timeout_s: float = 5) -> None:
+        self.gate = gate
+        self.mine, self.upstream = socket.socketpair()
+        self.got: list = []
+        self._waits, self._b_in, self._b_out = (threading.Event() for _ in range(3))
+        computing = threading.Event()
+
+        def a() -> None:
+            with gate.hold("/a"):
+                computing.set()
+                self._waits.wait(5)
+                sockets = {self.mine.fileno(): select.POLLIN}
+                self.got.append(gate.wait_sockets(sockets, timeout_s))
+                self.got.append(gate.held())
+
+        def b() -> None:
+            with gate.hold("/b"):
+                self._b_in.set()
+                self._b_out.wait(5)
+
+        self.a, self.b = threading.Thread(target=a), threading.Thread(target=b)
+        self.a.start()
+        assert computing.wait(5)
+        self.b.start()
+        assert until(lambda: queued(gate) == 1)  # b waits for the gate
+        self._waits.set()
+        assert self._b_in.wait(5) and until(lambda: parked(gate) == 1)
+
+    @property
+    def answer(self) -> list[tuple[int, int]]:
+        return [(self.mine.fileno(), select.POLLIN)]
+
+    def let_b_go(self) -> None:
+        self._b_out.set()
+        self.b.join(5)
+
+    def close(self) -> None:
+        self._b_out.set()
+        for thread in (self.a, self.b):
+            thread.join(5)
+        self.mine.close()
+        self.upstream.close()
+
+
+def test_a_request_waiting_on_its_socket_wakes_once_with_its_answer_and_its_turn():
+    """Its answer arriving while another request computes does not wake it
+    (it would only queue again for the gate): the request that hands the
+    gate over finds the answer there and hands the gate to it."""
+    gate = ComputeGate()
+    waiter = ParkedWaiter(gate)
+    try:
+        waiter.upstream.sendall(b"answer")
+        time.sleep(0.2)
+        assert waiter.got == [] and parked(gate) == 1  # /b still computes
+
+        waiter.let_b_go()
+        waiter.a.join(5)
+
+        assert waiter.got == [waiter.answer, True]
+        assert parked(gate) == 0 and queued(gate) == 0 and not gate._busy
+    finally:
+        waiter.close()
+
+
+def test_a_parked_request_out_of_time_queues_for_its_turn_without_an_answer():
+    gate = ComputeGate()
+    waiter = ParkedWaiter(gate, timeout_s=0.2)
+    try:
+        assert until(lambda: queued(gate) == 1)  # no longer parked: in line for the gate
+        assert waiter.got == [] and parked(gate) == 0
+
+        waiter.let_b_go()
+        waiter.a.join(5)
+
+        assert waiter.got == [[], True]
+        assert not gate._busy
+    finally:
+        waiter.close()
+
+
+def test_parked_requests_wait_alone_once_the_gate_goes_free():
+    """Nobody hands a free gate over, so nobody would look at their sockets."""
+    gate = ComputeGate()
+    waiter = ParkedWaiter(gate)
+    try:
+        waiter.let_b_go()  # no answer yet, nobody waiting: the gate is free
+        assert parked(gate) == 0 and not gate._busy
+
+        gate.enter("/c")  # a new request computes when the answer comes
+        waiter.upstream.sendall(b"answer")
+        assert until(lambda: queued(gate) == 1)
+        assert waiter.got == []
+        gate.leave()
+        waiter.a.join(5)
+
+        assert waiter.got == [waiter.answer, True]
+        assert not gate._busy
+    finally:
+        waiter.close()
 
 
 def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
