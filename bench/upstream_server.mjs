@@ -1,6 +1,7 @@
 // The upstream that the --slow-upstream hooks call (harness/upstream.py):
 // /fast answers after 20 ms, /slow after 2 s, /hang never (it holds the
-// connection until the client gives up). One node process, on 127.0.0.1.
+// connection until the client gives up), any other path (/now) at once.
+// One node process, on 127.0.0.1.
 import http from 'node:http';
 
 const port = Number(process.env.UPSTREAM_PORT);

@@ -1,14 +1,17 @@
 """``--slow-upstream``: hooks that wait on an upstream, under two server setups.
 
 One run, one database, a local upstream (``upstream_server.mjs``: ``/fast``
-answers in 20 ms, ``/slow`` in 2 s, ``/hang`` never) and these tenants:
+answers in 20 ms, ``/now`` at once, ``/slow`` in 2 s, ``/hang`` never) and
+these tenants:
 
 - ``slow-a`` and ``hang-a``: a Hook that fetches ``/slow`` (or ``/hang``, so
   it runs until its 5 s deadline), then adds the seed hook's claims;
 - ``quiet-b``: the seed hook, 20 clients;
 - ``fetch-f`` / ``nofetch-f``: the same async Hook with and without one fetch
-  of ``/fast``; ``seed-s``: the seed hook; ``bare-n``: no hook (30 clients
-  each, so that no client nears its rate limit at 50 connections).
+  of ``/fast``; ``now-f``: the same fetch of ``/now`` (what a fetch costs
+  when the run need not wait); ``seed-s``: the seed hook; ``bare-n``: no
+  hook (30 clients each, so that no client nears its rate limit at 50
+  connections).
 
 Each setup (``setups``: the server flags and settings before this change,
 the README's threads without pinning, and the README's) is started in turn
@@ -16,7 +19,8 @@ on the same database, and measures: B alone; B beside A driven at A's rate
 limit (``TESSERA_TOKEN_RATE_LIMIT``) over enough connections to keep that
 rate with 2 s (or 5 s) answers, as A starts and once it is steady; then
 rounds of 50 connections on the fetching and non-fetching Hooks, the seed
-hook and no hook, back to back. Targets (issue 24): B has 0 errors and its
+hook and no hook, back to back (with the upstream's own CPU per request
+in the fetching rounds: it runs on the same cores). Targets (issue 24): B has 0 errors and its
 p99 beside A is within 2x of alone; fetch / no fetch tokens/s ≥ 0.8; the
 pure-CPU paths no slower in CPU per token than under the old setup.
 """
@@ -35,7 +39,7 @@ from typing import Any
 
 from harness.loadgen import LoadResult, run_load
 from harness.node import BENCH_DIR, node_executable
-from harness.processes import free_port, running_server
+from harness.processes import Server, free_port, running_server
 from harness.report import format_table, ms_cell, status_counts
 from harness.targets import Target
 from harness.tenants import seed_script
@@ -123,7 +127,8 @@ def setups(recommended_threads: int) -> list[Setup]:
 
 
 @contextlib.contextmanager
-def running_upstream(workdir: Path) -> Iterator[str]:
+def running_upstream(workdir: Path) -> Iterator[tuple[str, Server]]:
+    """The upstream's base URL, and its process (for its CPU time)."""
     port = free_port()
     with running_server(
         "upstream",
@@ -131,8 +136,8 @@ def running_upstream(workdir: Path) -> Iterator[str]:
         env={**os.environ, "UPSTREAM_PORT": str(port)},
         cwd=BENCH_DIR,
         log_path=workdir / "upstream.log",
-    ):
-        yield f"http://127.0.0.1:{port}"
+    ) as server:
+        yield f"http://127.0.0.1:{port}", server
 
 
 def _requests(deployment: TesseraDeployment, slug: str) -> list[TokenRequest]:
@@ -149,7 +154,14 @@ def _target(deployment: TesseraDeployment, server: Target, slug: str, *, hook: b
     )
 
 
-ROUND_TENANTS = [("nofetch-f", True), ("fetch-f", True), ("seed-s", True), ("bare-n", False)]
+ROUND_TENANTS = [
+    ("nofetch-f", True),
+    ("fetch-f", True),
+    ("now-f", True),
+    ("seed-s", True),
+    ("bare-n", False),
+]
+FETCHING = {"fetch-f", "now-f"}
 
 
 def run_slow_upstream(
@@ -166,7 +178,7 @@ def run_slow_upstream(
 ) -> list[str]:
     """Every setup in turn on one database; the report."""
     results: dict[str, dict[str, Any]] = {}
-    with running_upstream(workdir) as upstream:
+    with running_upstream(workdir) as (upstream, upstream_server):
         settings = {
             **settings,
             "TESSERA_TOKEN_RATE_LIMIT": f"{RATE}/s",
@@ -178,6 +190,7 @@ def run_slow_upstream(
             TenantSpec("quiet-b", seed_script("quiet-b"), clients=B_CLIENTS),
             TenantSpec("fetch-f", fetching_script(f"{upstream}/fast"), clients=MANY_CLIENTS),
             TenantSpec("nofetch-f", fetching_script(None), clients=MANY_CLIENTS),
+            TenantSpec("now-f", fetching_script(f"{upstream}/now"), clients=MANY_CLIENTS),
             TenantSpec("seed-s", seed_script("seed-s"), clients=MANY_CLIENTS),
             TenantSpec("bare-n", None, clients=MANY_CLIENTS),
         ]
@@ -202,9 +215,10 @@ def run_slow_upstream(
                     with running_tessera(deployment, server_config, workdir) as server:
                         measured.update(
                             _measure(
-                                deployment, server, part, requests, rounds, max_seconds, workdir
+                                deployment, server, part, requests, rounds, max_seconds, workdir,
+                                upstream_server,
                             )
-                        )
+                        )  # fmt: skip
                 results[setup.name] = measured
             deployment.env.variables = base
     return _report(results, database, config, requests, rounds)
@@ -221,6 +235,7 @@ def _measure(
     rounds: int,
     max_seconds: float,
     workdir: Path,
+    upstream: Server,
 ) -> dict[str, Any]:
     quiet = _target(deployment, server, "quiet-b", hook=True)
     verify_sample(quiet.token_request, quiet.expectation, count=SAMPLE_TOKENS)
@@ -275,11 +290,17 @@ def _measure(
         order = ROUND_TENANTS if index % 2 == 0 else ROUND_TENANTS[::-1]
         for slug, hook in order:
             target = _target(deployment, server, slug, hook=hook)
+            upstream_before = upstream.cpu_seconds()
             result = run_load(
                 target, connections=CONCURRENCY, requests=requests, max_seconds=max_seconds,
                 cycle=_requests(deployment, slug),
             )  # fmt: skip
             measured.setdefault(slug, []).append(result)
+            if slug in FETCHING:
+                upstream_ms = (upstream.cpu_seconds() - upstream_before) * 1000
+                measured.setdefault(f"{slug} upstream", []).append(
+                    upstream_ms / max(result.responses, 1)
+                )
             print(
                 f"  round {index + 1} {slug:<10} {result.tokens_per_second:6.0f} tokens/s  "
                 f"CPU {result.cpu_ms_per_token or 0:.3f} ms/token  errors {result.errors}",
@@ -310,7 +331,8 @@ def _report(
         f"then {rounds} rounds at "
         f"c={CONCURRENCY} of {requests} requests each: an async Hook with one fetch of an "
         "upstream answering in 20 ms (`fetch-f`), the same Hook without it (`nofetch-f`), the "
-        "seed hook (`seed-s`) and no hook (`bare-n`), back to back."
+        "same fetch answered at once (`now-f`), the seed hook (`seed-s`) and no hook "
+        "(`bare-n`), back to back."
     )
     sections = [intro]
     fairness_rows, a_rows, round_rows, verdicts = [], [], [], []
@@ -349,15 +371,24 @@ def _report(
                     error_kinds[(setup, slug, kind)] = (
                         error_kinds.get((setup, slug, kind), 0) + count
                     )
+            upstream = measured.get(f"{slug} upstream")
             round_rows.append(
                 [setup, slug, f"{medians[slug][0]:.0f}", f"{medians[slug][1]:.3f}", str(errors),
                  " / ".join(f"{run.tokens_per_second:.0f}" for run in runs),
-                 " / ".join(f"{run.cpu_ms_per_token or 0:.3f}" for run in runs)]
+                 " / ".join(f"{run.cpu_ms_per_token or 0:.3f}" for run in runs),
+                 f"{statistics.median(upstream):.3f}" if upstream else "-"]
             )  # fmt: skip
         fetch_ratio = medians["fetch-f"][0] / max(medians["nofetch-f"][0], 1e-9)
         verdicts.append(
             f"{setup}: fetch-f / nofetch-f tokens/s {fetch_ratio:.2f} (target ≥ {FETCH_TARGET}) "
             f"{'✓' if fetch_ratio >= FETCH_TARGET else '✗'}"
+        )
+        base_cpu = medians["nofetch-f"][1]
+        verdicts.append(
+            f"{setup}: server CPU per token beyond nofetch-f's {base_cpu:.3f} ms: "
+            f"fetch-f +{medians['fetch-f'][1] - base_cpu:.3f} ms, now-f (no wait) "
+            f"+{medians['now-f'][1] - base_cpu:.3f} ms; the upstream, on the same cores, "
+            f"{statistics.median(measured['fetch-f upstream']):.3f} ms per request"
         )
         if index == 0:
             cpu_before = {slug: medians[slug][1] for slug in ("seed-s", "bare-n")}
@@ -397,6 +428,7 @@ def _report(
                 "errors",
                 "tokens/s by round",
                 "CPU ms/token by round",
+                "upstream CPU ms/request (median)",
             ],
             round_rows,
             text_columns=2,
