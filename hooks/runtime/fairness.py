@@ -177,11 +177,9 @@ class ComputeGate:
         """Under ``_mutex``: queue the parked requests with a ready socket."""
         assert self._epoll is not None
         for fd, events in self._epoll.poll(0):
-            parked = self._parked.get(fd)
-            if parked is None:
-                continue
-            parked.ready.append((fd, events))
-            if parked.state == _PARKED:
+            parked = self._parked.get(fd)  # None: a second socket of one just queued
+            if parked is not None:
+                parked.ready.append((fd, events))
                 self._unpark(parked, _YOURS)
                 self._queue(parked.key).appendleft(parked.turn)  # back before new runs
 
