@@ -176,12 +176,15 @@ class ComputeGate:
     def _queue_answered(self) -> None:
         """Under ``_mutex``: queue the parked requests with a ready socket."""
         assert self._epoll is not None
+        answered: dict[Hashable, list[threading.Lock]] = {}
         for fd, events in self._epoll.poll(0):
             parked = self._parked.get(fd)  # None: a second socket of one just queued
             if parked is not None:
                 parked.ready.append((fd, events))
                 self._unpark(parked, _YOURS)
-                self._queue(parked.key).appendleft(parked.turn)  # back before new runs
+                answered.setdefault(parked.key, []).append(parked.turn)
+        for key, turns in answered.items():
+            self._queue(key).extendleft(reversed(turns))  # back before new runs, in order
 
     def _park(self, key: Hashable, sockets: Mapping[int, int]) -> _Parked | None:
         """Under ``_mutex``: a parked waiter on ``sockets``; None if epoll

@@ -357,6 +357,8 @@ class ParkedWaiter:
         self._waits, self._b_in, self._b_out = (threading.Event() for _ in range(3))
         computing = threading.Event()
 
+        self.order: list[str] = []
+
         def a() -> None:
             with gate.hold("/a"):
                 computing.set()
@@ -364,6 +366,7 @@ class ParkedWaiter:
                 sockets = {self.mine.fileno(): select.POLLIN}
                 self.got.append(gate.wait_sockets(sockets, timeout_s))
                 self.got.append(gate.held())
+                self.order.append("answered")
 
         def b() -> None:
             with gate.hold("/b"):
@@ -400,18 +403,29 @@ def test_a_request_waiting_on_its_socket_wakes_once_with_its_answer_and_its_turn
     gate over finds the answer there and hands the gate to it."""
     gate = ComputeGate()
     waiter = ParkedWaiter(gate)
+
+    def new_request() -> None:
+        with gate.hold("/a"):
+            waiter.order.append("new")
+
+    newcomer = threading.Thread(target=new_request)
     try:
         waiter.upstream.sendall(b"answer")
+        newcomer.start()  # the same tenant's next request, queued meanwhile
+        assert until(lambda: queued(gate) == 1)
         time.sleep(0.2)
         assert waiter.got == [] and parked(gate) == 1  # /b still computes
 
         waiter.let_b_go()
         waiter.a.join(5)
+        newcomer.join(5)
 
         assert waiter.got == [waiter.answer, True]
+        assert waiter.order == ["answered", "new"]  # back from its wait before new runs
         assert parked(gate) == 0 and queued(gate) == 0 and not gate._busy
     finally:
         waiter.close()
+        newcomer.join(5)
 
 
 def test_a_parked_request_out_of_time_queues_for_its_turn_without_an_answer():
