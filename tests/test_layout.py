@@ -65,10 +65,14 @@ def test_the_floor_check_sees_a_wrong_way_import(tmp_path):
     assert {"clients", "tenant.site"} <= imported_modules(wrong)
 
 
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
 def project_imports(path: Path) -> set[str]:
     """The project modules ``path`` imports, relative imports resolved,
     wherever the import stands (a function's own too)."""
-    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    module = module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = imported_modules(path)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -85,10 +89,7 @@ def import_loops() -> list[list[str]]:
     files = [
         path for floor in ("tenant", "clients", "hooks", "apis") for path in floor_files(floor)
     ]
-    modules = {
-        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-        for p in files
-    }
+    modules = {module_name(path): path for path in files}
     graph = {
         name: project_imports(path) & modules.keys() - {name} for name, path in modules.items()
     }

@@ -673,14 +673,12 @@ class _Transfer:
         try:
             running = self._act(pycurl.SOCKET_TIMEOUT, 0)
             while running:
-                poller = select.poll()
-                for fd, events in self._sockets.items():
-                    poller.register(fd, events)
                 left_ms = max(int((deadline - time.monotonic()) * 1000), 0) + 1
                 timeout_ms = left_ms if self._timer_ms < 0 else min(self._timer_ms, left_ms)
-                ready = poller.poll(0)  # a body arriving in parts: read on, gate held
-                if not ready:
-                    ready = wait_sockets(dict(self._sockets), timeout_ms / 1000)
+                # A body arriving in parts is read on with the gate held.
+                ready = poll_sockets(self._sockets, 0) or wait_sockets(
+                    dict(self._sockets), timeout_ms / 1000
+                )
                 if not ready:
                     running = self._act(pycurl.SOCKET_TIMEOUT, 0)
                 for fd, events in ready:
