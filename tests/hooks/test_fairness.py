@@ -465,6 +465,55 @@ def test_parked_requests_wait_alone_once_the_gate_goes_free():
         waiter.close()
 
 
+def test_a_wait_epoll_refuses_is_made_alone_and_leaves_nothing_parked(tmp_path):
+    """epoll watches no regular file: a wait on one (here beside a socket it
+    did take) is made alone, as on a free gate, and the gate forgets the
+    socket it had taken."""
+    gate = ComputeGate()
+    mine, upstream = socket.socketpair()
+    (tmp_path / "plain").write_bytes(b"")
+    plain = (tmp_path / "plain").open("rb")
+    waits, b_out = threading.Event(), threading.Event()
+    got: list[object] = []
+
+    def a() -> None:
+        with gate.hold("/a"):
+            waits.wait(5)
+            sockets = {mine.fileno(): select.POLLIN, plain.fileno(): select.POLLIN}
+            got.append(gate.wait_sockets(sockets, 5))
+            got.append(gate.held())
+
+    def b() -> None:
+        with gate.hold("/b"):
+            b_out.wait(5)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    try:
+        threads[0].start()
+        assert until(lambda: gate._busy)
+        threads[1].start()
+        assert until(lambda: queued(gate) == 1)
+        waits.set()
+        # The file was ready at once: /a is back in line while /b computes.
+        assert until(lambda: queued(gate) == 1 and gate._queues.get("/a"))
+        assert parked(gate) == 0
+        upstream.sendall(b"answer")
+        assert gate._epoll is not None and gate._epoll.poll(0) == []  # not watched
+
+        b_out.set()
+        threads[0].join(5)
+
+        assert got == [[(plain.fileno(), select.POLLIN)], True]
+        assert not gate._busy
+    finally:
+        b_out.set()
+        for thread in threads:
+            thread.join(5)
+        mine.close()
+        upstream.close()
+        plain.close()
+
+
 def test_a_run_sleeping_on_its_timer_lets_the_gate_go_and_keeps_its_slot():
     gate = ComputeGate()
     governor = Governor(max_concurrent_per_tenant=1, max_waiting_per_tenant=4, queue_s=0, gate=gate)

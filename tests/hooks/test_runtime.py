@@ -382,6 +382,32 @@ def test_console_output_before_a_timeout_is_kept(runtime: Runtime) -> None:
     assert caught.value.console == "about to spin\n"
 
 
+# The first run keeps some 29 of its 32 MB in a global, then (for "over")
+# takes 4.5 MB more in one native step, within the engine's reserve above the
+# limit, and waits on a timer past its deadline; later runs only count.
+KEEPER = hook(
+    "globalThis.runs = (globalThis.runs || 0) + 1;\n"
+    "if (!context.extra) return cb(null, {runs: globalThis.runs});\n"
+    "globalThis.kept = [];\n"
+    "while (kept.length < 20) kept.push(new Array(65536).fill(1.5));\n"
+    "if (context.extra === 'over') kept.push(new Uint8Array(9 << 19));\n"
+    "setTimeout(() => cb(null, {}), 60000);"
+)
+
+
+@pytest.mark.parametrize("extra, runs", [("within", 2), ("over", 1)])
+def test_a_sandbox_out_of_time_waiting_is_kept_unless_it_holds_too_much(
+    runtime: Runtime, extra: str, runs: int
+) -> None:
+    limits = Limits(timeout_ms=1000, cpu_ms=1000, memory_mb=32)
+    hog = payload(context={"extra": extra})
+
+    with pytest.raises(HookTimeout, match="did not finish"):
+        run(runtime, KEEPER, args=hog, limits=limits)
+
+    assert run(runtime, KEEPER, limits=limits).value == {"runs": runs}
+
+
 # ---- hostile hooks: memory and size -----------------------------------------------------
 
 
