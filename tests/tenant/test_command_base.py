@@ -166,6 +166,9 @@ class Following:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl+C as in a terminal, even where the suite was started in the
+            # background (SIGINT ignored, which the child would inherit).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
