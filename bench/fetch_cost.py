@@ -48,13 +48,14 @@ PAYLOAD = {
     "context": {"ip": "203.0.113.1", "body": {}},
 }
 EVICTED_BYTES = 32 << 20
+BLOCK = 100  # calls of one case in a row, each way
 _memory = bytearray(EVICTED_BYTES)
 _document = {f"key{n}": [n, str(n) * 5, {"n": n}] for n in range(3000)}
 
 
 def evict() -> None:
     """Leave the caches as other work would: write over 32 MB, run other code."""
-    _memory[::64] = bytes(len(range(0, EVICTED_BYTES, 64)))
+    _memory[::64] = bytes(EVICTED_BYTES // 64)
     json.loads(json.dumps(_document))
 
 
@@ -115,12 +116,11 @@ def measure(calls: int, upstream: str) -> dict[str, dict[str, float]]:
     for call in measured.values():  # connections opened, hooks compiled
         for _ in range(100):
             call()
-    block = 100
-    for _ in range(max(calls // block, 1)):
+    for _ in range(max(calls // BLOCK, 1)):
         for name, call in measured.items():
-            for _ in range(block):
+            for _ in range(BLOCK):
                 samples[name]["loop"].append(cpu_us(call))
-            for _ in range(block):
+            for _ in range(BLOCK):
                 evict()
                 samples[name]["cold"].append(cpu_us(call))
     return {
@@ -131,7 +131,9 @@ def measure(calls: int, upstream: str) -> dict[str, dict[str, float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="calls of each case, each way")
+    parser.add_argument(
+        "--calls", type=int, default=2000, help=f"calls of each case, each way (by {BLOCK}s)"
+    )
     options = parser.parse_args()
     load = os.getloadavg()[0]
     with (
@@ -139,9 +141,10 @@ def main() -> int:
         running_upstream(Path(workdir)) as (upstream, server),
     ):
         wait_until_ready(server, f"{upstream}/now", timeout=30)
-        medians = measure(options.calls, upstream)
+        calls = max(options.calls // BLOCK, 1) * BLOCK
+        medians = measure(calls, upstream)
     print(
-        f"CPU µs per call, median of {options.calls} (this thread; the upstream not counted); "
+        f"CPU µs per call, median of {calls} (this thread; the upstream not counted); "
         f"load average {load:.1f} on {os.cpu_count()} cores when it started"
     )
     print("| call | in a loop | cold |")
